@@ -1,0 +1,245 @@
+package keyenc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/strata-db/strata/internal/serr"
+)
+
+// Key spaces: the first byte of every key.
+const (
+	// SpaceSystem holds database-wide records (format marker, version
+	// high-water mark). System keys are bare: they carry no version.
+	SpaceSystem byte = 0x01
+	// SpaceData holds run-scoped, versioned records.
+	SpaceData byte = 0x02
+)
+
+// Tag names the primitive a data key belongs to. KV key "status" and state
+// cell "status" differ in their tag, so they never collide. The value 0xFF is
+// reserved so that every tag has a successor.
+type Tag byte
+
+// Primitive tags. Only TagKV is written by this version of Strata; the others
+// are reserved for the primitives that follow (event log, state cells, JSON
+// documents, per-run metadata) so that their numbers never change.
+const (
+	TagKV      Tag = 0x01
+	TagEvent   Tag = 0x02
+	TagState   Tag = 0x03
+	TagJSON    Tag = 0x04
+	TagRunMeta Tag = 0x05
+)
+
+// Sizes of the fixed parts of a key.
+const (
+	// RunIDLen is the size of a run id in a key: a UUID's 16 bytes.
+	RunIDLen = 16
+	// SuffixLen is the size of a version suffix: 8 version bytes and the
+	// length byte.
+	SuffixLen = 9
+	// dataHeaderLen is space + run + tag.
+	dataHeaderLen = 1 + RunIDLen + 1
+	// MaxUserKeyLen is the largest user key Strata accepts, in bytes.
+	MaxUserKeyLen = 4096
+	// MaxVersion is the largest commit version; a seek at MaxVersion finds
+	// the newest version of a key.
+	MaxVersion = ^uint64(0)
+)
+
+const (
+	sentinel     = 0x00
+	suffixMarker = SuffixLen // the trailing length byte of a versioned key
+)
+
+// RunID is the 16-byte run identifier as it appears in keys.
+type RunID = [RunIDLen]byte
+
+// AppendPrefix appends the bare key (the Split prefix) of (run, tag, userKey)
+// to dst. The user key is copied raw: Split finds the prefix from the end, so
+// no escaping is needed.
+func AppendPrefix(dst []byte, run RunID, tag Tag, userKey []byte) []byte {
+	dst = append(dst, SpaceData)
+	dst = append(dst, run[:]...)
+	dst = append(dst, byte(tag))
+	dst = append(dst, userKey...)
+	return append(dst, sentinel)
+}
+
+// AppendSuffix appends the version suffix for version v to dst.
+func AppendSuffix(dst []byte, v uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, v)
+	return append(dst, suffixMarker)
+}
+
+// AppendVersioned appends the key of (run, tag, userKey) at version v.
+func AppendVersioned(dst []byte, run RunID, tag Tag, userKey []byte, v uint64) []byte {
+	return AppendSuffix(AppendPrefix(dst, run, tag, userKey), v)
+}
+
+// PrefixLen returns the length of the bare key that AppendPrefix builds for a
+// user key of length n.
+func PrefixLen(n int) int { return dataHeaderLen + n + 1 }
+
+// Split returns the length of k's prefix: everything but the version suffix.
+// It never panics; a key of unknown shape is treated as all prefix (ValidateKey
+// rejects it).
+func Split(k []byte) int {
+	n := len(k)
+	if n >= SuffixLen+1 && k[n-1] == suffixMarker && k[n-SuffixLen-1] == sentinel {
+		return n - SuffixLen
+	}
+	return n
+}
+
+// Version returns the version in k's suffix, or 0 for a bare key.
+func Version(k []byte) uint64 {
+	p := Split(k)
+	if p == len(k) {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[p : p+8])
+}
+
+// CompareSuffixes orders version suffixes: the empty suffix first, then
+// versions from newest to oldest.
+func CompareSuffixes(a, b []byte) int {
+	switch {
+	case len(a) == 0 && len(b) == 0:
+		return 0
+	case len(a) == 0:
+		return -1
+	case len(b) == 0:
+		return 1
+	}
+	// Both suffixes are big-endian versions (plus the same length byte), so
+	// bytewise order is version order; newest first reverses it.
+	return bytes.Compare(b, a)
+}
+
+// Compare orders two keys: by prefix bytewise, then by CompareSuffixes.
+func Compare(a, b []byte) int {
+	ap, bp := Split(a), Split(b)
+	if c := bytes.Compare(a[:ap], b[:bp]); c != 0 {
+		return c
+	}
+	return CompareSuffixes(a[ap:], b[bp:])
+}
+
+// Equal reports whether two keys are identical under Compare.
+func Equal(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// AbbreviatedKey returns the first 8 bytes of k's prefix as a big-endian
+// integer, zero padded. It agrees with Compare: a strictly smaller abbreviation
+// implies a strictly smaller key.
+func AbbreviatedKey(k []byte) uint64 {
+	p := k[:Split(k)]
+	var buf [8]byte
+	copy(buf[:], p)
+	return binary.BigEndian.Uint64(buf[:])
+}
+
+// ValidateKey reports whether k has the shape of a Strata key: a bare key
+// ending in the 0x00 sentinel, or a prefix followed by a version suffix.
+func ValidateKey(k []byte) error {
+	n := len(k)
+	switch {
+	case n == 0:
+		return fmt.Errorf("%w: empty key", serr.ErrCorruption)
+	case k[n-1] == sentinel:
+		return nil
+	case Split(k) == n-SuffixLen:
+		return nil
+	default:
+		return fmt.Errorf("%w: key %x has no valid suffix", serr.ErrCorruption, k)
+	}
+}
+
+// ImmediateSuccessor appends to dst the smallest prefix greater than the
+// prefix a: a with one more 0x00 byte, which is itself a valid bare key.
+func ImmediateSuccessor(dst, a []byte) []byte {
+	return append(append(dst, a...), sentinel)
+}
+
+// DataKey is a decoded data key. UserKey aliases the input.
+type DataKey struct {
+	Run     RunID
+	Tag     Tag
+	UserKey []byte
+	Version uint64 // 0 for a bare key
+}
+
+// DecodeDataKey splits a data key into its parts. It returns ErrCorruption
+// for anything that is not a well-formed data key.
+func DecodeDataKey(k []byte) (DataKey, error) {
+	var d DataKey
+	p := Split(k)
+	if p < dataHeaderLen+1 || k[0] != SpaceData || k[p-1] != sentinel {
+		return d, fmt.Errorf("%w: malformed data key %x", serr.ErrCorruption, k)
+	}
+	copy(d.Run[:], k[1:1+RunIDLen])
+	d.Tag = Tag(k[1+RunIDLen])
+	d.UserKey = k[dataHeaderLen : p-1]
+	if p < len(k) {
+		d.Version = binary.BigEndian.Uint64(k[p : p+8])
+	}
+	return d, nil
+}
+
+// TagBounds returns the iterator bounds [lower, upper) that cover every key
+// of (run, tag). Both are valid bare keys.
+func TagBounds(run RunID, tag Tag) (lower, upper []byte) {
+	lower = AppendPrefix(nil, run, tag, nil)
+	upper = successorTagPrefix(run, tag)
+	return lower, upper
+}
+
+// PrefixBounds returns the iterator bounds [lower, upper) that cover every
+// key of (run, tag) whose user key starts with userPrefix. An empty prefix
+// covers the whole tag.
+func PrefixBounds(run RunID, tag Tag, userPrefix []byte) (lower, upper []byte) {
+	lower = AppendPrefix(nil, run, tag, userPrefix)
+	succ := prefixSuccessor(userPrefix)
+	if succ == nil {
+		return lower, successorTagPrefix(run, tag)
+	}
+	return lower, AppendPrefix(nil, run, tag, succ)
+}
+
+// successorTagPrefix is the first bare key after every key of (run, tag).
+// Tags stop below 0xFF, so tag+1 never overflows; the run bytes are untouched.
+func successorTagPrefix(run RunID, tag Tag) []byte {
+	return AppendPrefix(nil, run, tag+1, nil)
+}
+
+// prefixSuccessor returns the shortest byte string greater than every string
+// with prefix p, or nil if there is none (p empty or all 0xFF).
+func prefixSuccessor(p []byte) []byte {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] != 0xFF {
+			s := append([]byte(nil), p[:i+1]...)
+			s[i]++
+			return s
+		}
+	}
+	return nil
+}
+
+// SystemKey returns the bare key of the system record with the given name.
+func SystemKey(name string) []byte {
+	k := make([]byte, 0, len(name)+2)
+	k = append(k, SpaceSystem)
+	k = append(k, name...)
+	return append(k, sentinel)
+}
+
+// Names of system records.
+const (
+	// SysFormat holds the store's format marker (see format.go).
+	SysFormat = "format"
+	// SysLastVersion holds the highest commit version applied, written in
+	// the same batch as every commit.
+	SysLastVersion = "last-version"
+)

@@ -1,0 +1,218 @@
+package keyenc
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/stretchr/testify/require"
+)
+
+var runA = RunID{0xA}
+var runB = RunID{0xB}
+
+func TestVersionOrderNewestFirst(t *testing.T) {
+	bare := AppendPrefix(nil, runA, TagKV, []byte("k"))
+	v1 := AppendVersioned(nil, runA, TagKV, []byte("k"), 1)
+	v2 := AppendVersioned(nil, runA, TagKV, []byte("k"), 2)
+	vmax := AppendVersioned(nil, runA, TagKV, []byte("k"), MaxVersion)
+	keys := [][]byte{v1, vmax, bare, v2}
+	slices.SortFunc(keys, Compare)
+	require.Equal(t, [][]byte{bare, vmax, v2, v1}, keys)
+}
+
+func TestUserKeyOrderPreserved(t *testing.T) {
+	// User keys containing 0x00 and 0xFF, and keys that are prefixes of
+	// others, must keep bytewise order whatever their versions.
+	users := [][]byte{{}, {0}, {0, 0}, {0, 1}, []byte("a"), []byte("a\x00"), []byte("a\x00b"), []byte("ab"), {0xFF}, {0xFF, 0xFF}}
+	for i, a := range users {
+		for j, b := range users {
+			want := bytes.Compare(a, b)
+			for _, va := range []uint64{1, 7, MaxVersion} {
+				for _, vb := range []uint64{1, 7, MaxVersion} {
+					ka := AppendVersioned(nil, runA, TagKV, a, va)
+					kb := AppendVersioned(nil, runA, TagKV, b, vb)
+					got := Compare(ka, kb)
+					if want != 0 {
+						require.Equal(t, want, got, "users %d %d", i, j)
+					} else {
+						require.Equal(t, -cmpU64(va, vb), got)
+					}
+				}
+			}
+		}
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func TestRunsAndTagsAreDisjoint(t *testing.T) {
+	// Run A with key "\x00b" must never equal or interleave with run B's keys.
+	ka := AppendVersioned(nil, runA, TagKV, []byte("\x00b"), 1)
+	kb := AppendVersioned(nil, runB, TagKV, []byte("b"), 1)
+	require.NotEqual(t, 0, Compare(ka, kb))
+	lo, hi := TagBounds(runA, TagKV)
+	require.True(t, Compare(lo, ka) <= 0 && Compare(ka, hi) < 0)
+	require.False(t, Compare(lo, kb) <= 0 && Compare(kb, hi) < 0)
+	ks := AppendVersioned(nil, runA, TagState, []byte("\x00b"), 1)
+	require.False(t, Compare(lo, ks) <= 0 && Compare(ks, hi) < 0)
+}
+
+func TestPrefixBounds(t *testing.T) {
+	inside := func(lo, hi, k []byte) bool { return Compare(lo, k) <= 0 && Compare(k, hi) < 0 }
+	cases := []struct {
+		prefix string
+		in     []string
+		out    []string
+	}{
+		{"ab", []string{"ab", "ab\x00", "abc", "ab\xff\xff"}, []string{"a", "aa", "ac", "b", "a\xff"}},
+		{"a\xff", []string{"a\xff", "a\xff\xff"}, []string{"a", "b", "a\xfe"}},
+		{"\xff\xff", []string{"\xff\xff", "\xff\xff\x00"}, []string{"\xff", "\xfe"}},
+		{"", []string{"", "a", "\xff"}, nil},
+	}
+	for _, c := range cases {
+		lo, hi := PrefixBounds(runA, TagKV, []byte(c.prefix))
+		for _, k := range c.in {
+			for _, v := range []uint64{1, MaxVersion} {
+				require.True(t, inside(lo, hi, AppendVersioned(nil, runA, TagKV, []byte(k), v)), "%q in %q", k, c.prefix)
+			}
+		}
+		for _, k := range c.out {
+			require.False(t, inside(lo, hi, AppendVersioned(nil, runA, TagKV, []byte(k), 1)), "%q out of %q", k, c.prefix)
+		}
+		// Bounds are valid bare keys.
+		require.NoError(t, ValidateKey(lo))
+		require.NoError(t, ValidateKey(hi))
+		require.Equal(t, len(lo), Split(lo))
+	}
+}
+
+func TestDecodeDataKeyRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		var run RunID
+		for i := range run {
+			run[i] = byte(r.UintN(256))
+		}
+		uk := make([]byte, r.IntN(20))
+		for i := range uk {
+			uk[i] = byte(r.UintN(4)) // many 0x00 bytes
+		}
+		v := r.Uint64()
+		k := AppendVersioned(nil, run, TagState, uk, v)
+		d, err := DecodeDataKey(k)
+		require.NoError(t, err)
+		require.Equal(t, run, d.Run)
+		require.Equal(t, TagState, d.Tag)
+		require.Equal(t, uk, append([]byte{}, d.UserKey...))
+		require.Equal(t, v, d.Version)
+		require.Equal(t, v, Version(k))
+		require.Equal(t, PrefixLen(len(uk)), Split(k))
+	}
+}
+
+func TestDecodeRejectsGarbage(t *testing.T) {
+	for _, k := range [][]byte{nil, {0x02}, {0x01, 'x', 0}, {0x02, 1, 2, 3, 0x09}} {
+		_, err := DecodeDataKey(k)
+		require.ErrorIs(t, err, serr.ErrCorruption)
+	}
+	require.Error(t, ValidateKey([]byte{1, 2, 3}))
+	require.Error(t, ValidateKey(nil))
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	for _, kind := range []Kind{KindTombstone, KindBytes, KindValue} {
+		b := AppendHeader(nil, kind, -42)
+		if kind != KindTombstone {
+			b = append(b, "payload"...)
+		}
+		h, p, err := DecodeHeader(b)
+		require.NoError(t, err)
+		require.Equal(t, kind, h.Kind)
+		require.Equal(t, int64(-42), h.Timestamp)
+		if kind != KindTombstone {
+			require.Equal(t, "payload", string(p))
+		}
+	}
+	_, _, err := DecodeHeader([]byte{1, 1})
+	require.ErrorIs(t, err, serr.ErrCorruption)
+	_, _, err = DecodeHeader(append(AppendHeader(nil, KindTombstone, 0), 'x'))
+	require.ErrorIs(t, err, serr.ErrCorruption)
+	bad := AppendHeader(nil, KindBytes, 0)
+	bad[0] = 9
+	_, _, err = DecodeHeader(bad)
+	require.True(t, errors.Is(err, serr.ErrCorruption))
+}
+
+func TestFormatRecord(t *testing.T) {
+	v, err := DecodeFormat(EncodeFormat())
+	require.NoError(t, err)
+	require.Equal(t, FormatVersion, v)
+	_, err = DecodeFormat([]byte("PEBB\x00\x00\x00\x01"))
+	require.ErrorIs(t, err, serr.ErrCorruption)
+}
+
+func FuzzDecodeDataKey(f *testing.F) {
+	f.Add(AppendVersioned(nil, runA, TagKV, []byte("k\x00"), 5))
+	f.Add(AppendPrefix(nil, runB, TagEvent, nil))
+	f.Add([]byte{0x02, 0x09})
+	f.Fuzz(func(t *testing.T, k []byte) {
+		d, err := DecodeDataKey(k)
+		if err != nil {
+			return
+		}
+		// A key that decodes re-encodes to itself.
+		var re []byte
+		if d.Version == 0 && Split(k) == len(k) {
+			re = AppendPrefix(nil, d.Run, d.Tag, d.UserKey)
+		} else {
+			re = AppendVersioned(nil, d.Run, d.Tag, d.UserKey, d.Version)
+		}
+		if !bytes.Equal(re, k) {
+			t.Fatalf("re-encoded %x as %x", k, re)
+		}
+	})
+}
+
+func FuzzCompare(f *testing.F) {
+	f.Add([]byte("a\x00"), []byte("a\x00\x00\x00\x00\x00\x00\x00\x00\x01\x09"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		// Compare never panics, is antisymmetric, and agrees with the
+		// abbreviated key.
+		c1, c2 := Compare(a, b), Compare(b, a)
+		if c1 != -c2 {
+			t.Fatalf("Compare not antisymmetric: %d %d", c1, c2)
+		}
+		aa, ab := AbbreviatedKey(a), AbbreviatedKey(b)
+		if aa < ab && c1 >= 0 || aa > ab && c1 <= 0 {
+			t.Fatalf("abbreviated key disagrees with Compare")
+		}
+		_ = ValidateKey(a)
+	})
+}
+
+func FuzzDecodeHeader(f *testing.F) {
+	f.Add(AppendHeader(nil, KindValue, 1))
+	f.Add(AppendHeader(nil, KindTombstone, 1))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		h, p, err := DecodeHeader(v)
+		if err != nil {
+			return
+		}
+		re := append(AppendHeader(nil, h.Kind, h.Timestamp), p...)
+		if !bytes.Equal(re, v) {
+			t.Fatalf("header round trip %x -> %x", v, re)
+		}
+	})
+}
