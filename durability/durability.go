@@ -1,0 +1,239 @@
+// Package durability maps Strata's three durability modes onto Pebble's WAL
+// and tracks the durable version: the highest commit version known to be
+// synced to stable storage.
+//
+//   - Strict: every commit's WAL record is fsynced before the commit returns
+//     (and before it becomes visible). Concurrent commits share fsyncs.
+//   - Batched: commits return once their WAL record is written; a
+//     background syncer fsyncs the WAL every Interval, or sooner once
+//     MaxPending commits are waiting. Everything at or below the reported
+//     durable version survives a crash.
+//   - None: commits are never synced by Strata except by Flush, Shutdown and
+//     Close. A crash may lose an acknowledged suffix.
+//
+// This package knows nothing of Pebble: it is handed a sync barrier (a
+// function that makes every write applied before it durable) and a function
+// that reports the highest applied version.
+package durability
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Mode is a durability mode.
+type Mode uint8
+
+// The durability modes. The zero value is Batched, the default.
+const (
+	Batched Mode = iota
+	Strict
+	None
+)
+
+// String returns "none", "batched" or "strict".
+func (m Mode) String() string {
+	switch m {
+	case None:
+		return "none"
+	case Batched:
+		return "batched"
+	case Strict:
+		return "strict"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// Valid reports whether m is one of the three modes.
+func (m Mode) Valid() bool { return m <= None }
+
+// ParseMode parses a mode name as printed by String (case-insensitive).
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(s) {
+	case "none":
+		return None, nil
+	case "batched", "buffered":
+		return Batched, nil
+	case "strict":
+		return Strict, nil
+	}
+	return 0, fmt.Errorf("durability: unknown mode %q (want none, batched or strict)", s)
+}
+
+// SyncsEachCommit reports whether a commit in this mode waits for its own
+// fsync.
+func (m Mode) SyncsEachCommit() bool { return m == Strict }
+
+// Defaults for Batched mode.
+const (
+	DefaultInterval   = 100 * time.Millisecond
+	DefaultMaxPending = 1000
+)
+
+// BatchedConfig tunes Batched mode.
+type BatchedConfig struct {
+	// Interval is the longest time between background syncs while commits
+	// are pending. The default is 100ms.
+	Interval time.Duration
+	// MaxPending is the number of unsynced commits that triggers a sync
+	// before Interval has passed. The default is 1000.
+	MaxPending int
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c BatchedConfig) WithDefaults() BatchedConfig {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	return c
+}
+
+// Validate rejects negative settings.
+func (c BatchedConfig) Validate() error {
+	if c.Interval < 0 {
+		return fmt.Errorf("durability: negative sync interval %v", c.Interval)
+	}
+	if c.MaxPending < 0 {
+		return fmt.Errorf("durability: negative max pending commits %d", c.MaxPending)
+	}
+	return nil
+}
+
+// Manager tracks the durable version and, in Batched mode, runs the
+// background syncer.
+type Manager struct {
+	mode    Mode
+	barrier func() error
+	applied func() uint64
+
+	durable atomic.Uint64
+	pending atomic.Int64
+	syncs   atomic.Uint64
+	syncMu  sync.Mutex // one barrier at a time; waiting callers share the next
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	cfg  BatchedConfig
+}
+
+// NewManager returns a Manager for mode. barrier must make every write
+// applied before the call durable; applied returns the highest version whose
+// write has been applied. recovered is the highest version found on open,
+// durable by definition. In Batched mode the background syncer starts now;
+// Close stops it.
+func NewManager(mode Mode, cfg BatchedConfig, barrier func() error, applied func() uint64, recovered uint64) *Manager {
+	m := &Manager{mode: mode, barrier: barrier, applied: applied, cfg: cfg.WithDefaults()}
+	m.durable.Store(recovered)
+	if mode == Batched {
+		m.kick = make(chan struct{}, 1)
+		m.stop = make(chan struct{})
+		m.done = make(chan struct{})
+		go m.loop()
+	}
+	return m
+}
+
+// Mode returns the manager's mode.
+func (m *Manager) Mode() Mode { return m.mode }
+
+// Config returns the Batched-mode settings in force.
+func (m *Manager) Config() BatchedConfig { return m.cfg }
+
+// Durable returns the durable version: every commit at or below it survives
+// a crash of the process or the machine.
+func (m *Manager) Durable() uint64 { return m.durable.Load() }
+
+// Syncs returns how many sync barriers the manager has issued.
+func (m *Manager) Syncs() uint64 { return m.syncs.Load() }
+
+// Synced records that version v was fsynced by its own commit (Strict). WAL
+// order is version order, so every version below v is durable too.
+func (m *Manager) Synced(v uint64) { m.advance(v) }
+
+// Committed records an unsynced commit. In Batched mode it wakes the syncer
+// once MaxPending commits are waiting.
+func (m *Manager) Committed() {
+	if m.mode != Batched {
+		return
+	}
+	if m.pending.Add(1) >= int64(m.cfg.MaxPending) {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Sync makes every commit applied so far durable and returns the new
+// durable version. It is Flush's engine.
+func (m *Manager) Sync() (uint64, error) {
+	target := m.applied()
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	if m.durable.Load() >= target {
+		return m.durable.Load(), nil // a sync that started after us covered it
+	}
+	// Read again under the lock: one barrier covers everything applied
+	// before it starts.
+	target = m.applied()
+	m.pending.Store(0)
+	m.syncs.Add(1)
+	if err := m.barrier(); err != nil {
+		return m.durable.Load(), err
+	}
+	m.advance(target)
+	return m.durable.Load(), nil
+}
+
+func (m *Manager) advance(v uint64) {
+	for {
+		cur := m.durable.Load()
+		if v <= cur || m.durable.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+func (m *Manager) loop() {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		if m.applied() > m.durable.Load() {
+			if _, err := m.Sync(); err != nil {
+				return // the database is failed; nothing more can be made durable
+			}
+		}
+	}
+}
+
+// Stop stops the background syncer, if any, without syncing. It is
+// idempotent but must not race with itself or Close.
+func (m *Manager) Stop() {
+	if m.stop != nil {
+		close(m.stop)
+		<-m.done
+		m.stop = nil
+	}
+}
+
+// Close stops the background syncer, if any, and syncs everything applied.
+// It does not close the database.
+func (m *Manager) Close() error {
+	m.Stop()
+	_, err := m.Sync()
+	return err
+}

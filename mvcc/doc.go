@@ -1,0 +1,28 @@
+// Package mvcc keeps versioned records in Pebble: reads of the newest
+// version at or below a snapshot version, scans at a snapshot, per-key
+// history, and atomic application of a write set at one commit version.
+//
+// # Versions
+//
+// One global commit version (uint64) orders every commit; the first commit of
+// a new store gets version 1, and 0 means "absent". The Store allocates
+// versions, and every batch it applies also records the version it carries
+// under a system key, so that reopening a store recovers the highest version
+// and continues above it.
+//
+// Versions are allocated and batches applied under one short critical
+// section (a memtable insert), so Pebble's WAL holds commits in version
+// order: after a crash the recovered state is a prefix of version order.
+// Waiting for an fsync happens outside that section, so concurrent synced
+// commits share fsyncs.
+//
+// # Visibility
+//
+// Pebble makes a batch readable before its fsync and before earlier
+// concurrent batches are finished. Strata does not read Pebble's "latest":
+// readers use the visible version, the highest V such that every commit
+// with version <= V has been applied and, when it asked to be, synced. A
+// commit publishes its version when it is done; the visible version only
+// advances over a contiguous run of published versions, so no snapshot ever
+// holds version N+1 without version N.
+package mvcc

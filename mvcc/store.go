@@ -1,0 +1,196 @@
+package mvcc
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/pebbleadapter"
+)
+
+// Write is one entry of a write set: a value (Kind KindBytes or KindValue)
+// or a deletion (Kind KindTombstone, no payload) of (Run, Tag, Key).
+type Write struct {
+	Run     keyenc.RunID
+	Tag     keyenc.Tag
+	Key     []byte
+	Kind    keyenc.Kind
+	Payload []byte
+}
+
+// Store is the versioned record store over one Pebble database.
+type Store struct {
+	db *pebbleadapter.DB
+
+	seqMu  sync.Mutex
+	last   uint64 // highest allocated version; guarded by seqMu
+	lastTS int64  // timestamp of the last commit; guarded by seqMu
+
+	applied atomic.Uint64 // highest version whose batch is in the WAL
+	wm      watermark
+}
+
+var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
+
+// Open recovers the highest committed version from db and returns a Store
+// that continues above it.
+func Open(db *pebbleadapter.DB) (*Store, error) {
+	s := &Store{db: db}
+	v, err := db.Get(lastVersionKey)
+	switch {
+	case errors.Is(err, serr.ErrNotFound):
+		v = nil
+	case err != nil:
+		return nil, err
+	}
+	var last uint64
+	if v != nil {
+		if last, err = keyenc.DecodeUint64(v); err != nil {
+			return nil, err
+		}
+	}
+	s.last = last
+	s.applied.Store(last)
+	s.wm.init(last)
+	return s, nil
+}
+
+// Visible returns the visible version: every commit at or below it is
+// fully applied (and synced, if it asked to be). Snapshots are taken here.
+func (s *Store) Visible() uint64 { return s.wm.visible.Load() }
+
+// Applied returns the highest version whose batch has reached the WAL. A
+// sync barrier issued after reading it makes every version up to it durable.
+func (s *Store) Applied() uint64 { return s.applied.Load() }
+
+// Commit is a write set applied at a version but not yet published.
+type Commit struct {
+	s       *Store
+	b       *pebbleadapter.Batch
+	Version uint64
+	// Timestamp is the commit time in Unix nanoseconds; it never decreases
+	// from one version to the next.
+	Timestamp int64
+}
+
+// Apply allocates the next version and applies ws at that version in one
+// Pebble batch, together with the version record. With sync, the fsync is
+// not awaited: call Commit.SyncWait outside any lock, then Publish. A
+// commit that returns an error consumed no version visible to anyone; a
+// storage failure marks the store failed.
+func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
+	size := len(lastVersionKey) + 8
+	for i := range ws {
+		size += keyenc.PrefixLen(len(ws[i].Key)) + keyenc.SuffixLen + keyenc.HeaderLen + len(ws[i].Payload)
+	}
+	b := s.db.NewBatch()
+
+	s.seqMu.Lock()
+	v := s.last + 1
+	ts := time.Now().UnixNano()
+	if ts < s.lastTS {
+		ts = s.lastTS
+	}
+	for i := range ws {
+		w := &ws[i]
+		klen := keyenc.PrefixLen(len(w.Key)) + keyenc.SuffixLen
+		k, val, finish := b.SetDeferred(klen, keyenc.HeaderLen+len(w.Payload))
+		keyenc.AppendVersioned(k[:0], w.Run, w.Tag, w.Key, v)
+		copy(val[keyenc.HeaderLen:], w.Payload)
+		keyenc.AppendHeader(val[:0], w.Kind, ts)
+		finish()
+	}
+	b.Set(lastVersionKey, keyenc.EncodeUint64(v))
+	err := b.Apply(sync)
+	if err == nil {
+		s.last, s.lastTS = v, ts
+		s.applied.Store(v)
+	}
+	s.seqMu.Unlock()
+
+	if err != nil {
+		b.Close()
+		s.wm.fail(err)
+		return nil, err
+	}
+	return &Commit{s: s, b: b, Version: v, Timestamp: ts}, nil
+}
+
+// SyncWait waits for the commit's fsync if it was applied with sync.
+func (c *Commit) SyncWait() error {
+	if err := c.b.SyncWait(); err != nil {
+		c.s.wm.fail(err)
+		return err
+	}
+	return nil
+}
+
+// Publish releases the batch, marks the version done and waits until it is
+// visible (every earlier version done too). After Publish returns nil, every
+// new snapshot includes the commit.
+func (c *Commit) Publish() error {
+	c.b.Close()
+	if err := c.s.wm.publish(c.Version); err != nil {
+		return err
+	}
+	return c.s.db.Failed()
+}
+
+// Fail wakes every commit waiting to become visible with err; the store
+// accepts no more commits. Called when the database fails.
+func (s *Store) Fail(err error) { s.wm.fail(err) }
+
+// Record is one stored version of a key.
+type Record struct {
+	Version   uint64
+	Timestamp int64
+	Kind      keyenc.Kind // KindTombstone for a deletion
+	Payload   []byte      // owned by the caller
+}
+
+// Deleted reports whether the record is a tombstone.
+func (r Record) Deleted() bool { return r.Kind == keyenc.KindTombstone }
+
+// Get returns the newest version of (run, tag, key) at or below version at.
+// found is false when the key has no version at or below at. A tombstone is
+// returned as found with Kind KindTombstone: callers decide what a deletion
+// means for them (a read treats it as absent).
+func (s *Store) Get(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (rec Record, found bool, err error) {
+	var buf [128]byte
+	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
+	it, err := s.db.NewIter(nil, nil)
+	if err != nil {
+		return rec, false, err
+	}
+	if it.SeekPrefixGE(seek) {
+		rec, err = decodeRecord(it)
+		found = err == nil
+	}
+	if cerr := it.Close(); err == nil && cerr != nil {
+		return Record{}, false, cerr
+	}
+	return rec, found, err
+}
+
+// decodeRecord decodes the record at the iterator's position, copying the
+// payload.
+func decodeRecord(it *pebbleadapter.Iter) (Record, error) {
+	raw, err := it.Value()
+	if err != nil {
+		return Record{}, err
+	}
+	h, payload, err := keyenc.DecodeHeader(raw)
+	if err != nil {
+		return Record{}, fmt.Errorf("key %x: %w", it.Key(), err)
+	}
+	return Record{
+		Version:   keyenc.Version(it.Key()),
+		Timestamp: h.Timestamp,
+		Kind:      h.Kind,
+		Payload:   append([]byte(nil), payload...),
+	}, nil
+}

@@ -1,0 +1,77 @@
+package pebbleadapter
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Batch is a set of writes applied atomically.
+type Batch struct {
+	d       *DB
+	b       *pebble.Batch
+	sync    bool
+	pending bool // applied with a sync whose wait is still outstanding
+}
+
+// NewBatch returns an empty batch.
+func (d *DB) NewBatch() *Batch { return &Batch{d: d, b: d.pdb.NewBatch()} }
+
+// SetDeferred reserves room for a key and a value of the given lengths and
+// returns the two slices to fill in; this saves a copy when keys are encoded
+// straight into the batch.
+func (b *Batch) SetDeferred(keyLen, valueLen int) (key, value []byte, finish func()) {
+	op := b.b.SetDeferred(keyLen, valueLen)
+	return op.Key, op.Value, func() { _ = op.Finish() }
+}
+
+// Set adds a write of value under key.
+func (b *Batch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
+
+// Len returns the size of the batch's encoded contents in bytes.
+func (b *Batch) Len() int { return b.b.Len() }
+
+// Apply commits the batch: it is written to the WAL and becomes readable in
+// Pebble before Apply returns. With sync, Apply does not wait for the fsync:
+// the caller must call SyncWait, outside its own locks, so that concurrent
+// synced commits share fsyncs (group commit).
+//
+// A write failure marks the store failed and returns an error matching
+// ErrFailed; it is never reported as success.
+func (b *Batch) Apply(sync bool) error {
+	var err error
+	if sync {
+		err = b.d.pdb.ApplyNoSyncWait(b.b, pebble.Sync)
+	} else {
+		err = b.d.pdb.Apply(b.b, pebble.NoSync)
+	}
+	b.sync, b.pending = sync, sync && err == nil
+	if err != nil {
+		b.d.Fail(fmt.Errorf("apply: %w", err))
+	}
+	// Pebble reports WAL write failures through Logger.Fatalf on this
+	// goroutine and then returns nil: check for a recorded failure.
+	return b.d.Failed()
+}
+
+// SyncWait waits for the fsync of a batch applied with sync. It returns nil
+// at once for a batch applied without sync.
+func (b *Batch) SyncWait() error {
+	if !b.pending {
+		return b.d.Failed()
+	}
+	b.pending = false
+	if err := b.b.SyncWait(); err != nil {
+		b.d.Fail(fmt.Errorf("WAL sync: %w", err))
+	}
+	return b.d.Failed()
+}
+
+// Close releases the batch. A batch applied with sync must have been waited
+// for first; Close does that wait itself if it was not.
+func (b *Batch) Close() {
+	if b.pending {
+		_ = b.SyncWait()
+	}
+	_ = b.b.Close()
+}

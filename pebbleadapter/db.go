@@ -1,0 +1,324 @@
+package pebbleadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/keyenc"
+)
+
+// FS is Pebble's filesystem interface. Strata's options accept any FS:
+// vfs.Default (the real disk), vfs.NewMem, vfs.NewCrashableMem, or an
+// errorfs wrapper for fault injection.
+type FS = vfs.FS
+
+// NewMemFS returns a fresh in-memory filesystem.
+func NewMemFS() FS { return vfs.NewMem() }
+
+// Options configure Open. The zero value opens "." on the real disk with
+// Pebble's defaults.
+type Options struct {
+	// Dir is the store's directory within FS.
+	Dir string
+	// FS is the filesystem. nil means the real disk.
+	FS FS
+	// MemTableSize is Pebble's memtable size in bytes; 0 keeps Pebble's.
+	MemTableSize uint64
+	// CacheSize is the block cache size in bytes; 0 keeps Pebble's.
+	CacheSize int64
+	// Logger receives Pebble's log lines and background errors.
+	Logger zerolog.Logger
+}
+
+const (
+	stateOpen int32 = iota
+	stateClosing
+	stateClosed
+)
+
+// DB is an open Pebble store behind Strata's gate.
+type DB struct {
+	pdb *pebble.DB
+	log zerolog.Logger
+
+	state    atomic.Int32
+	inflight atomic.Int64
+	failure  atomic.Pointer[error]
+
+	closeOnce sync.Once
+	closeErr  error
+
+	bgErrors   atomic.Int64 // background errors seen, for rate-limited logging
+	lastBgLog  atomic.Int64 // unix nanos of the last logged background error
+	corruption atomic.Int64 // DataCorruption events seen
+}
+
+// Open opens or creates a store. A directory held by another process or
+// another open DB returns an error matching serr.ErrLocked at once; a store
+// written by something other than Strata, or by a newer Strata, returns
+// serr.ErrCorruption.
+func Open(o Options) (*DB, error) {
+	d := &DB{log: o.Logger}
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if err := fs.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("strata: create %q: %w", o.Dir, err)
+	}
+	popts := &pebble.Options{
+		FS:                 fs,
+		Comparer:           Comparer,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{d},
+		MemTableSize:       o.MemTableSize,
+		CacheSize:          o.CacheSize,
+		EventListener: &pebble.EventListener{
+			BackgroundError: d.onBackgroundError,
+			DataCorruption:  d.onCorruption,
+		},
+	}
+	for i := range popts.Levels {
+		// Point reads are SeekPrefixGE calls: bloom filters on the prefix
+		// let them skip tables that lack the key.
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	pdb, err := pebble.Open(o.Dir, popts)
+	if err != nil {
+		return nil, mapOpenError(o.Dir, err)
+	}
+	d.pdb = pdb
+	if err := d.Err(); err != nil {
+		_ = d.closePebble()
+		return nil, err
+	}
+	if err := d.checkFormat(); err != nil {
+		_ = d.closePebble()
+		return nil, err
+	}
+	return d, nil
+}
+
+func mapOpenError(dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EAGAIN), strings.Contains(err.Error(), "lock held by current process"):
+		// EAGAIN: another process holds the flock (or, on MemFS, another
+		// DB). Pebble's own in-process lock table reports the same case
+		// with an unexported error whose text we match.
+		return fmt.Errorf("%w: %s: %v", serr.ErrLocked, dir, err)
+	case pebble.IsCorruptionError(err):
+		return fmt.Errorf("%w: open %s: %v", serr.ErrCorruption, dir, err)
+	case errors.Is(err, pebble.ErrDBAlreadyExists), errors.Is(err, pebble.ErrDBDoesNotExist):
+		return fmt.Errorf("strata: open %s: %w", dir, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "comparer") {
+		return fmt.Errorf("%w: %s is not a Strata store of this format: %v", serr.ErrCorruption, dir, err)
+	}
+	return fmt.Errorf("strata: open %s: %w", dir, err)
+}
+
+// checkFormat writes the format record into a new store, or checks it in an
+// existing one.
+func (d *DB) checkFormat() error {
+	key := keyenc.SystemKey(keyenc.SysFormat)
+	v, err := d.Get(key)
+	switch {
+	case errors.Is(err, serr.ErrNotFound):
+		if err := d.pdb.Set(key, keyenc.EncodeFormat(), pebble.Sync); err != nil {
+			return d.mapError(err)
+		}
+		return d.Err()
+	case err != nil:
+		return err
+	}
+	ver, err := keyenc.DecodeFormat(v)
+	if err != nil {
+		return err
+	}
+	if ver != keyenc.FormatVersion {
+		return fmt.Errorf("%w: store format %d, this Strata reads format %d", serr.ErrCorruption, ver, keyenc.FormatVersion)
+	}
+	return nil
+}
+
+// Enter admits one operation through the gate. It fails with ErrClosed once
+// Close or Shutdown has begun and with ErrFailed after a storage failure.
+// Every successful Enter must be paired with one Leave.
+func (d *DB) Enter() error {
+	d.inflight.Add(1)
+	if err := d.Err(); err != nil {
+		d.inflight.Add(-1)
+		return err
+	}
+	return nil
+}
+
+// Leave ends an operation admitted by Enter.
+func (d *DB) Leave() { d.inflight.Add(-1) }
+
+// Err returns nil while the store accepts operations, an error matching
+// ErrFailed after a storage failure, or ErrClosed after Close began.
+func (d *DB) Err() error {
+	if p := d.failure.Load(); p != nil {
+		return *p
+	}
+	if d.state.Load() != stateOpen {
+		return serr.ErrClosed
+	}
+	return nil
+}
+
+// Failed returns the recorded failure, or nil.
+func (d *DB) Failed() error {
+	if p := d.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Fail marks the store failed with cause, unless it already failed. Every
+// later Enter returns an error matching ErrFailed that wraps cause.
+func (d *DB) Fail(cause error) {
+	err := fmt.Errorf("%w: %w", serr.ErrFailed, cause)
+	if d.failure.CompareAndSwap(nil, &err) {
+		d.log.Error().Err(cause).Msg("strata: database failed; reopen it to continue")
+	}
+}
+
+// StopAccepting makes every later Enter fail with ErrClosed. Operations
+// already admitted continue.
+func (d *DB) StopAccepting() { d.state.CompareAndSwap(stateOpen, stateClosing) }
+
+// Accepting reports whether Enter would admit an operation.
+func (d *DB) Accepting() bool { return d.Err() == nil }
+
+// WaitIdle waits until no admitted operation is in flight, or ctx ends.
+func (d *DB) WaitIdle(ctx context.Context) error {
+	wait := 10 * time.Microsecond
+	for d.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("strata: %d operations still in flight: %w", d.inflight.Load(), ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Millisecond)
+	}
+	return nil
+}
+
+// Close stops accepting operations, waits for those in flight, and closes
+// Pebble. It is idempotent: later calls return the first call's result.
+// The caller syncs whatever it must before calling Close.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() {
+		d.StopAccepting()
+		_ = d.WaitIdle(context.Background())
+		d.closeErr = d.closePebble()
+	})
+	return d.closeErr
+}
+
+func (d *DB) closePebble() (err error) {
+	d.state.Store(stateClosed)
+	defer func() {
+		// After a storage failure Pebble's commit pipeline is broken and its
+		// Close may panic; the failure is already recorded.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: close after failure: %v", serr.ErrFailed, r)
+		}
+	}()
+	if cerr := d.pdb.Close(); cerr != nil && d.Failed() == nil {
+		return d.mapError(cerr)
+	}
+	return nil
+}
+
+// mapError turns a Pebble error into one matching Strata's sentinels.
+func (d *DB) mapError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pebble.ErrNotFound):
+		return serr.ErrNotFound
+	case pebble.IsCorruptionError(err):
+		return fmt.Errorf("%w: %v", serr.ErrCorruption, err)
+	case errors.Is(err, pebble.ErrClosed):
+		return serr.ErrClosed
+	}
+	if f := d.Failed(); f != nil {
+		return fmt.Errorf("%w (%v)", f, err)
+	}
+	return fmt.Errorf("strata: storage: %w", err)
+}
+
+// Get returns a copy of the value stored under exactly key.
+func (d *DB) Get(key []byte) ([]byte, error) {
+	v, closer, err := d.pdb.Get(key)
+	if err != nil {
+		return nil, d.mapError(err)
+	}
+	out := append([]byte(nil), v...)
+	return out, d.mapError(closer.Close())
+}
+
+// SyncBarrier makes every write applied before it durable: it appends an
+// empty WAL record and waits for its fsync. A failure marks the store failed.
+func (d *DB) SyncBarrier() error {
+	if err := d.pdb.LogData(nil, pebble.Sync); err != nil {
+		d.Fail(fmt.Errorf("WAL sync: %w", err))
+	}
+	return d.Failed()
+}
+
+// FlushMemtable flushes the memtable to an sstable and waits for it.
+func (d *DB) FlushMemtable() error {
+	return d.mapError(d.pdb.Flush())
+}
+
+// Metrics returns Pebble's metrics.
+func (d *DB) Metrics() *pebble.Metrics { return d.pdb.Metrics() }
+
+func (d *DB) onBackgroundError(err error) {
+	n := d.bgErrors.Add(1)
+	// Pebble retries a failing flush in a tight loop (tens of thousands of
+	// events per second on a full disk): log at most one line per second.
+	now := time.Now().UnixNano()
+	last := d.lastBgLog.Load()
+	if now-last >= int64(time.Second) && d.lastBgLog.CompareAndSwap(last, now) {
+		d.log.Error().Err(err).Int64("total", n).Msg("strata: storage background error")
+	}
+}
+
+func (d *DB) onCorruption(info pebble.DataCorruptionInfo) {
+	d.corruption.Add(1)
+	d.log.Error().Str("path", info.Path).Err(info.Details).Msg("strata: data corruption detected")
+}
+
+// pebbleLogger routes Pebble's log lines to zerolog and turns Fatalf into a
+// recorded failure instead of os.Exit.
+type pebbleLogger struct{ d *DB }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.d.log.Debug().Msgf(format, args...)
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.d.log.Error().Msgf(format, args...)
+}
+
+// Fatalf records the failure. Pebble calls it on the committing goroutine
+// for WAL failures, so Apply sees the failure before it returns.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.d.Fail(fmt.Errorf("pebble: "+format, args...))
+}

@@ -1,0 +1,24 @@
+// Package pebbleadapter is the only package in Strata that imports Pebble.
+//
+// It opens a store on disk or on an in-memory filesystem with Strata's
+// comparer and an explicit format version, installs a zerolog-backed logger
+// whose Fatalf marks the database failed instead of exiting the process,
+// puts a closed/failed gate in front of every call (Pebble panics on a
+// closed DB), maps Pebble's errors to Strata's sentinels, and exposes the
+// batches, iterators, sync barrier and metrics the layers above need.
+//
+// # Gate
+//
+// Every operation of the layers above runs between Enter and Leave. Close
+// (and Shutdown) first stops new operations from entering, then waits for
+// those in flight to leave, then closes Pebble, so Pebble is never used
+// after or during its Close.
+//
+// # Failure
+//
+// Pebble reports a WAL write or sync failure, and a MANIFEST failure, by
+// calling Logger.Fatalf; the default logger exits the process. This adapter's
+// Fatalf records the failure instead. Apply checks for it before reporting
+// success, so a failed write is never acknowledged, and every later call
+// returns an error matching serr.ErrFailed until the store is reopened.
+package pebbleadapter

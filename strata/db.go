@@ -1,0 +1,250 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/strata-db/strata/durability"
+	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/pebbleadapter"
+)
+
+// Database is an open Strata database. It is safe for concurrent use by any
+// number of goroutines.
+//
+// # Lifecycle
+//
+// Open (or OpenWith, OpenEphemeral, Builder.Open) returns an open database.
+// Shutdown stops it from accepting new operations, waits for those in
+// flight (bounded by its context) and syncs everything acknowledged. Close
+// does the same without a bound, then releases the files; it is idempotent.
+// Every call after Shutdown or Close returns ErrClosed.
+//
+// # Failure
+//
+// A WAL write or sync failure never exits the process and is never reported
+// as success: the commit that hit it returns an error matching ErrFailed, and
+// so does every later call until the database is closed and reopened.
+type Database struct {
+	opts      Options
+	persist   PersistenceMode
+	tempDir   string // removed on Close, for OpenTemp
+	adb       *pebbleadapter.DB
+	store     *mvcc.Store
+	dur       *durability.Manager
+	runLocks  sync.Map // RunID -> *sync.Mutex
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens or creates the database at path in Batched mode.
+func Open(path string) (*Database, error) {
+	return OpenWith(Options{Path: path})
+}
+
+// OpenWithMode opens or creates the database at path with the given
+// durability mode.
+func OpenWithMode(path string, mode DurabilityMode) (*Database, error) {
+	return OpenWith(Options{Path: path, Durability: mode})
+}
+
+// OpenEphemeral opens a fresh in-memory database: no files, nothing survives
+// Close.
+func OpenEphemeral() (*Database, error) {
+	return OpenWith(Options{Ephemeral: true})
+}
+
+// OpenWith opens or creates a database with the given options. It recovers
+// the highest committed version and continues above it. A directory held by
+// another open database returns ErrLocked at once.
+func OpenWith(opts Options) (*Database, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	aopts := pebbleadapter.Options{
+		Dir:          o.Path,
+		FS:           o.FS,
+		MemTableSize: o.MemTableSize,
+		CacheSize:    o.CacheSize,
+		Logger:       *o.Logger,
+	}
+	persist := PersistenceDisk
+	if o.Ephemeral {
+		aopts.FS = pebbleadapter.NewMemFS()
+		persist = PersistenceEphemeral
+	}
+	adb, err := pebbleadapter.Open(aopts)
+	if err != nil {
+		return nil, err
+	}
+	store, err := mvcc.Open(adb)
+	if err != nil {
+		_ = adb.Close()
+		return nil, err
+	}
+	db := &Database{opts: o, persist: persist, adb: adb, store: store}
+	db.dur = durability.NewManager(o.Durability,
+		durability.BatchedConfig{Interval: o.SyncInterval, MaxPending: o.MaxPendingCommits},
+		adb.SyncBarrier, store.Applied, store.Visible())
+	return db, nil
+}
+
+// enter admits one operation: ctx must be live and the database open.
+func (db *Database) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.adb.Enter()
+}
+
+func (db *Database) leave() { db.adb.Leave() }
+
+// Path returns the database directory ("" for an ephemeral database).
+func (db *Database) Path() string {
+	if db.persist == PersistenceEphemeral {
+		return ""
+	}
+	return db.opts.Path
+}
+
+// IsEphemeral reports whether the database lives in memory only.
+func (db *Database) IsEphemeral() bool { return db.persist == PersistenceEphemeral }
+
+// PersistenceMode reports whether the database has files.
+func (db *Database) PersistenceMode() PersistenceMode { return db.persist }
+
+// DurabilityMode returns the database's durability mode (None for an
+// ephemeral database).
+func (db *Database) DurabilityMode() DurabilityMode { return db.dur.Mode() }
+
+// Options returns the options in force, defaults filled in.
+func (db *Database) Options() Options { return db.opts }
+
+// IsOpen reports whether the database accepts new operations: false after
+// Shutdown, Close or a storage failure.
+func (db *Database) IsOpen() bool { return db.adb.Accepting() }
+
+// Err returns nil while the database is open, ErrClosed after Shutdown or
+// Close, or the failure (matching ErrFailed) after a storage failure.
+func (db *Database) Err() error { return db.adb.Err() }
+
+// CurrentVersion returns the visible version: the highest V such that every
+// commit at or below V is applied and visible to new reads.
+func (db *Database) CurrentVersion() uint64 { return db.store.Visible() }
+
+// DurableVersion returns the highest version known to survive a crash. In
+// Batched mode it trails CurrentVersion by at most one sync interval plus
+// the sync's latency; in Strict mode it covers every acknowledged commit.
+func (db *Database) DurableVersion() uint64 { return db.dur.Durable() }
+
+// Flush makes every acknowledged commit durable (one WAL fsync) and returns
+// the durable version.
+func (db *Database) Flush(ctx context.Context) (uint64, error) {
+	if err := db.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer db.leave()
+	if db.persist == PersistenceEphemeral {
+		return db.store.Visible(), nil
+	}
+	return db.dur.Sync()
+}
+
+// Shutdown stops accepting new operations, waits for those in flight until
+// ctx ends, and syncs everything acknowledged. The database stays allocated
+// until Close. If ctx ends first, Shutdown returns its error; operations
+// still in flight finish normally and Close waits for them.
+func (db *Database) Shutdown(ctx context.Context) error {
+	db.adb.StopAccepting()
+	if err := db.adb.WaitIdle(ctx); err != nil {
+		return err
+	}
+	if err := db.adb.Failed(); err != nil {
+		return err
+	}
+	if db.persist == PersistenceEphemeral {
+		return nil
+	}
+	_, err := db.dur.Sync()
+	return err
+}
+
+// Close shuts the database down (waiting for operations in flight), syncs
+// everything acknowledged and releases its files. It is idempotent: later
+// calls return the first call's result. A database opened with
+// Builder.OpenTemp also removes its directory.
+func (db *Database) Close() error {
+	db.closeOnce.Do(func() {
+		db.adb.StopAccepting()
+		_ = db.adb.WaitIdle(context.Background())
+		var errs []error
+		if db.adb.Failed() == nil && db.persist == PersistenceDisk {
+			errs = append(errs, db.dur.Close())
+		} else {
+			db.dur.Stop()
+		}
+		errs = append(errs, db.adb.Close())
+		if db.tempDir != "" {
+			errs = append(errs, os.RemoveAll(db.tempDir))
+		}
+		if f := db.adb.Failed(); f != nil {
+			errs = []error{f}
+		}
+		db.closeErr = errors.Join(errs...)
+	})
+	return db.closeErr
+}
+
+// runLock returns the commit lock of a run. Commits of one run validate and
+// apply under it; commits of different runs proceed in parallel.
+func (db *Database) runLock(run RunID) *sync.Mutex {
+	if l, ok := db.runLocks.Load(run); ok {
+		return l.(*sync.Mutex)
+	}
+	l, _ := db.runLocks.LoadOrStore(run, new(sync.Mutex))
+	return l.(*sync.Mutex)
+}
+
+// commitResult is what a successful commit reports.
+type commitResult struct {
+	version   uint64
+	timestamp int64
+}
+
+// commit applies ws to run at a new version. check, if not nil, runs under
+// the run's commit lock before the version is allocated and may refuse the
+// commit (a conflict). The fsync wait, in Strict mode, happens after the
+// lock is released so concurrent commits share fsyncs. commit returns once
+// the new version is visible.
+func (db *Database) commit(run RunID, ws []mvcc.Write, check func() error, mode DurabilityMode) (commitResult, error) {
+	sync := mode.SyncsEachCommit() && db.persist == PersistenceDisk
+	lk := db.runLock(run)
+	lk.Lock()
+	if check != nil {
+		if err := check(); err != nil {
+			lk.Unlock()
+			return commitResult{}, err
+		}
+	}
+	c, err := db.store.Apply(ws, sync)
+	lk.Unlock()
+	if err != nil {
+		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
+	}
+	if sync {
+		if err := c.SyncWait(); err != nil {
+			return commitResult{}, fmt.Errorf("strata: commit: %w", err)
+		}
+		db.dur.Synced(c.Version)
+	} else {
+		db.dur.Committed()
+	}
+	if err := c.Publish(); err != nil {
+		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
+	}
+	return commitResult{version: c.Version, timestamp: c.Timestamp}, nil
+}

@@ -1,0 +1,301 @@
+package strata_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-db/strata/strata"
+	"github.com/strata-db/strata/value"
+	"github.com/stretchr/testify/require"
+)
+
+var ctx = context.Background()
+
+func openMem(t *testing.T, fs vfs.FS, mode strata.DurabilityMode) *strata.Database {
+	t.Helper()
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs, Durability: mode})
+	require.NoError(t, err)
+	return db
+}
+
+func TestPutGetDeleteCAS(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	k := []byte("status")
+
+	_, err = db.Get(ctx, run, k)
+	require.ErrorIs(t, err, strata.ErrNotFound)
+
+	v1, err := db.Put(ctx, run, k, value.String("running"))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), v1, "the first commit of a new database gets version 1")
+	got, err := db.Get(ctx, run, k)
+	require.NoError(t, err)
+	require.True(t, value.Equal(value.String("running"), got.Value))
+	require.Equal(t, v1, got.Version)
+	require.False(t, got.Timestamp.IsZero())
+
+	// CAS: wrong expectation fails and writes nothing; right one succeeds.
+	_, err = db.CAS(ctx, run, k, 0, value.Int(1))
+	var ce *strata.ConflictError
+	require.ErrorAs(t, err, &ce)
+	require.ErrorIs(t, err, strata.ErrConflict)
+	require.Equal(t, [][]byte{k}, ce.Keys)
+	require.Equal(t, v1, db.CurrentVersion())
+	v2, err := db.CAS(ctx, run, k, v1, value.String("done"))
+	require.NoError(t, err)
+	require.Greater(t, v2, v1)
+
+	existed, err := db.Delete(ctx, run, k)
+	require.NoError(t, err)
+	require.True(t, existed)
+	_, err = db.Get(ctx, run, k)
+	require.ErrorIs(t, err, strata.ErrNotFound)
+	before := db.CurrentVersion()
+	existed, err = db.Delete(ctx, run, k)
+	require.NoError(t, err)
+	require.False(t, existed)
+	require.Equal(t, before, db.CurrentVersion(), "deleting an absent key writes nothing")
+
+	// A deleted key reads as version 0: CAS(0) recreates it.
+	_, err = db.CAS(ctx, run, k, 0, value.Null())
+	require.NoError(t, err)
+	got, err = db.Get(ctx, run, k)
+	require.NoError(t, err)
+	require.True(t, got.Value.IsNull(), "a stored null is a value, not a deletion")
+}
+
+func TestRunsAreIsolated(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	a, b := strata.NewRunID(), strata.NewRunID()
+	_, err = db.Put(ctx, a, []byte("k"), value.Int(1))
+	require.NoError(t, err)
+	_, err = db.Get(ctx, b, []byte("k"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+}
+
+func TestBytesPassThrough(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	for _, b := range [][]byte{nil, {}, {0}, []byte("\x00\xff raw")} {
+		_, err := db.Put(ctx, run, []byte("k"), value.Bytes(b))
+		require.NoError(t, err)
+		got, err := db.Get(ctx, run, []byte("k"))
+		require.NoError(t, err)
+		raw, ok := got.Value.AsBytes()
+		require.True(t, ok)
+		require.Equal(t, string(b), string(raw))
+	}
+}
+
+func TestVersionsContinueAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	run := strata.NewRunID()
+	db, err := strata.Open(dir)
+	require.NoError(t, err)
+	var last uint64
+	for i := range 10 {
+		last, err = db.Put(ctx, run, []byte{byte('a' + i)}, value.Int(int64(i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+
+	db, err = strata.Open(dir)
+	require.NoError(t, err)
+	defer db.Close()
+	require.Equal(t, last, db.CurrentVersion())
+	require.Equal(t, last, db.DurableVersion())
+	next, err := db.Put(ctx, run, []byte("z"), value.Int(0))
+	require.NoError(t, err)
+	require.Equal(t, last+1, next)
+	got, err := db.Get(ctx, run, []byte("j"))
+	require.NoError(t, err)
+	require.Equal(t, last, got.Version)
+}
+
+func TestBadInputsAreTypedAndWriteNothing(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	big := make([]byte, strata.MaxKeySize+1)
+	nan := value.Float(func() float64 { var z float64; return z / z }())
+	cases := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"empty key", func() error { _, err := db.Put(ctx, run, nil, value.Int(1)); return err }, strata.ErrInvalidKey},
+		{"oversized key", func() error { _, err := db.Put(ctx, run, big, value.Int(1)); return err }, strata.ErrInvalidKey},
+		{"nil run", func() error { _, err := db.Put(ctx, strata.RunID{}, []byte("k"), value.Int(1)); return err }, strata.ErrInvalidRunID},
+		{"nan", func() error { _, err := db.Put(ctx, run, []byte("k"), nan); return err }, strata.ErrInvalidValue},
+		{"oversized value", func() error {
+			_, err := db.Put(ctx, run, []byte("k"), value.Bytes(make([]byte, strata.MaxValueSize+1)))
+			return err
+		}, strata.ErrInvalidValue},
+		{"get empty key", func() error { _, err := db.Get(ctx, run, []byte{}); return err }, strata.ErrInvalidKey},
+		{"delete nil run", func() error { _, err := db.Delete(ctx, strata.RunID{}, []byte("k")); return err }, strata.ErrInvalidRunID},
+		{"cas oversized key", func() error { _, err := db.CAS(ctx, run, big, 0, value.Int(1)); return err }, strata.ErrInvalidKey},
+	}
+	for _, c := range cases {
+		require.ErrorIs(t, c.op(), c.want, c.name)
+	}
+	require.Equal(t, uint64(0), db.CurrentVersion(), "nothing was written")
+
+	// A key of exactly the maximum size is fine.
+	_, err = db.Put(ctx, run, make([]byte, strata.MaxKeySize), value.Int(1))
+	require.NoError(t, err)
+
+	for _, s := range []string{"", "not-a-uuid", "00000000-0000-0000-0000-000000000000", "../x"} {
+		_, err := strata.ParseRunID(s)
+		require.ErrorIs(t, err, strata.ErrInvalidRunID, s)
+	}
+}
+
+func TestUseAfterCloseAndDoubleClose(t *testing.T) {
+	db, err := strata.Open(t.TempDir())
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	require.True(t, db.IsOpen())
+	require.NoError(t, db.Close())
+	require.False(t, db.IsOpen())
+	require.NoError(t, db.Close(), "close is idempotent")
+	_, err = db.Put(ctx, run, []byte("k"), value.Int(1))
+	require.ErrorIs(t, err, strata.ErrClosed)
+	_, err = db.Get(ctx, run, []byte("k"))
+	require.ErrorIs(t, err, strata.ErrClosed)
+	_, err = db.Delete(ctx, run, []byte("k"))
+	require.ErrorIs(t, err, strata.ErrClosed)
+	_, err = db.CAS(ctx, run, []byte("k"), 0, value.Int(1))
+	require.ErrorIs(t, err, strata.ErrClosed)
+	_, err = db.Flush(ctx)
+	require.ErrorIs(t, err, strata.ErrClosed)
+	_ = db.Metrics() // does not panic
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	db, err := strata.Open(dir)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = strata.Open(dir)
+	require.ErrorIs(t, err, strata.ErrLocked)
+
+	fs := vfs.NewMem()
+	m := openMem(t, fs, strata.DurabilityNone)
+	defer m.Close()
+	_, err = strata.OpenWith(strata.Options{Path: "db", FS: fs})
+	require.ErrorIs(t, err, strata.ErrLocked)
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]strata.Options{
+		"no path":        {},
+		"ephemeral+fs":   {Ephemeral: true, FS: vfs.NewMem()},
+		"bad mode":       {Path: "x", Durability: 99},
+		"neg interval":   {Path: "x", SyncInterval: -1},
+		"neg pending":    {Path: "x", MaxPendingCommits: -1},
+		"neg cache size": {Path: "x", CacheSize: -1},
+	} {
+		_, err := strata.OpenWith(o)
+		require.ErrorIs(t, err, strata.ErrInvalidOptions, name)
+	}
+	o := strata.Options{Path: "x"}
+	require.NoError(t, o.Validate())
+}
+
+func TestBuilderAndAccessors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	b := strata.NewBuilder().Path(dir).Strict()
+	require.Equal(t, dir, b.GetPath())
+	require.Equal(t, strata.DurabilityStrict, b.GetDurability())
+	db, err := b.Open()
+	require.NoError(t, err)
+	require.Equal(t, dir, db.Path())
+	require.False(t, db.IsEphemeral())
+	require.Equal(t, strata.PersistenceDisk, db.PersistenceMode())
+	require.Equal(t, strata.DurabilityStrict, db.DurabilityMode())
+	run := strata.NewRunID()
+	v, err := db.Put(ctx, run, []byte("k"), value.Int(1))
+	require.NoError(t, err)
+	require.Equal(t, v, db.DurableVersion(), "strict commits are durable when acknowledged")
+	m := db.Metrics()
+	require.Equal(t, v, m.CurrentVersion)
+	require.NotZero(t, m.Storage.WALBytesWritten)
+	require.NoError(t, db.Close())
+
+	db, err = strata.NewBuilder().NoDurability().OpenTemp()
+	require.NoError(t, err)
+	tmp := db.Path()
+	require.Equal(t, strata.DurabilityNone, db.DurabilityMode())
+	require.NoError(t, db.Close())
+	_, err = os.Stat(tmp)
+	require.True(t, os.IsNotExist(err), "OpenTemp's directory is removed on Close")
+
+	db, err = strata.NewBuilder().Path(dir).BufferedWith(5e6, 10).Open()
+	require.NoError(t, err)
+	require.Equal(t, strata.DurabilityBatched, db.DurabilityMode())
+	require.Equal(t, int64(5e6), int64(db.Options().SyncInterval))
+	require.NoError(t, db.Close())
+
+	e, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	require.True(t, e.IsEphemeral())
+	require.Equal(t, "", e.Path())
+	require.Equal(t, strata.DurabilityNone, e.DurabilityMode())
+	require.Equal(t, "ephemeral", e.PersistenceMode().String())
+	require.NoError(t, e.Close())
+}
+
+func TestShutdownWaitsAndRefuses(t *testing.T) {
+	db, err := strata.Open(t.TempDir())
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	var wg sync.WaitGroup
+	var acked sync.Map
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				k := []byte{byte(g), byte(i >> 8), byte(i)}
+				v, err := db.Put(ctx, run, k, value.Int(int64(i)))
+				if err != nil {
+					require.ErrorIs(t, err, strata.ErrClosed)
+					return
+				}
+				acked.Store(string(k), v)
+			}
+		}()
+	}
+	for db.CurrentVersion() < 200 {
+	}
+	require.NoError(t, db.Shutdown(ctx))
+	require.False(t, db.IsOpen())
+	wg.Wait()
+	require.GreaterOrEqual(t, db.DurableVersion(), db.CurrentVersion(), "shutdown syncs everything acknowledged")
+	_, err = db.Put(ctx, run, []byte("late"), value.Int(1))
+	require.ErrorIs(t, err, strata.ErrClosed)
+	require.NoError(t, db.Close())
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	db2, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db2.Close()
+	_, err = db2.Put(cancelled, run, []byte("k"), value.Int(1))
+	require.True(t, errors.Is(err, context.Canceled))
+	_ = strings.TrimSpace
+}

@@ -1,0 +1,187 @@
+package strata
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/value"
+)
+
+// Value is a structured value: null, bool, int, float, string, bytes, array
+// or object. Build one with the constructors of package value
+// (value.String("x"), value.Bytes(b), ...). A Bytes value is stored as is,
+// with no encoding; the other kinds use value's canonical encoding.
+type Value = value.Value
+
+// Versioned is a value with the version that wrote it and the commit time.
+type Versioned struct {
+	Value     Value
+	Version   uint64
+	Timestamp time.Time
+}
+
+// checkKey validates a run id and a user key.
+func checkKey(run RunID, key []byte) error {
+	if err := run.Validate(); err != nil {
+		return err
+	}
+	if len(key) == 0 {
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("%w: key of %d bytes exceeds the maximum of %d", ErrInvalidKey, len(key), MaxKeySize)
+	}
+	return nil
+}
+
+// encodeValue returns the stored kind and payload of v. Bytes pass through
+// without a copy.
+func encodeValue(v Value) (keyenc.Kind, []byte, error) {
+	kind, payload := keyenc.KindBytes, []byte(nil)
+	if b, ok := v.AsBytes(); ok {
+		payload = b
+	} else {
+		var err error
+		if payload, err = value.Encode(v); err != nil {
+			return 0, nil, err
+		}
+		kind = keyenc.KindValue
+	}
+	if len(payload) > MaxValueSize {
+		return 0, nil, fmt.Errorf("%w: value of %d bytes exceeds the maximum of %d", ErrInvalidValue, len(payload), MaxValueSize)
+	}
+	return kind, payload, nil
+}
+
+// decodeRecord turns a stored record into a Versioned value.
+func decodeRecord(rec mvcc.Record) (Versioned, error) {
+	out := Versioned{Version: rec.Version, Timestamp: time.Unix(0, rec.Timestamp)}
+	switch rec.Kind {
+	case keyenc.KindBytes:
+		out.Value = value.Bytes(rec.Payload)
+	case keyenc.KindValue:
+		v, err := value.Decode(rec.Payload)
+		if err != nil {
+			return Versioned{}, err
+		}
+		out.Value = v
+	default:
+		return Versioned{}, fmt.Errorf("%w: unexpected record kind %d", ErrCorruption, rec.Kind)
+	}
+	return out, nil
+}
+
+// Put writes v under key in run as a single-key commit and returns its
+// version. It is a blind write: it never conflicts.
+func (db *Database) Put(ctx context.Context, run RunID, key []byte, v Value) (uint64, error) {
+	if err := checkKey(run, key); err != nil {
+		return 0, err
+	}
+	kind, payload, err := encodeValue(v)
+	if err != nil {
+		return 0, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer db.leave()
+	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: kind, Payload: payload}}
+	res, err := db.commit(run, w, nil, db.dur.Mode())
+	return res.version, err
+}
+
+// Get returns the newest committed value of key in run, read at the current
+// visible version. An absent or deleted key returns ErrNotFound.
+func (db *Database) Get(ctx context.Context, run RunID, key []byte) (Versioned, error) {
+	if err := checkKey(run, key); err != nil {
+		return Versioned{}, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return Versioned{}, err
+	}
+	defer db.leave()
+	rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagKV, key, db.store.Visible())
+	switch {
+	case err != nil:
+		return Versioned{}, err
+	case !found || rec.Deleted():
+		return Versioned{}, ErrNotFound
+	}
+	return decodeRecord(rec)
+}
+
+// Delete removes key from run as a single-key commit. It reports whether the
+// key existed; deleting an absent key writes nothing.
+func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, error) {
+	if err := checkKey(run, key); err != nil {
+		return false, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return false, err
+	}
+	defer db.leave()
+	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: keyenc.KindTombstone}}
+	errAbsent := fmt.Errorf("absent")
+	_, err := db.commit(run, w, func() error {
+		if v, err := db.latestVersion(run, key); err != nil {
+			return err
+		} else if v == 0 {
+			return errAbsent
+		}
+		return nil
+	}, db.dur.Mode())
+	switch {
+	case err == errAbsent:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// CAS writes v under key only if the key's current version equals expected
+// (0 means the key must be absent or deleted), and returns the new version.
+// A mismatch returns a *ConflictError matching ErrConflict and writes
+// nothing. Of several concurrent CAS with the same expectation, exactly one
+// succeeds.
+func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uint64, v Value) (uint64, error) {
+	if err := checkKey(run, key); err != nil {
+		return 0, err
+	}
+	kind, payload, err := encodeValue(v)
+	if err != nil {
+		return 0, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer db.leave()
+	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: kind, Payload: payload}}
+	res, err := db.commit(run, w, func() error {
+		cur, err := db.latestVersion(run, key)
+		if err != nil {
+			return err
+		}
+		if cur != expected {
+			return &ConflictError{Run: run, Keys: [][]byte{append([]byte(nil), key...)},
+				Reason: fmt.Sprintf("compare-and-swap expected version %d, found %d", expected, cur)}
+		}
+		return nil
+	}, db.dur.Mode())
+	return res.version, err
+}
+
+// latestVersion returns the newest committed version of a KV key, 0 if it is
+// absent or deleted. It reads past the visible version: called under the
+// run's commit lock, it sees every commit of the run that has been applied,
+// including those still waiting to become visible.
+func (db *Database) latestVersion(run RunID, key []byte) (uint64, error) {
+	rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagKV, key, keyenc.MaxVersion)
+	if err != nil || !found || rec.Deleted() {
+		return 0, err
+	}
+	return rec.Version, nil
+}

@@ -1,0 +1,59 @@
+package strata
+
+// Metrics is a snapshot of a database's counters.
+type Metrics struct {
+	// CurrentVersion is the visible version (see Database.CurrentVersion).
+	CurrentVersion uint64
+	// DurableVersion is the highest version known to survive a crash.
+	DurableVersion uint64
+	// Syncs is the number of WAL sync barriers issued by Flush, the Batched
+	// syncer, Shutdown and Close (Strict commits sync on their own).
+	Syncs uint64
+	// Storage describes the Pebble store underneath.
+	Storage StorageMetrics
+}
+
+// StorageMetrics are selected Pebble metrics.
+type StorageMetrics struct {
+	DiskSpaceUsage   uint64 // bytes of all live files
+	WALBytesWritten  uint64 // physical bytes written to the WAL
+	WALFiles         int64  // live WAL files
+	MemTableSize     uint64 // bytes allocated by memtables
+	MemTableCount    int64  // memtables, including the mutable one
+	Flushes          int64  // memtable flushes
+	Compactions      int64  // compactions
+	ReadAmp          int    // read amplification of the LSM
+	BlockCacheHits   int64
+	BlockCacheMisses int64
+	// Detail is Pebble's own multi-line metrics table.
+	Detail string
+}
+
+// Metrics returns a snapshot of the database's metrics. After Close it
+// returns the version counters only.
+func (db *Database) Metrics() Metrics {
+	m := Metrics{
+		CurrentVersion: db.store.Visible(),
+		DurableVersion: db.dur.Durable(),
+		Syncs:          db.dur.Syncs(),
+	}
+	if db.adb.Enter() != nil {
+		return m
+	}
+	defer db.leave()
+	pm := db.adb.Metrics()
+	m.Storage = StorageMetrics{
+		DiskSpaceUsage:   pm.DiskSpaceUsage(),
+		WALBytesWritten:  pm.WAL.BytesWritten,
+		WALFiles:         pm.WAL.Files,
+		MemTableSize:     pm.MemTable.Size,
+		MemTableCount:    pm.MemTable.Count,
+		Flushes:          pm.Flush.Count,
+		Compactions:      pm.Compact.Count,
+		ReadAmp:          pm.ReadAmp(),
+		BlockCacheHits:   pm.BlockCache.Hits,
+		BlockCacheMisses: pm.BlockCache.Misses,
+		Detail:           pm.String(),
+	}
+	return m
+}

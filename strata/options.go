@@ -1,0 +1,161 @@
+package strata
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/strata-db/strata/durability"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/pebbleadapter"
+)
+
+// DurabilityMode says when a commit returns relative to its fsync. See
+// docs/durability.md for exactly what each mode keeps after a crash.
+type DurabilityMode = durability.Mode
+
+// The durability modes. The zero value is DurabilityBatched.
+const (
+	// DurabilityBatched: a commit returns once its WAL record is written; a
+	// background syncer fsyncs every SyncInterval or MaxPendingCommits
+	// commits. A crash keeps everything at or below Database.DurableVersion.
+	DurabilityBatched = durability.Batched
+	// DurabilityStrict: a commit returns (and becomes visible) only after its
+	// WAL record is fsynced. Concurrent commits share fsyncs.
+	DurabilityStrict = durability.Strict
+	// DurabilityNone: commits are never synced except by Flush, Shutdown and
+	// Close. A crash may lose an acknowledged suffix, never more.
+	DurabilityNone = durability.None
+)
+
+// PersistenceMode says whether a database has files.
+type PersistenceMode uint8
+
+const (
+	// PersistenceDisk: the database lives in a directory of its filesystem.
+	PersistenceDisk PersistenceMode = iota
+	// PersistenceEphemeral: the database lives in memory and vanishes on
+	// Close. Its durability mode is reported as None.
+	PersistenceEphemeral
+)
+
+// String returns "disk" or "ephemeral".
+func (p PersistenceMode) String() string {
+	if p == PersistenceEphemeral {
+		return "ephemeral"
+	}
+	return "disk"
+}
+
+// FS is the filesystem interface a database runs on (Pebble's vfs.FS). Tests
+// pass vfs.NewMem(), vfs.NewCrashableMem() or an errorfs wrapper.
+type FS = pebbleadapter.FS
+
+// Limits.
+const (
+	// MaxKeySize is the largest user key, in bytes. Empty keys are invalid.
+	MaxKeySize = keyenc.MaxUserKeyLen
+	// MaxValueSize is the largest stored value payload, in bytes.
+	MaxValueSize = 16 << 20
+)
+
+// Defaults.
+const (
+	DefaultSyncInterval      = durability.DefaultInterval
+	DefaultMaxPendingCommits = durability.DefaultMaxPending
+	DefaultMemTableSize      = 64 << 20
+	DefaultCacheSize         = 64 << 20
+)
+
+// Options configure a Database. The zero value with a Path is a valid,
+// Batched, on-disk configuration; every field's default is given below.
+type Options struct {
+	// Path is the database directory. It is created if missing. Required
+	// unless Ephemeral is set; with Ephemeral it names the directory inside
+	// the in-memory filesystem and may be empty.
+	Path string
+
+	// Ephemeral keeps the database in memory only: no files, nothing
+	// survives Close. Durability is ignored (reported as None). The default
+	// is false.
+	Ephemeral bool
+
+	// FS is the filesystem to run on, for tests and fault injection. It
+	// cannot be combined with Ephemeral. The default is the real disk.
+	FS FS
+
+	// Durability is the durability mode. The default is DurabilityBatched.
+	Durability DurabilityMode
+
+	// SyncInterval is the longest time between background syncs in Batched
+	// mode. The default is 100ms.
+	SyncInterval time.Duration
+
+	// MaxPendingCommits is the number of unsynced commits that triggers a
+	// background sync before SyncInterval in Batched mode. The default is
+	// 1000.
+	MaxPendingCommits int
+
+	// MemTableSize is Pebble's memtable size in bytes. Larger memtables
+	// avoid write stalls under sustained inserts. The default is 64 MiB.
+	MemTableSize uint64
+
+	// CacheSize is the block cache size in bytes. The default is 64 MiB.
+	CacheSize int64
+
+	// Logger receives Strata's and Pebble's log lines. The default is
+	// silent (zerolog.Nop()).
+	Logger *zerolog.Logger
+}
+
+// Validate reports a configuration error, matching ErrInvalidOptions.
+func (o *Options) Validate() error {
+	var errs []error
+	switch {
+	case !o.Ephemeral && o.Path == "":
+		errs = append(errs, errors.New("a path is required unless Ephemeral is set"))
+	case o.Ephemeral && o.FS != nil:
+		errs = append(errs, errors.New("Ephemeral cannot be combined with an FS"))
+	}
+	if !o.Durability.Valid() {
+		errs = append(errs, fmt.Errorf("unknown durability mode %d", o.Durability))
+	}
+	if o.SyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("negative SyncInterval %v", o.SyncInterval))
+	}
+	if o.MaxPendingCommits < 0 {
+		errs = append(errs, fmt.Errorf("negative MaxPendingCommits %d", o.MaxPendingCommits))
+	}
+	if o.CacheSize < 0 {
+		errs = append(errs, fmt.Errorf("negative CacheSize %d", o.CacheSize))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
+	}
+	return nil
+}
+
+// withDefaults returns a copy of o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.MaxPendingCommits == 0 {
+		o.MaxPendingCommits = DefaultMaxPendingCommits
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.Logger == nil {
+		nop := zerolog.Nop()
+		o.Logger = &nop
+	}
+	if o.Ephemeral {
+		o.Durability = DurabilityNone
+	}
+	return o
+}
