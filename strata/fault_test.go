@@ -1,0 +1,169 @@
+package strata_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/strata-db/strata/strata"
+	"github.com/strata-db/strata/value"
+	"github.com/stretchr/testify/require"
+)
+
+// walSyncFault fails every WAL fsync with EIO while armed.
+type walSyncFault struct{ armed atomic.Bool }
+
+func (f *walSyncFault) MaybeError(op errorfs.Op) error {
+	if !f.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
+		return nil
+	}
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return fmt.Errorf("injected: %w", errorfs.ErrInjected)
+	}
+	return nil
+}
+
+func (f *walSyncFault) String() string { return "wal-sync-eio" }
+
+// checkFailedEverywhere asserts that every call on a failed database returns
+// ErrFailed promptly.
+func checkFailedEverywhere(t *testing.T, db *strata.Database, run strata.RunID) {
+	t.Helper()
+	require.False(t, db.IsOpen())
+	require.ErrorIs(t, db.Err(), strata.ErrFailed)
+	_, err := db.Put(ctx, run, []byte("after"), value.Int(1))
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = db.Get(ctx, run, []byte("before"))
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = db.Delete(ctx, run, []byte("before"))
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = db.CAS(ctx, run, []byte("before"), 0, value.Int(1))
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = db.Flush(ctx)
+	require.ErrorIs(t, err, strata.ErrFailed)
+	require.ErrorIs(t, db.Close(), strata.ErrFailed)
+}
+
+func TestWALSyncFailureFailsCommitAndDatabase(t *testing.T) {
+	mem := vfs.NewMem()
+	fault := &walSyncFault{}
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: strata.DurabilityStrict})
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	before, err := db.Put(ctx, run, []byte("before"), value.Int(1))
+	require.NoError(t, err)
+
+	fault.armed.Store(true)
+	v, err := db.Put(ctx, run, []byte("doomed"), value.Int(2))
+	require.ErrorIs(t, err, strata.ErrFailed, "a failed fsync is never reported as success")
+	require.Zero(t, v)
+	require.Equal(t, before, db.CurrentVersion(), "the failed commit never became visible")
+	checkFailedEverywhere(t, db, run)
+
+	// Reopen without the fault: everything acknowledged is there; the
+	// failed commit's outcome is unknown (present or absent), as with any
+	// fsync failure.
+	fault.armed.Store(false)
+	db, err = strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict})
+	require.NoError(t, err)
+	defer db.Close()
+	got, err := db.Get(ctx, run, []byte("before"))
+	require.NoError(t, err)
+	require.Equal(t, before, got.Version)
+}
+
+func TestWALSyncFailureUnderConcurrentStrictCommits(t *testing.T) {
+	mem := vfs.NewMem()
+	fault := &walSyncFault{}
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: strata.DurabilityStrict})
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		acked    = map[string]uint64{}
+		failures atomic.Int64
+	)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				k := fmt.Sprintf("g%d-%d", g, i)
+				v, err := db.Put(ctx, run, []byte(k), value.Int(int64(i)))
+				if err != nil {
+					require.ErrorIs(t, err, strata.ErrFailed)
+					failures.Add(1)
+					return
+				}
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+			}
+		}()
+	}
+	for db.CurrentVersion() < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	fault.armed.Store(true)
+	wg.Wait()
+	require.Equal(t, int64(8), failures.Load(), "every writer sees the failure")
+	checkFailedEverywhere(t, db, run)
+
+	fault.armed.Store(false)
+	db, err = strata.OpenWith(strata.Options{Path: "db", FS: mem})
+	require.NoError(t, err)
+	defer db.Close()
+	for k, v := range acked {
+		got, err := db.Get(ctx, run, []byte(k))
+		require.NoError(t, err, k)
+		require.Equal(t, v, got.Version, k)
+	}
+}
+
+func TestBackgroundSyncFailureFailsBatchedDatabase(t *testing.T) {
+	mem := vfs.NewMem()
+	fault := &walSyncFault{}
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), SyncInterval: time.Millisecond})
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	_, err = db.Put(ctx, run, []byte("before"), value.Int(1))
+	require.NoError(t, err)
+	fault.armed.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for db.Err() == nil && time.Now().Before(deadline) {
+		// Batched commits do not wait for the fsync; the background syncer
+		// hits the fault and fails the database.
+		_, err = db.Put(ctx, run, []byte("during"), value.Int(2))
+		if err != nil {
+			require.ErrorIs(t, err, strata.ErrFailed)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	require.ErrorIs(t, db.Err(), strata.ErrFailed)
+	checkFailedEverywhere(t, db, run)
+}
+
+func TestFlushFailureIsReported(t *testing.T) {
+	mem := vfs.NewMem()
+	fault := &walSyncFault{}
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: strata.DurabilityNone})
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	_, err = db.Put(ctx, run, []byte("before"), value.Int(1))
+	require.NoError(t, err)
+	fault.armed.Store(true)
+	_, err = db.Flush(ctx)
+	require.ErrorIs(t, err, strata.ErrFailed)
+	require.True(t, errors.Is(db.Err(), strata.ErrFailed))
+	require.ErrorIs(t, db.Close(), strata.ErrFailed)
+	_ = context.Background
+}
