@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-db/strata/strata"
+)
+
+func newInfo() *cobra.Command {
+	var detail bool
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Print a database's versions and storage metrics",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("db")
+			db, err := strata.OpenWithMode(path, strata.DurabilityNone)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			m := db.Metrics()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "path             %s\n", db.Path())
+			fmt.Fprintf(out, "current version  %d\n", m.CurrentVersion)
+			fmt.Fprintf(out, "disk usage       %d bytes\n", m.Storage.DiskSpaceUsage)
+			fmt.Fprintf(out, "read amp         %d\n", m.Storage.ReadAmp)
+			if detail {
+				fmt.Fprintln(out, m.Storage.Detail)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&detail, "detail", false, "also print Pebble's metrics table")
+	return cmd
+}
