@@ -1,0 +1,41 @@
+package harness
+
+import (
+	"errors"
+	"os"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// badgerPut writes a fresh key per op in a one-Set DB.Update transaction
+// into a new Badger store per rep, with default options and SyncWrites set
+// to syncWrites.
+func badgerPut(syncWrites bool, goroutines int) Workload {
+	setting := "Update, SyncWrites=false"
+	if syncWrites {
+		setting = "Update, SyncWrites=true"
+	}
+	return Workload{
+		System:     "badger",
+		Setting:    setting,
+		Goroutines: goroutines,
+		Start: func(p Plan) (Instance, error) {
+			in := newWriteInputs(p)
+			dir, err := freshDir("badger")
+			if err != nil {
+				return Instance{}, err
+			}
+			db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(syncWrites))
+			if err != nil {
+				return Instance{}, errors.Join(err, os.RemoveAll(dir))
+			}
+			return Instance{
+				Op: func(g, i int) error {
+					k, v := in.kv(g, i)
+					return db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
+				},
+				Close: closeAndRemove(db.Close, dir),
+			}, nil
+		},
+	}
+}

@@ -1,0 +1,160 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// pebbleOptions configures raw Pebble as Strata's pebbleadapter does: newest
+// format, 10-bit bloom filters on every level, the same memtable and cache
+// sizes. Strata's comparer and event listener are left out.
+func pebbleOptions(memTableSize uint64, cacheSize int64) *pebble.Options {
+	o := &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       memTableSize,
+		CacheSize:          cacheSize,
+		Logger:             quietLogger{},
+	}
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return o
+}
+
+// quietLogger drops Pebble's informational lines and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Errorf(format, args...) }
+
+func (quietLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }
+
+// pebblePut writes a fresh key per op with DB.Set into a new Pebble store
+// per rep.
+func pebblePut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
+	sync := "NoSync"
+	if wo.Sync {
+		sync = "Sync"
+	}
+	return Workload{
+		System:     "pebble",
+		Setting:    "Set, " + sync,
+		Goroutines: goroutines,
+		Start: func(p Plan) (Instance, error) {
+			in := newWriteInputs(p)
+			dir, err := freshDir("pebble")
+			if err != nil {
+				return Instance{}, err
+			}
+			db, err := pebble.Open(dir, pebbleOptions(cfg.MemTableSize, cfg.CacheSize))
+			if err != nil {
+				return Instance{}, errors.Join(err, os.RemoveAll(dir))
+			}
+			return Instance{
+				Op: func(g, i int) error {
+					k, v := in.kv(g, i)
+					return db.Set(k, v, wo)
+				},
+				Close: closeAndRemove(db.Close, dir),
+			}, nil
+		},
+	}
+}
+
+// pebbleGet reads random keys of a Pebble store loaded once with keys.
+func pebbleGet(cfg Config, keys *keySet) Workload {
+	var (
+		dir string
+		db  *pebble.DB
+	)
+	open := func() (err error) {
+		db, err = pebble.Open(dir, pebbleOptions(cfg.MemTableSize, cfg.ReadCacheSize))
+		return err
+	}
+	get := func(i int) error {
+		v, closer, err := db.Get(keys.key(i))
+		if err != nil {
+			return err
+		}
+		n := len(v)
+		if err := closer.Close(); err != nil {
+			return err
+		}
+		if n != ValueSize {
+			return errBadValue
+		}
+		return nil
+	}
+	probe := func() activity {
+		m := db.Metrics()
+		return activity{m.Flush.Count, m.Compact.Count, int64(m.DiskSpaceUsage())}
+	}
+	return Workload{
+		System:     "pebble",
+		Setting:    fmt.Sprintf("Get, %d keys", keys.len()),
+		Goroutines: 1,
+		Prepare: func() (err error) {
+			if dir, err = freshDir("pebble"); err != nil {
+				return err
+			}
+			if err := open(); err != nil {
+				return err
+			}
+			if err := pebbleLoad(db, keys); err != nil {
+				return err
+			}
+			// Close and reopen, as the Strata side must (its API cannot
+			// flush or compact), so both stores are treated alike.
+			if err := db.Close(); err != nil {
+				return err
+			}
+			db = nil
+			if err := open(); err != nil {
+				return err
+			}
+			return settleAndWarm(cfg, "pebble", keys.len(), get, probe)
+		},
+		Start: func(p Plan) (Instance, error) {
+			idx := keys.readIndexes(p)
+			return Instance{
+				Op:    func(g, i int) error { return get(int(idx[g][i])) },
+				Close: func() error { return nil },
+			}, nil
+		},
+		Cleanup: func() error {
+			var err error
+			if db != nil {
+				err = db.Close()
+			}
+			if dir != "" {
+				err = errors.Join(err, os.RemoveAll(dir))
+			}
+			return err
+		},
+	}
+}
+
+// pebbleLoad writes every key of keys in NoSync batches of 1000.
+func pebbleLoad(db *pebble.DB, keys *keySet) error {
+	const batchSize = 1000
+	for lo := 0; lo < keys.len(); lo += batchSize {
+		b := db.NewBatch()
+		for i := lo; i < min(lo+batchSize, keys.len()); i++ {
+			if err := b.Set(keys.key(i), keys.vals.value(i), nil); err != nil {
+				return errors.Join(err, b.Close())
+			}
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return errors.Join(err, b.Close())
+		}
+		if err := b.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
