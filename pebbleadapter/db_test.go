@@ -1,0 +1,402 @@
+package pebbleadapter_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/pebbleadapter"
+	"github.com/stretchr/testify/require"
+)
+
+const dir = "db"
+
+func openAt(t *testing.T, fs vfs.FS) *pebbleadapter.DB {
+	t.Helper()
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.NoError(t, err)
+	return db
+}
+
+// openMem opens a fresh store on its own MemFS and closes it at the end of
+// the test.
+func openMem(t *testing.T) *pebbleadapter.DB {
+	t.Helper()
+	db := openAt(t, vfs.NewMem())
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// stillBlocked polls done for a short while and reports whether it stayed
+// open: evidence (not proof) that the goroutine behind it is blocked. It
+// never decides a pass by timing alone: callers then unblock the goroutine
+// and require that done closes.
+func stillBlocked[T any](done <-chan T) bool {
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return false
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return true
+}
+
+// waitFor fails the test if done does not deliver within a generous bound
+// (a hang guard, not a timing assertion).
+func waitFor[T any](t *testing.T, done <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("goroutine did not finish")
+		panic("unreachable")
+	}
+}
+
+// quietLogger keeps raw Pebble's log lines out of the test output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Errorf(string, ...any)          {}
+func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// rawPebble opens dir on fs with raw Pebble and the given comparer.
+func rawPebble(t *testing.T, fs vfs.FS, cmp *pebble.Comparer) *pebble.DB {
+	t.Helper()
+	pdb, err := pebble.Open(dir, &pebble.Options{FS: fs, Comparer: cmp, FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+	require.NoError(t, err)
+	return pdb
+}
+
+func TestOpenCreatesFormatRecord(t *testing.T) {
+	db := openMem(t)
+	require.True(t, db.Accepting())
+	require.NoError(t, db.Err())
+	require.NoError(t, db.Failed())
+	v, err := db.Get(keyenc.SystemKey(keyenc.SysFormat))
+	require.NoError(t, err)
+	require.Equal(t, keyenc.EncodeFormat(), v)
+	require.NotNil(t, db.Metrics())
+}
+
+func TestGetMissingKeyIsErrNotFound(t *testing.T) {
+	db := openMem(t)
+	_, err := db.Get(keyenc.SystemKey("no-such-record"))
+	require.ErrorIs(t, err, serr.ErrNotFound)
+}
+
+func TestReopenAfterCloseKeepsData(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openAt(t, fs)
+	key := keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1)
+	b := db.NewBatch()
+	b.Set(key, []byte("v"))
+	require.NoError(t, b.Apply(true))
+	require.NoError(t, b.SyncWait())
+	b.Close()
+	require.NoError(t, db.Close())
+
+	db = openAt(t, fs)
+	defer db.Close()
+	got, err := db.Get(key)
+	require.NoError(t, err)
+	require.Equal(t, []byte("v"), got)
+	// The format record written by the first open is checked, not rewritten.
+	f, err := db.Get(keyenc.SystemKey(keyenc.SysFormat))
+	require.NoError(t, err)
+	require.Equal(t, keyenc.EncodeFormat(), f)
+}
+
+func TestOpenForeignPebbleStoreIsCorruption(t *testing.T) {
+	fs := vfs.NewMem()
+	pdb, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: quietLogger{}}) // default bytewise comparer
+	require.NoError(t, err)
+	require.NoError(t, pdb.Set([]byte("hello"), []byte("world"), pebble.Sync))
+	require.NoError(t, pdb.Close())
+
+	require.NotPanics(t, func() {
+		db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+		require.ErrorIs(t, err, serr.ErrCorruption)
+		require.Nil(t, db)
+	})
+
+	// The failed open left the store untouched and unlocked.
+	pdb, err = pebble.Open(dir, &pebble.Options{FS: fs, Logger: quietLogger{}})
+	require.NoError(t, err)
+	v, closer, err := pdb.Get([]byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, "world", string(v))
+	require.NoError(t, closer.Close())
+	require.NoError(t, pdb.Close())
+}
+
+func TestOpenTwiceIsLocked(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openAt(t, fs)
+
+	second, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.ErrorIs(t, err, serr.ErrLocked)
+	require.Nil(t, second)
+	// The refused open did not disturb the open store.
+	require.True(t, db.Accepting())
+	_, err = db.Get(keyenc.SystemKey(keyenc.SysFormat))
+	require.NoError(t, err)
+
+	require.NoError(t, db.Close())
+	db = openAt(t, fs) // the lock is released by Close
+	require.NoError(t, db.Close())
+}
+
+func TestOpenChecksFormatRecord(t *testing.T) {
+	future := binary.BigEndian.AppendUint32([]byte("STRA"), keyenc.FormatVersion+1)
+	cases := []struct {
+		name   string
+		record []byte
+	}{
+		{"empty", []byte{}},
+		{"garbage", []byte("not a format record")},
+		{"wrong magic", binary.BigEndian.AppendUint32([]byte("PEBB"), keyenc.FormatVersion)},
+		{"truncated", keyenc.EncodeFormat()[:7]},
+		{"newer format", future},
+		{"format zero", binary.BigEndian.AppendUint32([]byte("STRA"), 0)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			require.NoError(t, openAt(t, fs).Close())
+
+			pdb := rawPebble(t, fs, pebbleadapter.Comparer)
+			require.NoError(t, pdb.Set(keyenc.SystemKey(keyenc.SysFormat), c.record, pebble.Sync))
+			require.NoError(t, pdb.Close())
+
+			db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			require.Nil(t, db)
+
+			// The failed open released the directory: repair the record and
+			// the store opens again.
+			pdb = rawPebble(t, fs, pebbleadapter.Comparer)
+			require.NoError(t, pdb.Set(keyenc.SystemKey(keyenc.SysFormat), keyenc.EncodeFormat(), pebble.Sync))
+			require.NoError(t, pdb.Close())
+			require.NoError(t, openAt(t, fs).Close())
+		})
+	}
+}
+
+func TestOpenCreatesDirectory(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "a/b/c", FS: fs, MemTableSize: 1 << 20, CacheSize: 1 << 20})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	_, err = fs.Stat("a/b/c")
+	require.NoError(t, err)
+}
+
+// ---- Gate ----
+
+func TestGateEnterLeaveCounts(t *testing.T) {
+	db := openMem(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	require.NoError(t, db.WaitIdle(cancelled), "no operation in flight: idle at once")
+
+	const n = 3
+	for range n {
+		require.NoError(t, db.Enter())
+	}
+	for i := range n {
+		err := db.WaitIdle(cancelled)
+		require.ErrorIs(t, err, context.Canceled, "%d of %d operations still inside", n-i, n)
+		db.Leave()
+	}
+	require.NoError(t, db.WaitIdle(cancelled), "every Enter was matched by a Leave")
+}
+
+func TestGateStopAccepting(t *testing.T) {
+	db := openMem(t)
+	require.NoError(t, db.Enter()) // admitted before the stop
+
+	db.StopAccepting()
+	require.ErrorIs(t, db.Enter(), serr.ErrClosed)
+	require.ErrorIs(t, db.Err(), serr.ErrClosed)
+	require.False(t, db.Accepting())
+	require.NoError(t, db.Failed(), "closing is not a failure")
+
+	// The operation admitted before the stop still runs against Pebble.
+	_, err := db.Get(keyenc.SystemKey(keyenc.SysFormat))
+	require.NoError(t, err)
+
+	// A refused Enter does not count as in flight: one Leave makes it idle.
+	db.Leave()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, db.WaitIdle(cancelled))
+}
+
+func TestGateWaitIdleWaitsForLeave(t *testing.T) {
+	db := openMem(t)
+	require.NoError(t, db.Enter())
+
+	done := make(chan error, 1)
+	go func() { done <- db.WaitIdle(context.Background()) }()
+	require.True(t, stillBlocked(done), "WaitIdle returned while an operation was inside")
+
+	db.Leave()
+	require.NoError(t, waitFor(t, done))
+}
+
+func TestGateWaitIdleRespectsContext(t *testing.T) {
+	db := openMem(t)
+	require.NoError(t, db.Enter())
+	defer db.Leave()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- db.WaitIdle(ctx) }()
+	require.True(t, stillBlocked(done))
+
+	cancel()
+	err := waitFor(t, done)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Contains(t, err.Error(), "1 operations still in flight")
+}
+
+func TestCloseWaitsForInflightOperation(t *testing.T) {
+	db := openAt(t, vfs.NewMem())
+	require.NoError(t, db.Enter())
+
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+
+	// Close stops admission at once...
+	require.Eventually(t, func() bool {
+		err := db.Enter()
+		if err == nil {
+			db.Leave() // admitted before Close began: balance it
+			return false
+		}
+		return errors.Is(err, serr.ErrClosed)
+	}, 10*time.Second, time.Millisecond)
+	// ...but waits for the admitted operation, which can still use Pebble.
+	require.True(t, stillBlocked(closed), "Close returned while an operation was inside")
+	_, err := db.Get(keyenc.SystemKey(keyenc.SysFormat))
+	require.NoError(t, err)
+
+	db.Leave()
+	require.NoError(t, waitFor(t, closed))
+	require.ErrorIs(t, db.Err(), serr.ErrClosed)
+	require.ErrorIs(t, db.Enter(), serr.ErrClosed)
+}
+
+func TestCloseIsIdempotent(t *testing.T) {
+	db := openAt(t, vfs.NewMem())
+	require.NoError(t, db.Close())
+	require.NoError(t, db.Close())
+
+	// Concurrent Close calls all return the first call's result.
+	db = openAt(t, vfs.NewMem())
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = db.Close() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+// Operations racing with Close either are refused with ErrClosed or run to
+// completion on an open Pebble (which would panic if used after Close).
+func TestGateNeverAdmitsAfterClose(t *testing.T) {
+	db := openAt(t, vfs.NewMem())
+	key := keyenc.SystemKey(keyenc.SysFormat)
+	var admitted, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			<-start
+			for {
+				if err := db.Enter(); err != nil {
+					require.ErrorIs(t, err, serr.ErrClosed)
+					refused.Add(1)
+					return
+				}
+				_, err := db.Get(key)
+				db.Leave()
+				if err != nil {
+					t.Errorf("admitted Get failed: %v", err)
+					return
+				}
+				admitted.Add(1)
+			}
+		})
+	}
+	close(start)
+	for admitted.Load() < 100 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	require.NoError(t, db.Close())
+	wg.Wait()
+	require.Equal(t, int64(8), refused.Load())
+}
+
+func TestFailMakesEveryEnterFail(t *testing.T) {
+	db := openMem(t)
+	cause := errors.New("disk on fire")
+	db.Fail(cause)
+
+	for _, err := range []error{db.Enter(), db.Err(), db.Failed()} {
+		require.ErrorIs(t, err, serr.ErrFailed)
+		require.ErrorIs(t, err, cause)
+	}
+	require.False(t, db.Accepting())
+
+	// The first cause wins.
+	other := errors.New("second failure")
+	db.Fail(other)
+	require.ErrorIs(t, db.Enter(), cause)
+	require.NotErrorIs(t, db.Enter(), other)
+
+	// A failure outranks closing: after Close, Err still reports it.
+	require.NotPanics(t, func() { _ = db.Close() })
+	require.ErrorIs(t, db.Err(), serr.ErrFailed)
+	require.ErrorIs(t, db.Enter(), cause)
+}
+
+// A failure recorded while a sync batch is pending is what SyncWait and
+// Apply report, even though Pebble itself succeeded: a failed store
+// acknowledges nothing.
+func TestBatchReportsRecordedFailure(t *testing.T) {
+	db := openMem(t)
+	key := keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1)
+
+	b := db.NewBatch()
+	b.Set(key, []byte("v"))
+	require.NoError(t, b.Apply(true))
+	db.Fail(errors.New("boom"))
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+
+	b = db.NewBatch()
+	b.Set(key, []byte("v2"))
+	require.ErrorIs(t, b.Apply(false), serr.ErrFailed)
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+	require.ErrorIs(t, db.SyncBarrier(), serr.ErrFailed)
+}

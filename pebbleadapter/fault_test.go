@@ -1,0 +1,274 @@
+package pebbleadapter_test
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/rs/zerolog"
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/pebbleadapter"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// faultyStore is a store on a MemFS whose WAL fsyncs fail once armed.
+type faultyStore struct {
+	fs       vfs.FS // the errorfs wrapper
+	db       *pebbleadapter.DB
+	armed    atomic.Bool
+	injected atomic.Int64 // WAL syncs failed so far
+	log      *syncBuffer
+}
+
+func isWALSync(op errorfs.Op) bool {
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return strings.HasSuffix(op.Path, ".log")
+	}
+	return false
+}
+
+func isWALWrite(op errorfs.Op) bool {
+	return op.Kind == errorfs.OpFileWrite && strings.HasSuffix(op.Path, ".log")
+}
+
+func openFaulty(t *testing.T) *faultyStore { return openFaultyOn(t, isWALSync) }
+
+// openFaultyOn opens a store whose operations matching fail return
+// errorfs.ErrInjected once armed.
+func openFaultyOn(t *testing.T, fail func(errorfs.Op) bool) *faultyStore {
+	t.Helper()
+	f := &faultyStore{log: &syncBuffer{}}
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if f.armed.Load() && fail(op) {
+			f.injected.Add(1)
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
+	f.fs = errorfs.Wrap(vfs.NewMem(), inj)
+	db, err := pebbleadapter.Open(pebbleadapter.Options{
+		Dir:    dir,
+		FS:     f.fs,
+		Logger: zerolog.New(f.log),
+	})
+	require.NoError(t, err, "nothing is injected before arming")
+	f.db = db
+	t.Cleanup(func() {
+		// After a WAL failure Pebble's Close may return an error or panic;
+		// the adapter must contain both.
+		require.NotPanics(t, func() { _ = db.Close() })
+	})
+	return f
+}
+
+func (f *faultyStore) write(t *testing.T, key string, sync bool) (*pebbleadapter.Batch, error) {
+	t.Helper()
+	b := f.db.NewBatch()
+	b.Set(keyenc.AppendVersioned(nil, keyenc.RunID{7}, keyenc.TagKV, []byte(key), 1), []byte("value"))
+	return b, b.Apply(sync)
+}
+
+// requireFailed checks the state of a store after its WAL sync failed: every
+// entry point reports ErrFailed (wrapping errorfs' injected error), the
+// failure was logged, and nothing exited the process (we are still here).
+func (f *faultyStore) requireFailed(t *testing.T) {
+	t.Helper()
+	require.Positive(t, f.injected.Load(), "the WAL operation was attempted and failed")
+	require.ErrorIs(t, f.db.Failed(), serr.ErrFailed)
+	require.ErrorIs(t, f.db.Err(), serr.ErrFailed)
+	require.False(t, f.db.Accepting())
+	for range 3 {
+		require.ErrorIs(t, f.db.Enter(), serr.ErrFailed)
+	}
+	require.Contains(t, f.log.String(), "database failed")
+
+	// Later writes are refused too, whatever their sync mode; and a sync
+	// barrier cannot succeed once the WAL is broken.
+	b, err := f.write(t, "later", false)
+	require.ErrorIs(t, err, serr.ErrFailed)
+	b.Close()
+	require.ErrorIs(t, f.db.SyncBarrier(), serr.ErrFailed)
+}
+
+// The control case: with injection off, the same store syncs fine.
+func TestFaultyFSWithoutInjectionWorks(t *testing.T) {
+	f := openFaulty(t)
+	b, err := f.write(t, "k", true)
+	require.NoError(t, err)
+	require.NoError(t, b.SyncWait())
+	b.Close()
+	require.NoError(t, f.db.SyncBarrier())
+	require.Zero(t, f.injected.Load())
+	require.NoError(t, f.db.Enter())
+	f.db.Leave()
+}
+
+// A batch applied with sync, then SyncWait: the fsync fails in Pebble's WAL
+// flusher goroutine and is handed to the batch's SyncWait as its commit
+// error. Apply itself succeeds (it does not wait for the fsync); SyncWait
+// returns ErrFailed and marks the store failed.
+func TestWALSyncFailureOnSyncCommit(t *testing.T) {
+	f := openFaulty(t)
+	f.armed.Store(true)
+
+	b, err := f.write(t, "k", true)
+	require.NoError(t, err, "Apply with sync does not wait for the fsync")
+	err = b.SyncWait()
+	require.Error(t, err, "a failed fsync is never acknowledged")
+	require.ErrorIs(t, err, serr.ErrFailed)
+	require.ErrorIs(t, err, errorfs.ErrInjected, "the cause is kept")
+	// A second SyncWait (and Close, which would wait) do not hang or succeed.
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+
+	f.requireFailed(t)
+}
+
+// A batch applied without sync, then SyncBarrier: the barrier is a synced
+// empty WAL record written with Pebble's Apply, which waits for the fsync.
+// Pebble reports the failed fsync through Logger.Fatalf (its default logger
+// would exit the process) and then returns nil; the adapter's Fatalf records
+// the failure, so SyncBarrier returns ErrFailed.
+func TestWALSyncFailureOnSyncBarrier(t *testing.T) {
+	f := openFaulty(t)
+
+	b, err := f.write(t, "k", false)
+	require.NoError(t, err, "a nosync Apply never fsyncs")
+	require.NoError(t, b.SyncWait(), "nothing to wait for without sync")
+	b.Close()
+
+	f.armed.Store(true)
+	err = f.db.SyncBarrier()
+	require.Error(t, err, "a failed fsync is never acknowledged")
+	require.ErrorIs(t, err, serr.ErrFailed)
+	require.Contains(t, err.Error(), "fatal commit error", "recorded by the adapter's Fatalf")
+	require.Contains(t, err.Error(), "injected error")
+
+	f.requireFailed(t)
+}
+
+// Once the WAL failed, disarming the injection does not heal the store:
+// Pebble's WAL writer keeps its error, and the adapter keeps its failure
+// until the store is reopened.
+func TestWALFailureIsSticky(t *testing.T) {
+	f := openFaulty(t)
+	f.armed.Store(true)
+	b, _ := f.write(t, "k", true)
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+	f.armed.Store(false)
+
+	b, err := f.write(t, "k2", true)
+	require.ErrorIs(t, err, serr.ErrFailed)
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+	require.ErrorIs(t, f.db.SyncBarrier(), serr.ErrFailed)
+	require.ErrorIs(t, f.db.Enter(), serr.ErrFailed)
+}
+
+// Concurrent synced commits that share a failing fsync all report the
+// failure; none is acknowledged.
+func TestWALSyncFailureReachesEveryGroupCommitWaiter(t *testing.T) {
+	f := openFaulty(t)
+	f.armed.Store(true)
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() {
+			b, err := f.write(t, string(rune('a'+i)), true)
+			if err == nil {
+				err = b.SyncWait()
+			}
+			b.Close()
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.ErrorIs(t, err, serr.ErrFailed, "commit %d", i)
+	}
+	f.requireFailed(t)
+}
+
+// Close after a WAL failure neither panics nor hangs. It returns nil: Pebble's
+// own close error is dropped because the failure is already recorded, and
+// Err keeps reporting the failure. Reopening the directory (the disk healed)
+// gives a working store again; the unsynced write survives here only because
+// MemFS keeps unsynced data, which a real crash would not promise.
+func TestReopenAfterWALFailure(t *testing.T) {
+	f := openFaulty(t)
+	f.armed.Store(true)
+	b, err := f.write(t, "k", true)
+	require.NoError(t, err)
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+
+	require.NoError(t, f.db.Close())
+	require.ErrorIs(t, f.db.Err(), serr.ErrFailed, "the failure outlives Close")
+	require.NoError(t, f.db.Close(), "idempotent")
+
+	f.armed.Store(false)
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: f.fs})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.Enter())
+	db.Leave()
+	b = db.NewBatch()
+	b.Set(keyenc.AppendVersioned(nil, keyenc.RunID{7}, keyenc.TagKV, []byte("after"), 2), []byte("v"))
+	require.NoError(t, b.Apply(true))
+	require.NoError(t, b.SyncWait())
+	b.Close()
+	require.NoError(t, db.SyncBarrier())
+}
+
+// A failed WAL write (not fsync): a nosync Apply only fills Pebble's WAL
+// buffer, so it returns before the write is attempted and reports success
+// (it never promised durability). The next sync barrier finds the flusher's
+// error and the store is failed from then on.
+func TestWALWriteFailureSurfacesAtBarrier(t *testing.T) {
+	f := openFaultyOn(t, isWALWrite)
+	f.armed.Store(true)
+	b, err := f.write(t, "k", false)
+	require.NoError(t, err, "nosync Apply does not wait for the WAL write")
+	b.Close()
+	err = f.db.SyncBarrier()
+	require.ErrorIs(t, err, serr.ErrFailed)
+	require.Contains(t, err.Error(), "injected error")
+	f.requireFailed(t)
+}
+
+func TestWALWriteFailureOnSyncCommit(t *testing.T) {
+	f := openFaultyOn(t, isWALWrite)
+	f.armed.Store(true)
+	b, err := f.write(t, "k", true)
+	if err == nil {
+		err = b.SyncWait()
+	}
+	b.Close()
+	require.ErrorIs(t, err, serr.ErrFailed)
+	f.requireFailed(t)
+}
