@@ -118,19 +118,44 @@ func TestComparerImmediateSuccessor(t *testing.T) {
 	}
 }
 
-// Separator and Successor may return their input unchanged; whatever they
-// return must sit in the documented range.
+// Separator(a, b) for a < b returns s with a <= s < b, and Successor(a)
+// returns s >= a; both must be valid keys (Pebble stores them in index
+// blocks and seeks with them). Checked for every ordered pair of keys built
+// from the realistic prefixes, bare and versioned.
 func TestComparerSeparatorAndSuccessor(t *testing.T) {
 	c := pebbleadapter.Comparer
-	a := keyenc.AppendVersioned(nil, testRuns[1], keyenc.TagKV, []byte("a"), 7)
-	b := keyenc.AppendVersioned(nil, testRuns[1], keyenc.TagKV, []byte("b"), 7)
-	sep := c.Separator(nil, a, b)
-	require.LessOrEqual(t, c.Compare(a, sep), 0)
-	require.Less(t, c.Compare(sep, b), 0)
-	succ := c.Successor(nil, a)
-	require.LessOrEqual(t, c.Compare(a, succ), 0)
-	require.NoError(t, c.ValidateKey.Validate(sep))
-	require.NoError(t, c.ValidateKey.Validate(succ))
+	var keys [][]byte
+	for _, p := range comparerPrefixes() {
+		keys = append(keys, p)
+		for _, v := range []uint64{1, 0x100, keyenc.MaxVersion} {
+			keys = append(keys, keyenc.AppendSuffix(append([]byte(nil), p...), v))
+		}
+	}
+	// A second run of adjacent user keys that differ in a late byte.
+	for _, uk := range []string{"abc", "abd", "abd\x00", "abe", "ab\xff", "ab\xff\xff", "ac"} {
+		keys = append(keys, keyenc.AppendVersioned(nil, testRuns[1], keyenc.TagKV, []byte(uk), 5))
+	}
+	for _, a := range keys {
+		succ := c.Successor([]byte("dst"), a)[3:]
+		if err := c.ValidateKey.Validate(succ); err != nil {
+			t.Fatalf("Successor(%s) = %x is not a valid key: %v", c.FormatKey(a), succ, err)
+		}
+		if c.Compare(succ, a) < 0 {
+			t.Fatalf("Successor(%s) = %s is below its input", c.FormatKey(a), c.FormatKey(succ))
+		}
+		for _, b := range keys {
+			if c.Compare(a, b) >= 0 {
+				continue
+			}
+			sep := c.Separator([]byte("dst"), a, b)[3:] // appends to dst
+			if err := c.ValidateKey.Validate(sep); err != nil {
+				t.Fatalf("Separator(%s, %s) = %x is not a valid key: %v", c.FormatKey(a), c.FormatKey(b), sep, err)
+			}
+			if c.Compare(a, sep) > 0 || c.Compare(sep, b) >= 0 {
+				t.Fatalf("Separator(%s, %s) = %s is outside [a, b)", c.FormatKey(a), c.FormatKey(b), c.FormatKey(sep))
+			}
+		}
+	}
 }
 
 func TestComparerFormatKey(t *testing.T) {

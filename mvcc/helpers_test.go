@@ -1,0 +1,115 @@
+package mvcc_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/pebbleadapter"
+	"github.com/stretchr/testify/require"
+)
+
+const dir = "db"
+
+var (
+	runA = keyenc.RunID{0xA}
+	runB = keyenc.RunID{0xA, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1} // adjacent to runA
+)
+
+// testStore is a Store over an adapter DB on a MemFS that can be reopened.
+type testStore struct {
+	fs vfs.FS
+	db *pebbleadapter.DB
+	s  *mvcc.Store
+}
+
+func newStore(t *testing.T) *testStore {
+	t.Helper()
+	ts := &testStore{fs: vfs.NewMem()}
+	ts.open(t)
+	t.Cleanup(func() { _ = ts.db.Close() })
+	return ts
+}
+
+func (ts *testStore) open(t *testing.T) {
+	t.Helper()
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: ts.fs})
+	require.NoError(t, err)
+	s, err := mvcc.Open(db)
+	require.NoError(t, err)
+	ts.db, ts.s = db, s
+}
+
+// reopen closes the adapter and opens a new adapter and Store on the same
+// filesystem.
+func (ts *testStore) reopen(t *testing.T) {
+	t.Helper()
+	require.NoError(t, ts.db.Close())
+	ts.open(t)
+}
+
+func put(key string, payload string) mvcc.Write {
+	return mvcc.Write{Run: runA, Tag: keyenc.TagKV, Key: []byte(key), Kind: keyenc.KindBytes, Payload: []byte(payload)}
+}
+
+func del(key string) mvcc.Write {
+	return mvcc.Write{Run: runA, Tag: keyenc.TagKV, Key: []byte(key), Kind: keyenc.KindTombstone}
+}
+
+// commit applies ws without sync, publishes it, and returns the commit.
+func commit(t *testing.T, s *mvcc.Store, ws ...mvcc.Write) *mvcc.Commit {
+	t.Helper()
+	c, err := s.Apply(ws, false)
+	require.NoError(t, err)
+	require.NoError(t, c.Publish())
+	return c
+}
+
+func get(t *testing.T, s *mvcc.Store, key string, at uint64) (mvcc.Record, bool) {
+	t.Helper()
+	rec, found, err := s.Get(runA, keyenc.TagKV, []byte(key), at)
+	require.NoError(t, err)
+	return rec, found
+}
+
+// stillBlocked polls done for a short while and reports whether it stayed
+// open: evidence that the goroutine behind it is blocked. Callers then
+// unblock it and require that done delivers, so no pass depends on timing.
+func stillBlocked[T any](done <-chan T) bool {
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return false
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return true
+}
+
+// waitFor fails the test if done does not deliver within a generous bound
+// (a hang guard, not a timing assertion).
+func waitFor[T any](t *testing.T, done <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("goroutine did not finish")
+		panic("unreachable")
+	}
+}
+
+// knownBug skips a test that pins down a known bug in non-test code unless
+// STRATA_KNOWN_BUGS=1, so that the suite stays green while the bug is open
+// and the failing test is one environment variable away.
+func knownBug(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("STRATA_KNOWN_BUGS") != "1" {
+		t.Skipf("known bug (run with STRATA_KNOWN_BUGS=1 to see it fail): %s", what)
+	}
+}
