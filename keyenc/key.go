@@ -243,3 +243,73 @@ const (
 	// the same batch as every commit.
 	SysLastVersion = "last-version"
 )
+
+// body returns the prefix of k without its 0x00 sentinel, and false if k does
+// not end its prefix with the sentinel.
+func body(k []byte) ([]byte, bool) {
+	p := Split(k)
+	if p == 0 || k[p-1] != sentinel {
+		return nil, false
+	}
+	return k[:p-1], true
+}
+
+// Separator appends to dst a key s with a <= s < b, shorter than a when
+// possible, for Pebble's index blocks. Shortening happens on the prefix
+// bodies; the result is always a valid bare key (or a itself). Shorter
+// separators keep index blocks small.
+func Separator(dst, a, b []byte) []byte {
+	ua, okA := body(a)
+	ub, okB := body(b)
+	if !okA || !okB {
+		return append(dst, a...)
+	}
+	n := min(len(ua), len(ub))
+	i := 0
+	for i < n && ua[i] == ub[i] {
+		i++
+	}
+	if i == len(ua) || i == len(ub) || ua[i] > ub[i] {
+		// Equal bodies, one a prefix of the other, or a > b (not expected):
+		// nothing shorter is safe.
+		return append(dst, a...)
+	}
+	// ua[i] < ub[i]. Incrementing ua[i] works when it stays below ub[i];
+	// otherwise increment the first later byte of ua that is not 0xFF.
+	j := i
+	if ua[i]+1 >= ub[i] {
+		for j = i + 1; j < len(ua) && ua[j] == 0xFF; j++ {
+		}
+		if j >= len(ua) {
+			return append(dst, a...)
+		}
+	}
+	if j+2 >= len(a) {
+		return append(dst, a...) // not shorter
+	}
+	start := len(dst)
+	dst = append(dst, ua[:j+1]...)
+	dst[start+j]++
+	return append(dst, sentinel)
+}
+
+// Successor appends to dst a short key s >= a: a's prefix body cut after
+// its first byte that is not 0xFF, that byte incremented, as a bare key.
+func Successor(dst, a []byte) []byte {
+	ua, ok := body(a)
+	if !ok {
+		return append(dst, a...)
+	}
+	for j := range ua {
+		if ua[j] != 0xFF {
+			if j+2 >= len(a) {
+				break
+			}
+			start := len(dst)
+			dst = append(dst, ua[:j+1]...)
+			dst[start+j]++
+			return append(dst, sentinel)
+		}
+	}
+	return append(dst, a...)
+}

@@ -216,3 +216,58 @@ func FuzzDecodeHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestSeparatorAndSuccessor(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	randKey := func() []byte {
+		uk := make([]byte, r.IntN(6))
+		for i := range uk {
+			uk[i] = []byte{0, 1, 0xFE, 0xFF, 'a', 'b'}[r.IntN(6)]
+		}
+		if r.IntN(4) == 0 {
+			return AppendPrefix(nil, runA, TagKV, uk)
+		}
+		return AppendVersioned(nil, runA, TagKV, uk, r.Uint64N(5))
+	}
+	shortened := 0
+	for range 20000 {
+		a, b := randKey(), randKey()
+		if Compare(a, b) > 0 {
+			a, b = b, a
+		}
+		s := Separator(nil, a, b)
+		require.NoError(t, ValidateKey(s))
+		require.LessOrEqual(t, Compare(a, s), 0, "a=%x s=%x", a, s)
+		if Compare(a, b) < 0 {
+			require.Less(t, Compare(s, b), 0, "a=%x b=%x s=%x", a, b, s)
+		}
+		if len(s) < len(a) {
+			shortened++
+		}
+		u := Successor(nil, a)
+		require.NoError(t, ValidateKey(u))
+		require.LessOrEqual(t, Compare(a, u), 0, "a=%x u=%x", a, u)
+	}
+	require.Greater(t, shortened, 1000, "separators are usually shorter")
+	// Random 16-byte user keys shorten to a few bytes past the header.
+	a := AppendVersioned(nil, runA, TagKV, []byte("\x10abcdefghijklmno"), 7)
+	b := AppendVersioned(nil, runA, TagKV, []byte("\x30abcdefghijklmno"), 7)
+	require.Equal(t, AppendPrefix(nil, runA, TagKV, []byte{0x11}), Separator(nil, a, b))
+}
+
+func FuzzSeparator(f *testing.F) {
+	f.Add([]byte("a\x00"), []byte("b\x00"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		if ValidateKey(a) != nil || ValidateKey(b) != nil || Compare(a, b) >= 0 {
+			return
+		}
+		s := Separator(nil, a, b)
+		if Compare(a, s) > 0 || Compare(s, b) >= 0 || ValidateKey(s) != nil {
+			t.Fatalf("Separator(%x, %x) = %x", a, b, s)
+		}
+		u := Successor(nil, a)
+		if Compare(a, u) > 0 || ValidateKey(u) != nil {
+			t.Fatalf("Successor(%x) = %x", a, u)
+		}
+	})
+}

@@ -23,11 +23,9 @@ var Comparer = &pebble.Comparer{
 	AbbreviatedKey:       keyenc.AbbreviatedKey,
 	ValidateKey:          keyenc.ValidateKey,
 	ImmediateSuccessor:   keyenc.ImmediateSuccessor,
-	// Returning the input unchanged is always valid; the output must be a
-	// valid key, and shortening a user key would need care with the suffix.
-	Separator: func(dst, a, b []byte) []byte { return append(dst, a...) },
-	Successor: func(dst, a []byte) []byte { return append(dst, a...) },
-	FormatKey: func(k []byte) fmt.Formatter { return keyFormatter(k) },
+	Separator:            keyenc.Separator,
+	Successor:            keyenc.Successor,
+	FormatKey:            func(k []byte) fmt.Formatter { return keyFormatter(k) },
 }
 
 type keyFormatter []byte
