@@ -31,7 +31,7 @@ type Store struct {
 	lastTS int64  // timestamp of the last commit; guarded by seqMu
 
 	applied atomic.Uint64 // highest version whose batch is in the WAL
-	wm      watermark
+	vis     visibility
 }
 
 var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
@@ -55,13 +55,13 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 	}
 	s.last = last
 	s.applied.Store(last)
-	s.wm.init(last)
+	s.vis.init(last)
 	return s, nil
 }
 
 // Visible returns the visible version: every commit at or below it is
 // fully applied (and synced, if it asked to be). Snapshots are taken here.
-func (s *Store) Visible() uint64 { return s.wm.visible.Load() }
+func (s *Store) Visible() uint64 { return s.vis.visible.Load() }
 
 // Applied returns the highest version whose batch has reached the WAL. A
 // sync barrier issued after reading it makes every version up to it durable.
@@ -75,17 +75,19 @@ type Commit struct {
 	// Timestamp is the commit time in Unix nanoseconds; it never decreases
 	// from one version to the next.
 	Timestamp int64
+	sync      bool
 }
 
 // Apply allocates the next version and applies ws at that version in one
-// Pebble batch, together with the version record. With sync, the fsync is
-// not awaited: call Commit.SyncWait outside any lock, then Publish. A
-// commit that returns an error consumed no version visible to anyone; a
-// storage failure marks the store failed.
+// Pebble batch, together with the version record. Without sync the commit is
+// visible when Apply returns (unless an earlier commit is still waiting for
+// its fsync). With sync, the fsync is not awaited: call Commit.SyncWait
+// outside any lock; the commit becomes visible once it is durable. Then call
+// Publish. A commit that returns an error was never visible to anyone; a
+// storage failure marks the store failed and every later Apply fails.
 func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
-	size := len(lastVersionKey) + 8
-	for i := range ws {
-		size += keyenc.PrefixLen(len(ws[i].Key)) + keyenc.SuffixLen + keyenc.HeaderLen + len(ws[i].Payload)
+	if err := s.Err(); err != nil {
+		return nil, err
 	}
 	b := s.db.NewBatch()
 
@@ -109,40 +111,54 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	if err == nil {
 		s.last, s.lastTS = v, ts
 		s.applied.Store(v)
+		err = s.vis.noteApplied(v, sync)
 	}
 	s.seqMu.Unlock()
 
 	if err != nil {
 		b.Close()
-		s.wm.fail(err)
+		s.vis.fail(err)
 		return nil, err
 	}
-	return &Commit{s: s, b: b, Version: v, Timestamp: ts}, nil
+	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
 }
 
-// SyncWait waits for the commit's fsync if it was applied with sync.
+// SyncWait waits for the commit's fsync if it was applied with sync. A
+// confirmed fsync makes the commit, and every version below it, durable.
 func (c *Commit) SyncWait() error {
 	if err := c.b.SyncWait(); err != nil {
-		c.s.wm.fail(err)
+		c.s.vis.fail(err)
 		return err
+	}
+	if c.sync {
+		c.s.vis.noteSynced(c.Version)
 	}
 	return nil
 }
 
-// Publish releases the batch, marks the version done and waits until it is
-// visible (every earlier version done too). After Publish returns nil, every
-// new snapshot includes the commit.
+// Publish releases the batch and waits until the commit is visible: every
+// new snapshot then includes it. A commit applied with sync must have called
+// SyncWait first.
 func (c *Commit) Publish() error {
 	c.b.Close()
-	if err := c.s.wm.publish(c.Version); err != nil {
+	if err := c.s.vis.wait(c.Version); err != nil {
 		return err
 	}
 	return c.s.db.Failed()
 }
 
-// Fail wakes every commit waiting to become visible with err; the store
-// accepts no more commits. Called when the database fails.
-func (s *Store) Fail(err error) { s.wm.fail(err) }
+// Fail stops the store: the visible version never advances again, commits
+// waiting to become visible return err, and Apply refuses new commits.
+// Called when the database fails.
+func (s *Store) Fail(err error) { s.vis.fail(err) }
+
+// Err returns the failure recorded by Fail or by a failed write, or nil.
+func (s *Store) Err() error {
+	if p := s.vis.failed.Load(); p != nil {
+		return *p
+	}
+	return s.db.Failed()
+}
 
 // Record is one stored version of a key.
 type Record struct {
@@ -162,7 +178,7 @@ func (r Record) Deleted() bool { return r.Kind == keyenc.KindTombstone }
 func (s *Store) Get(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (rec Record, found bool, err error) {
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
-	it, err := s.db.NewIter(nil, nil)
+	it, err := s.db.NewPointIter()
 	if err != nil {
 		return rec, false, err
 	}

@@ -36,54 +36,65 @@ func publishAsync(c *mvcc.Commit) <-chan error {
 func requireVisibleStays(t *testing.T, s *mvcc.Store, want uint64, pending ...<-chan error) {
 	t.Helper()
 	for _, done := range pending {
-		require.True(t, stillBlocked(done), "Publish returned before every earlier version was published")
+		require.True(t, stillBlocked(done), "Publish returned before the commit could be visible")
 	}
 	require.Equal(t, want, s.Visible())
 }
 
-// Publishing v2 before v1: v2's Publish waits, and the visible version
-// stays below v2, until v1 is published; then both are visible at once.
-func TestPublishOutOfOrderWaitsForEarlierVersions(t *testing.T) {
+// An unsynced commit is visible as soon as Apply returns; Publish does not
+// wait.
+func TestUnsyncedCommitIsVisibleAtApply(t *testing.T) {
 	ts := newStore(t)
-	c1 := apply(t, ts.s, false, put("k", "1"))
-	c2 := apply(t, ts.s, false, put("k", "2"))
-	require.Equal(t, uint64(2), ts.s.Applied())
+	for want := uint64(1); want <= 3; want++ {
+		c := apply(t, ts.s, false, put("k", fmt.Sprint(want)))
+		require.Equal(t, want, ts.s.Visible())
+		require.NoError(t, waitFor(t, publishAsync(c)))
+	}
+	rec, found := get(t, ts.s, "k", ts.s.Visible())
+	require.True(t, found)
+	require.Equal(t, "3", string(rec.Payload))
+}
 
-	p2 := publishAsync(c2)
-	requireVisibleStays(t, ts.s, 0, p2)
-	// Pebble already holds v2, but a reader at the visible version sees
-	// neither commit.
+// A commit applied with sync is not visible before its fsync is confirmed,
+// and neither is any commit applied after it; confirming the fsync makes
+// both visible at once.
+func TestSyncedCommitHidesItselfAndLaterCommitsUntilSynced(t *testing.T) {
+	ts := newStore(t)
+	commit(t, ts.s, put("base", "0")) // 1
+	c2 := apply(t, ts.s, true, put("k", "2"))
+	c3 := apply(t, ts.s, false, put("k", "3"))
+	require.Equal(t, uint64(3), ts.s.Applied())
+
+	p3 := publishAsync(c3)
+	requireVisibleStays(t, ts.s, 1, p3)
+	// Pebble already holds both, but a reader at the visible version sees
+	// neither.
 	_, found := get(t, ts.s, "k", ts.s.Visible())
 	require.False(t, found)
 
-	require.NoError(t, c1.Publish())
-	require.NoError(t, waitFor(t, p2))
-	require.Equal(t, uint64(2), ts.s.Visible())
+	require.NoError(t, c2.SyncWait())
+	require.Equal(t, uint64(3), ts.s.Visible())
+	require.NoError(t, waitFor(t, p3))
+	require.NoError(t, c2.Publish())
 	rec, found := get(t, ts.s, "k", ts.s.Visible())
 	require.True(t, found)
-	require.Equal(t, "2", string(rec.Payload))
+	require.Equal(t, "3", string(rec.Payload))
 }
 
-// Three commits published in reverse order: the visible version moves only
-// when the gap below closes, and then over the whole contiguous run.
-func TestPublishReverseOrder(t *testing.T) {
+// Confirming the fsync of a later version confirms the earlier ones too
+// (the WAL is synced in order): the visible version jumps over both.
+func TestLaterSyncConfirmsEarlierOnes(t *testing.T) {
 	ts := newStore(t)
-	commit(t, ts.s, put("base", "0")) // 1
-	c := []*mvcc.Commit{
-		apply(t, ts.s, false, put("a", "2")),
-		apply(t, ts.s, true, put("b", "3")),
-		apply(t, ts.s, false, put("c", "4")),
-	}
-	p4 := publishAsync(c[2])
-	requireVisibleStays(t, ts.s, 1, p4)
-	require.NoError(t, c[1].SyncWait())
-	p3 := publishAsync(c[1])
-	requireVisibleStays(t, ts.s, 1, p3, p4)
-
-	require.NoError(t, c[0].Publish())
-	require.NoError(t, waitFor(t, p3))
-	require.NoError(t, waitFor(t, p4))
-	require.Equal(t, uint64(4), ts.s.Visible())
+	c1 := apply(t, ts.s, true, put("a", "1"))
+	c2 := apply(t, ts.s, true, put("b", "2"))
+	p1 := publishAsync(c1)
+	requireVisibleStays(t, ts.s, 0, p1)
+	require.NoError(t, c2.SyncWait())
+	require.Equal(t, uint64(2), ts.s.Visible())
+	require.NoError(t, waitFor(t, p1))
+	require.NoError(t, c1.SyncWait())
+	require.NoError(t, c2.Publish())
+	require.Equal(t, uint64(2), ts.s.Visible())
 }
 
 // Publishing in a random order from many goroutines always ends with every
@@ -138,10 +149,12 @@ func TestPublishRandomOrder(t *testing.T) {
 	require.Equal(t, uint64(n), ts.s.Visible())
 }
 
-// Store.Fail wakes a commit waiting for an earlier version with the error.
-func TestFailWakesPublishWaiters(t *testing.T) {
+// Store.Fail wakes the commits waiting to become visible with the error;
+// after it the visible version never advances, even when the fsync the
+// waiters were waiting for is confirmed later, and Apply refuses commits.
+func TestFailWakesWaitersAndStopsVisibility(t *testing.T) {
 	ts := newStore(t)
-	apply(t, ts.s, false, put("k", "1")) // never published
+	c1 := apply(t, ts.s, true, put("k", "1")) // its fsync is not confirmed yet
 	c2 := apply(t, ts.s, false, put("k", "2"))
 	c3 := apply(t, ts.s, false, put("k", "3"))
 	p2, p3 := publishAsync(c2), publishAsync(c3)
@@ -153,10 +166,16 @@ func TestFailWakesPublishWaiters(t *testing.T) {
 	require.ErrorIs(t, waitFor(t, p3), cause)
 	require.Zero(t, ts.s.Visible(), "the failure does not make anything visible")
 
-	// Failing again keeps the first error.
+	_ = c1.SyncWait()
+	require.Zero(t, ts.s.Visible(), "commits reported as failed never become visible")
+	require.ErrorIs(t, c1.Publish(), cause)
+
+	// Failing again keeps the first error, and no new commit is accepted.
 	ts.s.Fail(errors.New("other"))
-	c4 := apply(t, ts.s, false, put("k", "4"))
-	require.ErrorIs(t, waitFor(t, publishAsync(c4)), cause)
+	c, err := ts.s.Apply([]mvcc.Write{put("k", "4")}, false)
+	require.ErrorIs(t, err, cause)
+	require.Nil(t, c)
+	require.Equal(t, uint64(3), ts.s.Applied())
 }
 
 // A failed fsync (WAL on an errorfs that fails syncs once armed) wakes the
@@ -202,15 +221,14 @@ func TestWALSyncFailureWakesLaterCommits(t *testing.T) {
 // The stress test behind the visibility guarantee: 8 writers commit 500
 // times each, each commit writing its own key (mixing synced and unsynced
 // commits), while a reader keeps taking snapshots at Visible() and checks
-// that a snapshot S holds every version <= S, each of them published: no
-// snapshot ever contains version N+1 without version N. (Pebble makes every
-// applied batch readable at once, so "published" is what the reader must
-// check: a writer records its version in keyOf just before Publish.)
+// that a snapshot S holds exactly the versions 1..S, each at its own key: no
+// snapshot ever contains version N+1 without version N. A synced commit
+// additionally checks, when its SyncWait returns, that it was not visible
+// before (recorded just before SyncWait is called).
 func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 	ts := newStore(t)
 	const writers, perWriter = 8, 500
 	const total = writers * perWriter
-	var keyOf sync.Map // version -> the key its commit wrote
 	sp := space{runA, keyenc.TagKV}
 
 	var writersDone atomic.Bool
@@ -219,35 +237,35 @@ func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWriter {
 				key := fmt.Sprintf("w%d/%04d", w, i)
-				c, err := ts.s.Apply([]mvcc.Write{put(key, key)}, (w+i)%4 == 0)
+				sync := (w+i)%4 == 0
+				c, err := ts.s.Apply([]mvcc.Write{put(key, key)}, sync)
 				if err != nil {
 					t.Error(err)
 					return
 				}
+				if sync && ts.s.Visible() >= c.Version {
+					t.Errorf("synced commit %d visible before its fsync was confirmed", c.Version)
+				}
+				runtime.Gosched()
 				if err := c.SyncWait(); err != nil {
 					t.Error(err)
 					return
 				}
-				// The commit is applied and synced but not yet published:
-				// it must not be in any snapshot yet. Yield to widen that
-				// window, then record the commit, as the last step before
-				// Publish. A snapshot that holds a version not recorded
-				// here holds an unpublished commit.
-				runtime.Gosched()
-				keyOf.Store(c.Version, key)
 				if err := c.Publish(); err != nil {
 					t.Error(err)
 					return
+				}
+				if v := ts.s.Visible(); v < c.Version {
+					t.Errorf("published %d but visible is %d", c.Version, v)
 				}
 			}
 		})
 	}
 
 	var readerDone sync.WaitGroup
-	var snapshots, scans atomic.Int64
+	var snapshots atomic.Int64
 	readerDone.Go(func() {
-		var checked uint64 // every version <= checked was found at some S >= it
-		var lastS, lastScan uint64
+		var lastS uint64
 		for {
 			finished := writersDone.Load()
 			S := ts.s.Visible()
@@ -255,58 +273,33 @@ func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 				t.Errorf("visible went back from %d to %d", lastS, S)
 				return
 			}
-			lastS = S
 			if a := ts.s.Applied(); a < S {
 				t.Errorf("applied %d below visible %d", a, S)
 				return
 			}
-			if S == checked && !finished {
+			if S == lastS && !finished {
 				runtime.Gosched() // nothing new: let the writers run
 				continue
 			}
+			lastS = S
 			snapshots.Add(1)
-			// Each version in (checked, S] is readable at S, at exactly its
-			// version, and absent just below it.
-			for v := checked + 1; v <= S; v++ {
-				k, ok := keyOf.Load(v)
-				if !ok {
-					t.Errorf("snapshot %d: version %d is visible before its Publish", S, v)
+			seen := make([]bool, S+1)
+			n := uint64(0)
+			for e, err := range ts.s.Scan(sp.run, sp.tag, nil, nil, S) {
+				if err != nil {
+					t.Error(err)
 					return
 				}
-				rec, found, err := ts.s.Get(runA, keyenc.TagKV, []byte(k.(string)), S)
-				if err != nil || !found || rec.Version != v || string(rec.Payload) != k.(string) {
-					t.Errorf("snapshot %d: version %d (%s) not readable: %+v %v %v", S, v, k, rec, found, err)
+				if e.Version == 0 || e.Version > S || seen[e.Version] || string(e.Payload) != string(e.Key) {
+					t.Errorf("snapshot %d: scan yielded %s at version %d", S, e.Key, e.Version)
 					return
 				}
-				if _, found, _ := ts.s.Get(runA, keyenc.TagKV, []byte(k.(string)), v-1); found {
-					t.Errorf("snapshot %d: key of version %d visible at %d", S, v, v-1)
-					return
-				}
+				seen[e.Version] = true
+				n++
 			}
-			checked = S
-			// Now and then (every 400 versions, and at the end), a full
-			// scan at S holds exactly versions 1..S.
-			if S >= lastScan+400 || finished {
-				lastScan = S
-				scans.Add(1)
-				seen := make([]bool, S+1)
-				n := uint64(0)
-				for e, err := range ts.s.Scan(sp.run, sp.tag, nil, nil, S) {
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if e.Version == 0 || e.Version > S || seen[e.Version] {
-						t.Errorf("snapshot %d: scan yielded version %d", S, e.Version)
-						return
-					}
-					seen[e.Version] = true
-					n++
-				}
-				if n != S {
-					t.Errorf("snapshot %d: scan holds %d versions", S, n)
-					return
-				}
+			if n != S {
+				t.Errorf("snapshot %d holds %d versions: a gap", S, n)
+				return
 			}
 			if finished {
 				return
@@ -319,7 +312,7 @@ func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 	readerDone.Wait()
 	require.Equal(t, uint64(total), ts.s.Visible())
 	require.Equal(t, uint64(total), ts.s.Applied())
-	t.Logf("reader took %d snapshots, %d full scans", snapshots.Load(), scans.Load())
+	t.Logf("reader checked %d snapshots", snapshots.Load())
 }
 
 // The commits of the stress test survive a reopen, and nothing was lost

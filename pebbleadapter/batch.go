@@ -10,7 +10,6 @@ import (
 type Batch struct {
 	d       *DB
 	b       *pebble.Batch
-	sync    bool
 	pending bool // applied with a sync whose wait is still outstanding
 }
 
@@ -38,14 +37,28 @@ func (b *Batch) Len() int { return b.b.Len() }
 //
 // A write failure marks the store failed and returns an error matching
 // ErrFailed; it is never reported as success.
-func (b *Batch) Apply(sync bool) error {
-	var err error
+func (b *Batch) Apply(sync bool) (err error) {
+	// After a failure Pebble's commit pipeline is broken: writing to it again
+	// can panic or hang, and a write that reached the WAL would come back
+	// after a reopen although it was refused. Refuse before touching it.
+	if err := b.d.Failed(); err != nil {
+		return err
+	}
+	defer func() {
+		// Pebble panics on the committing goroutine when an earlier,
+		// unsynced WAL write failed (commitWrite). Turn that into a failure.
+		if r := recover(); r != nil {
+			b.pending = false
+			b.d.Fail(fmt.Errorf("apply: pebble panicked: %v", r))
+			err = b.d.Failed()
+		}
+	}()
 	if sync {
 		err = b.d.pdb.ApplyNoSyncWait(b.b, pebble.Sync)
 	} else {
 		err = b.d.pdb.Apply(b.b, pebble.NoSync)
 	}
-	b.sync, b.pending = sync, sync && err == nil
+	b.pending = sync && err == nil
 	if err != nil {
 		b.d.Fail(fmt.Errorf("apply: %w", err))
 	}

@@ -229,19 +229,27 @@ func (d *DB) Close() error {
 	return d.closeErr
 }
 
-func (d *DB) closePebble() (err error) {
+// failedCloseTimeout bounds Pebble's Close after a storage failure: a commit
+// pipeline broken by a WAL error can leave Close waiting forever.
+const failedCloseTimeout = 5 * time.Second
+
+func (d *DB) closePebble() error {
 	d.state.Store(stateClosed)
-	defer func() {
-		// After a storage failure Pebble's commit pipeline is broken and its
-		// Close may panic; the failure is already recorded.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: close after failure: %v", serr.ErrFailed, r)
+	if f := d.Failed(); f != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer func() { _ = recover() }() // Close may panic on a broken pipeline
+			_ = d.pdb.Close()
+		}()
+		select {
+		case <-done:
+		case <-time.After(failedCloseTimeout):
+			d.log.Error().Msg("strata: Pebble did not close after the failure; its files stay open until the process exits")
 		}
-	}()
-	if cerr := d.pdb.Close(); cerr != nil && d.Failed() == nil {
-		return d.mapError(cerr)
+		return f
 	}
-	return nil
+	return d.mapError(d.pdb.Close())
 }
 
 // mapError turns a Pebble error into one matching Strata's sentinels.
@@ -275,6 +283,9 @@ func (d *DB) Get(key []byte) ([]byte, error) {
 // SyncBarrier makes every write applied before it durable: it appends an
 // empty WAL record and waits for its fsync. A failure marks the store failed.
 func (d *DB) SyncBarrier() error {
+	if err := d.Failed(); err != nil {
+		return err // the WAL is broken; a barrier cannot make anything durable
+	}
 	if err := d.pdb.LogData(nil, pebble.Sync); err != nil {
 		d.Fail(fmt.Errorf("WAL sync: %w", err))
 	}

@@ -214,9 +214,8 @@ func TestWALSyncFailureReachesEveryGroupCommitWaiter(t *testing.T) {
 	f.requireFailed(t)
 }
 
-// Close after a WAL failure neither panics nor hangs. It returns nil: Pebble's
-// own close error is dropped because the failure is already recorded, and
-// Err keeps reporting the failure. Reopening the directory (the disk healed)
+// Close after a WAL failure neither panics nor hangs. It returns the
+// recorded failure (every time), and Err keeps reporting it. Reopening the directory (the disk healed)
 // gives a working store again; the unsynced write survives here only because
 // MemFS keeps unsynced data, which a real crash would not promise.
 func TestReopenAfterWALFailure(t *testing.T) {
@@ -227,9 +226,9 @@ func TestReopenAfterWALFailure(t *testing.T) {
 	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
 	b.Close()
 
-	require.NoError(t, f.db.Close())
+	require.ErrorIs(t, f.db.Close(), serr.ErrFailed)
 	require.ErrorIs(t, f.db.Err(), serr.ErrFailed, "the failure outlives Close")
-	require.NoError(t, f.db.Close(), "idempotent")
+	require.ErrorIs(t, f.db.Close(), serr.ErrFailed, "idempotent")
 
 	f.armed.Store(false)
 	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: f.fs})

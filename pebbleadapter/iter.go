@@ -21,6 +21,22 @@ func (d *DB) NewIter(lower, upper []byte) (*Iter, error) {
 	return &Iter{d: d, it: it}, nil
 }
 
+// pointReadOptions are the options of NewPointIter. UseL6Filters lets a
+// prefix seek skip the bottom level through its bloom filter when the key
+// lives higher up, as Pebble's own Get does by stopping at the first level
+// that holds the key.
+var pointReadOptions = pebble.IterOptions{UseL6Filters: true}
+
+// NewPointIter returns an unbounded iterator tuned for a single
+// SeekPrefixGE: one point read.
+func (d *DB) NewPointIter() (*Iter, error) {
+	it, err := d.pdb.NewIter(&pointReadOptions)
+	if err != nil {
+		return nil, d.mapError(err)
+	}
+	return &Iter{d: d, it: it}, nil
+}
+
 // SeekPrefixGE positions at the first key >= key that shares key's Split
 // prefix; it uses bloom filters. It reports whether such a key exists.
 func (i *Iter) SeekPrefixGE(key []byte) bool { return i.it.SeekPrefixGE(key) }

@@ -1,0 +1,27 @@
+package mvcc_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/mvcc"
+	"github.com/stretchr/testify/require"
+)
+
+// A commit refused because the database failed leaves no trace: it never
+// reaches Pebble, so reopening the store does not bring it back.
+func TestRefusedCommitNotVisibleAfterReopen(t *testing.T) {
+	ts := newStore(t)
+	commit(t, ts.s, put("k", "1"))
+	ts.db.Fail(errors.New("disk gone"))
+	_, err := ts.s.Apply([]mvcc.Write{put("k", "refused")}, false)
+	require.ErrorIs(t, err, serr.ErrFailed)
+
+	ts.reopen(t)
+	require.Equal(t, uint64(1), ts.s.Visible(), "the refused commit took no version")
+	rec, found := get(t, ts.s, "k", keyenc.MaxVersion)
+	require.True(t, found)
+	require.Equal(t, "1", string(rec.Payload), "the refused commit is not readable")
+}
