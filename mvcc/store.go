@@ -178,7 +178,7 @@ func (r Record) Deleted() bool { return r.Kind == keyenc.KindTombstone }
 func (s *Store) Get(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (rec Record, found bool, err error) {
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
-	it, err := s.db.NewPointIter()
+	it, err := s.db.AcquirePointIter(at, s.applied.Load)
 	if err != nil {
 		return rec, false, err
 	}
@@ -186,8 +186,8 @@ func (s *Store) Get(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (re
 		rec, err = decodeRecord(it)
 		found = err == nil
 	}
-	if cerr := it.Close(); err == nil && cerr != nil {
-		return Record{}, false, cerr
+	if rerr := s.db.ReleasePointIter(it); err == nil && rerr != nil {
+		return Record{}, false, rerr
 	}
 	return rec, found, err
 }

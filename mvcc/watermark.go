@@ -23,6 +23,10 @@ import (
 type visibility struct {
 	visible atomic.Uint64
 
+	// syncedHint mirrors synced for a lock-free early exit: of a group of
+	// commits released by one fsync, only the first to arrive needs the lock.
+	syncedHint atomic.Uint64
+
 	mu      sync.Mutex
 	applied uint64
 	synced  uint64
@@ -40,6 +44,7 @@ type waiter struct {
 func (w *visibility) init(v uint64) {
 	w.visible.Store(v)
 	w.applied, w.synced = v, v
+	w.syncedHint.Store(v)
 }
 
 // noteApplied records that version v was applied; sync says whether it
@@ -60,12 +65,16 @@ func (w *visibility) noteApplied(v uint64, sync bool) error {
 
 // noteSynced records that every version <= v is durable.
 func (w *visibility) noteSynced(v uint64) {
+	if v <= w.syncedHint.Load() {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil || v <= w.synced {
 		return
 	}
 	w.synced = v
+	w.syncedHint.Store(v)
 	i := 0
 	for i < len(w.pending) && w.pending[i] <= v {
 		i++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,8 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	pointIters chan *Iter // cached point-read iterators, see AcquirePointIter
+
 	bgErrors   atomic.Int64 // background errors seen, for rate-limited logging
 	lastBgLog  atomic.Int64 // unix nanos of the last logged background error
 	corruption atomic.Int64 // DataCorruption events seen
@@ -69,7 +72,7 @@ type DB struct {
 // written by something other than Strata, or by a newer Strata, returns
 // serr.ErrCorruption.
 func Open(o Options) (*DB, error) {
-	d := &DB{log: o.Logger}
+	d := &DB{log: o.Logger, pointIters: make(chan *Iter, 4*runtime.GOMAXPROCS(0))}
 	fs := o.FS
 	if fs == nil {
 		fs = vfs.Default
@@ -235,6 +238,7 @@ const failedCloseTimeout = 5 * time.Second
 
 func (d *DB) closePebble() error {
 	d.state.Store(stateClosed)
+	d.closePointIters()
 	if f := d.Failed(); f != nil {
 		done := make(chan struct{})
 		go func() {

@@ -1,6 +1,8 @@
 package pebbleadapter
 
 import (
+	"time"
+
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -9,6 +11,12 @@ import (
 type Iter struct {
 	d  *DB
 	it *pebble.Iterator
+
+	// For cached point-read iterators (AcquirePointIter): every write with a
+	// version <= covered was applied before the iterator was created, and
+	// born is when that was.
+	covered uint64
+	born    time.Time
 }
 
 // NewIter returns an iterator over [lower, upper). Both bounds must be valid
@@ -27,14 +35,63 @@ func (d *DB) NewIter(lower, upper []byte) (*Iter, error) {
 // that holds the key.
 var pointReadOptions = pebble.IterOptions{UseL6Filters: true}
 
-// NewPointIter returns an unbounded iterator tuned for a single
-// SeekPrefixGE: one point read.
-func (d *DB) NewPointIter() (*Iter, error) {
-	it, err := d.pdb.NewIter(&pointReadOptions)
+// maxPointIterAge bounds how long a cached point-read iterator is reused. An
+// iterator pins the memtables and sstables it was created over; reusing it
+// for a short while saves building a merging iterator per read.
+const maxPointIterAge = 50 * time.Millisecond
+
+// AcquirePointIter returns an unbounded iterator for point reads
+// (SeekPrefixGE) whose view holds every write with a version <= need.
+//
+// Pebble iterators are point-in-time views, so a cached iterator can serve a
+// read only if it was created after every write the read must see. The
+// caller passes applied, which reports the highest version whose write has
+// been applied; an iterator created right after reading it covers that
+// version. A cached iterator is reused while it covers need and is younger
+// than maxPointIterAge. Return it with ReleasePointIter.
+func (d *DB) AcquirePointIter(need uint64, applied func() uint64) (*Iter, error) {
+	select {
+	case it := <-d.pointIters:
+		if it.covered >= need && time.Since(it.born) < maxPointIterAge {
+			return it, nil
+		}
+		_ = it.it.Close()
+	default:
+	}
+	covered := applied() // read before the view is taken
+	pit, err := d.pdb.NewIter(&pointReadOptions)
 	if err != nil {
 		return nil, d.mapError(err)
 	}
-	return &Iter{d: d, it: it}, nil
+	return &Iter{d: d, it: pit, covered: covered, born: time.Now()}, nil
+}
+
+// ReleasePointIter returns an iterator from AcquirePointIter to the cache,
+// or closes it if it saw an error or the cache is full.
+func (d *DB) ReleasePointIter(it *Iter) error {
+	if err := it.Error(); err != nil {
+		_ = it.it.Close()
+		return err
+	}
+	select {
+	case d.pointIters <- it:
+		return nil
+	default:
+		return it.Close()
+	}
+}
+
+// closePointIters closes every cached point-read iterator; Close calls it
+// after the last operation left and before Pebble closes.
+func (d *DB) closePointIters() {
+	for {
+		select {
+		case it := <-d.pointIters:
+			_ = it.it.Close()
+		default:
+			return
+		}
+	}
 }
 
 // SeekPrefixGE positions at the first key >= key that shares key's Split

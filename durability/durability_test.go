@@ -1,0 +1,101 @@
+package durability
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseMode(t *testing.T) {
+	for _, m := range []Mode{None, Batched, Strict} {
+		got, err := ParseMode(m.String())
+		require.NoError(t, err)
+		require.Equal(t, m, got)
+	}
+	got, err := ParseMode("Buffered")
+	require.NoError(t, err)
+	require.Equal(t, Batched, got)
+	_, err = ParseMode("async")
+	require.Error(t, err)
+	require.False(t, Mode(9).Valid())
+	require.Equal(t, Batched, Mode(0), "the zero mode is Batched")
+}
+
+// fakeWAL counts barriers and lets tests move the applied version.
+type fakeWAL struct {
+	applied  atomic.Uint64
+	barriers atomic.Int64
+	fail     atomic.Bool
+}
+
+func (f *fakeWAL) barrier() error {
+	f.barriers.Add(1)
+	if f.fail.Load() {
+		return errors.New("sync failed")
+	}
+	return nil
+}
+
+func TestSyncCoversEverythingApplied(t *testing.T) {
+	f := &fakeWAL{}
+	m := NewManager(None, BatchedConfig{}, f.barrier, f.applied.Load, 5)
+	require.Equal(t, uint64(5), m.Durable(), "recovered versions are durable")
+	d, err := m.Sync()
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), d)
+	require.Zero(t, f.barriers.Load(), "nothing new: no barrier")
+
+	f.applied.Store(9)
+	d, err = m.Sync()
+	require.NoError(t, err)
+	require.Equal(t, uint64(9), d)
+	require.Equal(t, int64(1), f.barriers.Load())
+
+	m.Synced(12) // a Strict commit synced itself
+	require.Equal(t, uint64(12), m.Durable())
+	m.Synced(10)
+	require.Equal(t, uint64(12), m.Durable(), "the durable version never goes back")
+
+	f.applied.Store(20)
+	f.fail.Store(true)
+	d, err = m.Sync()
+	require.Error(t, err)
+	require.Equal(t, uint64(12), d, "a failed barrier makes nothing durable")
+	require.Error(t, m.Close(), "Close syncs, and reports the failed barrier")
+}
+
+func TestBatchedSyncsAfterMaxPending(t *testing.T) {
+	f := &fakeWAL{}
+	m := NewManager(Batched, BatchedConfig{Interval: time.Hour, MaxPending: 10}, f.barrier, f.applied.Load, 0)
+	defer m.Close()
+	for v := uint64(1); v <= 10; v++ {
+		f.applied.Store(v)
+		m.Committed()
+	}
+	require.Eventually(t, func() bool { return m.Durable() == 10 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, uint64(1), m.Syncs())
+}
+
+func TestBatchedSyncsOnInterval(t *testing.T) {
+	f := &fakeWAL{}
+	m := NewManager(Batched, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
+	f.applied.Store(3)
+	m.Committed()
+	require.Eventually(t, func() bool { return m.Durable() == 3 }, 10*time.Second, time.Millisecond)
+	f.applied.Store(4)
+	require.NoError(t, m.Close())
+	require.Equal(t, uint64(4), m.Durable(), "Close syncs everything applied")
+	m.Stop() // idempotent
+}
+
+func TestBatchedConfigDefaultsAndValidation(t *testing.T) {
+	c := BatchedConfig{}.WithDefaults()
+	require.Equal(t, DefaultInterval, c.Interval)
+	require.Equal(t, DefaultMaxPending, c.MaxPending)
+	require.Error(t, BatchedConfig{Interval: -1}.Validate())
+	require.Error(t, BatchedConfig{MaxPending: -1}.Validate())
+	require.NoError(t, c.Validate())
+}
