@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -106,7 +107,9 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 		keyenc.AppendHeader(val[:0], w.Kind, ts)
 		finish()
 	}
-	b.Set(lastVersionKey, keyenc.EncodeUint64(v))
+	var vrec [8]byte
+	binary.BigEndian.PutUint64(vrec[:], v) // keyenc.EncodeUint64, without the allocation
+	b.Set(lastVersionKey, vrec[:])
 	err := b.Apply(sync)
 	if err == nil {
 		s.last, s.lastTS = v, ts
