@@ -77,6 +77,12 @@ func decodeRecord(rec mvcc.Record) (Versioned, error) {
 // Put writes v under key in run as a single-key commit and returns its
 // version. It is a blind write: it never conflicts.
 func (db *Database) Put(ctx context.Context, run RunID, key []byte, v Value) (uint64, error) {
+	return db.put(ctx, run, key, v, nil)
+}
+
+// put commits v under key in run, after check (if any) accepts the commit
+// under the run's commit lock.
+func (db *Database) put(ctx context.Context, run RunID, key []byte, v Value, check func() error) (uint64, error) {
 	if err := checkKey(run, key); err != nil {
 		return 0, err
 	}
@@ -89,7 +95,7 @@ func (db *Database) Put(ctx context.Context, run RunID, key []byte, v Value) (ui
 	}
 	defer db.leave()
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: kind, Payload: payload}}
-	res, err := db.commit(run, w, nil, db.dur.Mode())
+	res, err := db.commit(run, w, check, db.dur.Mode())
 	return res.version, err
 }
 
@@ -148,19 +154,7 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 // nothing. Of several concurrent CAS with the same expectation, exactly one
 // succeeds.
 func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uint64, v Value) (uint64, error) {
-	if err := checkKey(run, key); err != nil {
-		return 0, err
-	}
-	kind, payload, err := encodeValue(v)
-	if err != nil {
-		return 0, err
-	}
-	if err := db.enter(ctx); err != nil {
-		return 0, err
-	}
-	defer db.leave()
-	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: kind, Payload: payload}}
-	res, err := db.commit(run, w, func() error {
+	return db.put(ctx, run, key, v, func() error {
 		cur, err := db.latestVersion(run, key)
 		if err != nil {
 			return err
@@ -170,8 +164,7 @@ func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uin
 				Reason: fmt.Sprintf("compare-and-swap expected version %d, found %d", expected, cur)}
 		}
 		return nil
-	}, db.dur.Mode())
-	return res.version, err
+	})
 }
 
 // latestVersion returns the newest committed version of a KV key, 0 if it is
