@@ -271,3 +271,18 @@ func FuzzSeparator(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeSystemRecords(f *testing.F) {
+	f.Add(EncodeFormat())
+	f.Add(EncodeUint64(42))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if ver, err := DecodeFormat(v); err == nil {
+			if ver == FormatVersion && !bytes.Equal(v, EncodeFormat()) {
+				t.Fatalf("format record %x decodes as the current format", v)
+			}
+		}
+		if n, err := DecodeUint64(v); err == nil && !bytes.Equal(EncodeUint64(n), v) {
+			t.Fatalf("counter record %x round-trips as %d", v, n)
+		}
+	})
+}
