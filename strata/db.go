@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/strata-db/strata/durability"
 	"github.com/strata-db/strata/mvcc"
@@ -38,6 +39,7 @@ type Database struct {
 	runLocks  sync.Map // RunID -> *sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool // Close has begun
 }
 
 // Open opens or creates the database at path in Batched mode.
@@ -159,6 +161,9 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 // until Close. If ctx ends first, Shutdown returns its error; operations
 // still in flight finish normally and Close waits for them.
 func (db *Database) Shutdown(ctx context.Context) error {
+	if db.closed.Load() {
+		return nil // Close already synced everything and released the files
+	}
 	db.adb.StopAccepting()
 	if err := db.adb.WaitIdle(ctx); err != nil {
 		return err
@@ -179,6 +184,7 @@ func (db *Database) Shutdown(ctx context.Context) error {
 // Builder.OpenTemp also removes its directory.
 func (db *Database) Close() error {
 	db.closeOnce.Do(func() {
+		db.closed.Store(true)
 		db.adb.StopAccepting()
 		_ = db.adb.WaitIdle(context.Background())
 		var errs []error

@@ -183,6 +183,7 @@ func TestUseAfterCloseAndDoubleClose(t *testing.T) {
 	_, err = db.Flush(ctx)
 	require.ErrorIs(t, err, strata.ErrClosed)
 	_ = db.Metrics() // does not panic
+	require.NoError(t, db.Shutdown(ctx), "shutdown after close is a no-op")
 }
 
 func TestSecondOpenIsLocked(t *testing.T) {
