@@ -40,6 +40,9 @@ type Database struct {
 	closeOnce sync.Once
 	closeErr  error
 	closed    atomic.Bool // Close has begun
+
+	// Transaction counters (see TxnMetrics).
+	txnStarted, txnActive, txnCommitted, txnAborted atomic.Int64
 }
 
 // Open opens or creates the database at path in Batched mode.

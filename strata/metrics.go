@@ -9,8 +9,18 @@ type Metrics struct {
 	// Syncs is the number of WAL sync barriers issued by Flush, the Batched
 	// syncer, Shutdown and Close (Strict commits sync on their own).
 	Syncs uint64
+	// Transactions counts transactions (Begin, Transaction and friends;
+	// direct operations are not counted).
+	Transactions TxnMetrics
 	// Storage describes the Pebble store underneath.
 	Storage StorageMetrics
+}
+
+// TxnMetrics counts transactions. A transaction that wrote nothing and
+// ended with Commit counts as committed; one ended without committing, or
+// whose commit failed, as aborted.
+type TxnMetrics struct {
+	Active, Started, Committed, Aborted int64
 }
 
 // StorageMetrics are selected Pebble metrics.
@@ -36,6 +46,12 @@ func (db *Database) Metrics() Metrics {
 		CurrentVersion: db.store.Visible(),
 		DurableVersion: db.dur.Durable(),
 		Syncs:          db.dur.Syncs(),
+		Transactions: TxnMetrics{
+			Active:    db.txnActive.Load(),
+			Started:   db.txnStarted.Load(),
+			Committed: db.txnCommitted.Load(),
+			Aborted:   db.txnAborted.Load(),
+		},
 	}
 	if db.adb.Enter() != nil {
 		return m

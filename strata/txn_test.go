@@ -1,0 +1,373 @@
+package strata_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/strata"
+	"github.com/strata-db/strata/value"
+	"github.com/stretchr/testify/require"
+)
+
+func openTxnDB(t *testing.T) (*strata.Database, strata.RunID) {
+	t.Helper()
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db, strata.NewRunID()
+}
+
+func begin(t *testing.T, db *strata.Database, run strata.RunID) *strata.Txn {
+	t.Helper()
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	t.Cleanup(tx.End)
+	return tx
+}
+
+func put(t *testing.T, db *strata.Database, run strata.RunID, k string, v int64) uint64 {
+	t.Helper()
+	ver, err := db.Put(ctx, run, []byte(k), value.Int(v))
+	require.NoError(t, err)
+	return ver
+}
+
+func requireConflict(t *testing.T, err error, keys ...string) {
+	t.Helper()
+	require.ErrorIs(t, err, strata.ErrConflict)
+	var ce *strata.ConflictError
+	require.ErrorAs(t, err, &ce)
+	var got []string
+	for _, k := range ce.Keys {
+		got = append(got, string(k))
+	}
+	require.ElementsMatch(t, keys, got)
+}
+
+// The conflict matrix, one test per row.
+
+func TestConflictReadWrite(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 1)
+	a := begin(t, db, run)
+	_, err := a.Get([]byte("x"))
+	require.NoError(t, err)
+	put(t, db, run, "x", 2) // a concurrent commit changes what a read
+	require.NoError(t, a.Put([]byte("y"), value.Int(1)))
+	_, err = a.Commit()
+	requireConflict(t, err, "x")
+	_, err = db.Get(ctx, run, []byte("y"))
+	require.ErrorIs(t, err, strata.ErrNotFound, "a failed commit leaves no trace")
+}
+
+func TestConflictFirstCommitterWins(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 1)
+	a, b := begin(t, db, run), begin(t, db, run)
+	for _, tx := range []*strata.Txn{a, b} {
+		_, err := tx.Get([]byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, tx.Put([]byte("x"), value.Int(2)))
+	}
+	_, err := a.Commit()
+	require.NoError(t, err)
+	_, err = b.Commit()
+	requireConflict(t, err, "x")
+}
+
+func TestBlindWritesBothCommit(t *testing.T) {
+	db, run := openTxnDB(t)
+	a, b := begin(t, db, run), begin(t, db, run)
+	require.NoError(t, a.Put([]byte("x"), value.Int(1)))
+	require.NoError(t, b.Put([]byte("x"), value.Int(2)))
+	va, err := a.Commit()
+	require.NoError(t, err)
+	vb, err := b.Commit()
+	require.NoError(t, err)
+	require.Greater(t, vb, va)
+	got, err := db.Get(ctx, run, []byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, vb, got.Version, "the later commit wins")
+}
+
+func TestExactlyOneCASWinner(t *testing.T) {
+	db, run := openTxnDB(t)
+	v1 := put(t, db, run, "x", 1)
+	const n = 16
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+				return tx.CAS([]byte("x"), v1, value.Int(int64(i)))
+			})
+			if err == nil {
+				wins.Add(1)
+			} else {
+				require.ErrorIs(t, err, strata.ErrConflict)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(1), wins.Load())
+}
+
+func TestCASExpectingAbsentFailsOnExistingKey(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 1)
+	err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		return tx.CAS([]byte("x"), 0, value.Int(2))
+	})
+	requireConflict(t, err, "x")
+}
+
+func TestReadOnlyNeverConflicts(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 1)
+	a := begin(t, db, run)
+	got, err := a.Get([]byte("x"))
+	require.NoError(t, err)
+	put(t, db, run, "x", 2)
+	again, err := a.Get([]byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, got.Version, again.Version, "repeatable read")
+	_, err = a.List(nil)
+	require.NoError(t, err)
+	before := db.CurrentVersion()
+	v, err := a.Commit()
+	require.NoError(t, err)
+	require.Zero(t, v, "a read-only transaction allocates no version")
+	require.Equal(t, before, db.CurrentVersion())
+}
+
+func TestWriteSkewAborts(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "alice", 1) // invariant: at least one on call
+	put(t, db, run, "bob", 1)
+	a, b := begin(t, db, run), begin(t, db, run)
+	for _, c := range []struct {
+		tx       *strata.Txn
+		me, peer string
+	}{{a, "alice", "bob"}, {b, "bob", "alice"}} {
+		_, err := c.tx.Get([]byte(c.me))
+		require.NoError(t, err)
+		_, err = c.tx.Get([]byte(c.peer))
+		require.NoError(t, err)
+		require.NoError(t, c.tx.Put([]byte(c.me), value.Int(0))) // go off call
+	}
+	_, err := a.Commit()
+	require.NoError(t, err)
+	_, err = b.Commit()
+	requireConflict(t, err, "alice") // b read alice, which a changed
+}
+
+func TestPhantomInsertIntoListedRangeAborts(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "order/1", 1)
+	a := begin(t, db, run)
+	keys, err := a.List([]byte("order/"))
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	require.NoError(t, a.Put([]byte("count"), value.Int(int64(len(keys)))))
+	put(t, db, run, "order/2", 1) // a phantom
+	_, err = a.Commit()
+	requireConflict(t, err, "order/2")
+
+	// A key outside the listed prefix does not conflict.
+	b := begin(t, db, run)
+	_, err = b.List([]byte("order/"))
+	require.NoError(t, err)
+	require.NoError(t, b.Put([]byte("count"), value.Int(2)))
+	put(t, db, run, "other", 1)
+	_, err = b.Commit()
+	require.NoError(t, err)
+}
+
+func TestDeleteAfterReadConflicts(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 1)
+	a := begin(t, db, run)
+	_, err := a.Get([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, a.Put([]byte("y"), value.Int(1)))
+	existed, err := db.Delete(ctx, run, []byte("x"))
+	require.NoError(t, err)
+	require.True(t, existed)
+	_, err = a.Commit()
+	requireConflict(t, err, "x")
+}
+
+func TestMissingKeyReadThenCreatedConflicts(t *testing.T) {
+	db, run := openTxnDB(t)
+	a := begin(t, db, run)
+	_, err := a.Get([]byte("x"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+	require.NoError(t, a.Put([]byte("y"), value.Int(1)))
+	put(t, db, run, "x", 1)
+	_, err = a.Commit()
+	requireConflict(t, err, "x")
+}
+
+func TestReadYourOwnWrites(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "gone", 1)
+	err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		require.NoError(t, tx.Put([]byte("a"), value.String("new")))
+		got, err := tx.Get([]byte("a"))
+		require.NoError(t, err)
+		require.True(t, value.Equal(value.String("new"), got.Value))
+		require.Zero(t, got.Version, "not committed yet")
+
+		existed, err := tx.Delete([]byte("gone"))
+		require.NoError(t, err)
+		require.True(t, existed)
+		_, err = tx.Get([]byte("gone"))
+		require.ErrorIs(t, err, strata.ErrNotFound)
+
+		require.NoError(t, tx.CAS([]byte("c"), 0, value.Int(7)))
+		got, err = tx.Get([]byte("c"))
+		require.NoError(t, err)
+		require.True(t, value.Equal(value.Int(7), got.Value))
+
+		keys, err := tx.List(nil)
+		require.NoError(t, err)
+		require.Equal(t, [][]byte{[]byte("a"), []byte("c")}, keys)
+		return nil
+	})
+	require.NoError(t, err)
+	_, err = db.Get(ctx, run, []byte("gone"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+}
+
+func TestClosureAbortsOnError(t *testing.T) {
+	db, run := openTxnDB(t)
+	boom := errors.New("boom")
+	err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		require.NoError(t, tx.Put([]byte("x"), value.Int(1)))
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	_, err = db.Get(ctx, run, []byte("x"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+	m := db.Metrics().Transactions
+	require.Equal(t, strata.TxnMetrics{Active: 0, Started: 1, Committed: 0, Aborted: 1}, m)
+}
+
+func TestTransactionWithVersionAndDurabilityOverride(t *testing.T) {
+	db, err := strata.OpenWithMode(t.TempDir(), strata.DurabilityNone)
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		return tx.Put([]byte("k"), value.Int(1))
+	}, strata.WithDurability(strata.DurabilityStrict))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), v)
+	require.Equal(t, v, db.DurableVersion(), "a Strict override waits for its own fsync")
+}
+
+func TestManualAPIMisuse(t *testing.T) {
+	db, run := openTxnDB(t)
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+	_, err = tx.Commit()
+	require.NoError(t, err)
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, strata.ErrTxnDone, "commit twice")
+	require.ErrorIs(t, tx.Put([]byte("k"), value.Int(2)), strata.ErrTxnDone, "use after commit")
+	tx.End() // no-op after commit
+
+	tx, err = db.Begin(ctx, run)
+	require.NoError(t, err)
+	tx.End()
+	tx.End()
+	_, err = tx.Get([]byte("k"))
+	require.ErrorIs(t, err, strata.ErrTxnDone, "use after end")
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, strata.ErrTxnDone)
+
+	_, err = db.Begin(ctx, strata.RunID{})
+	require.ErrorIs(t, err, strata.ErrInvalidRunID)
+	tx = begin(t, db, run)
+	require.ErrorIs(t, tx.Put(nil, value.Int(1)), strata.ErrInvalidKey)
+}
+
+func TestTimeoutIsEnforced(t *testing.T) {
+	db, run := openTxnDB(t)
+	err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+		time.Sleep(30 * time.Millisecond)
+		// After the deadline every operation fails...
+		require.ErrorIs(t, tx.Put([]byte("k2"), value.Int(1)), context.DeadlineExceeded)
+		return nil
+	}, strata.WithTimeout(10*time.Millisecond))
+	// ...and the commit is refused.
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = db.Get(ctx, run, []byte("k"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+}
+
+func TestRetryOnConflictOnly(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 0)
+	attempts := 0
+	err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		attempts++
+		got, err := tx.Get([]byte("x"))
+		if err != nil {
+			return err
+		}
+		if attempts < 3 {
+			put(t, db, run, "x", 100) // interfere: this attempt conflicts
+		}
+		n, _ := got.Value.AsInt()
+		return tx.Put([]byte("x"), value.Int(n+1))
+	}, strata.WithRetry(strata.RetryConfig{MaxRetries: 5, BaseDelay: time.Millisecond}))
+	require.NoError(t, err)
+	require.Equal(t, 3, attempts)
+	got, err := db.Get(ctx, run, []byte("x"))
+	require.NoError(t, err)
+	n, _ := got.Value.AsInt()
+	require.Equal(t, int64(101), n)
+
+	boom := errors.New("boom")
+	attempts = 0
+	err = db.Transaction(ctx, run, func(*strata.Txn) error { attempts++; return boom },
+		strata.WithRetry(strata.RetryConfig{}))
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, 1, attempts, "only conflicts are retried")
+}
+
+func TestTxnTooLarge(t *testing.T) {
+	db, run := openTxnDB(t)
+	tx := begin(t, db, run)
+	big := value.Bytes(make([]byte, strata.MaxValueSize))
+	var err error
+	for i := 0; err == nil; i++ {
+		err = tx.Put(fmt.Appendf(nil, "k%d", i), big)
+	}
+	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+}
+
+func TestShutdownWaitsForActiveTransaction(t *testing.T) {
+	db, err := strata.Open(t.TempDir())
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, db.Shutdown(short), context.DeadlineExceeded, "an active transaction holds shutdown")
+	require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+	v, err := tx.Commit()
+	require.NoError(t, err)
+	require.NoError(t, db.Shutdown(ctx))
+	require.GreaterOrEqual(t, db.DurableVersion(), v)
+	require.NoError(t, db.Close())
+}
