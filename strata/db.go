@@ -41,6 +41,8 @@ type Database struct {
 	closeErr  error
 	closed    atomic.Bool // Close has begun
 
+	txns txnPool
+
 	// Transaction counters (see TxnMetrics).
 	txnStarted, txnActive, txnCommitted, txnAborted atomic.Int64
 }

@@ -58,12 +58,9 @@ type Txn struct {
 	snap uint64
 	mode DurabilityMode
 
-	writes map[string]txnWrite
-	size   int
-	reads  map[string]uint64
-	cas    map[string]uint64
-	scans  []scanRead
-	done   bool
+	*txnBuffers // nil once the transaction ended
+	size        int
+	done        bool
 }
 
 type txnWrite struct {
@@ -122,7 +119,7 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	}
 	db.txnStarted.Add(1)
 	db.txnActive.Add(1)
-	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode}, nil
+	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode, txnBuffers: db.txns.get()}, nil
 }
 
 // Snapshot returns the version the transaction reads at.
@@ -157,9 +154,6 @@ func (t *Txn) Get(key []byte) (Versioned, error) {
 	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagKV, key, t.snap)
 	if err != nil {
 		return Versioned{}, err
-	}
-	if t.reads == nil {
-		t.reads = map[string]uint64{}
 	}
 	if !found || rec.Deleted() {
 		t.reads[string(key)] = 0
@@ -223,9 +217,6 @@ func (t *Txn) CAS(key []byte, expected uint64, v Value) error {
 	if err := t.Put(key, v); err != nil {
 		return err
 	}
-	if t.cas == nil {
-		t.cas = map[string]uint64{}
-	}
 	t.cas[string(key)] = expected
 	return nil
 }
@@ -238,9 +229,6 @@ func (t *Txn) write(key []byte, w txnWrite) error {
 	}
 	if size > MaxTxnSize {
 		return fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
-	}
-	if t.writes == nil {
-		t.writes = map[string]txnWrite{}
 	}
 	t.writes[string(key)] = w
 	t.size = size
@@ -394,7 +382,8 @@ func (t *Txn) end() {
 		return
 	}
 	t.done = true
-	t.writes, t.reads, t.cas, t.scans = nil, nil, nil, nil
+	t.db.txns.put(t.txnBuffers)
+	t.txnBuffers = nil
 	t.db.txnActive.Add(-1)
 	t.db.leave()
 }

@@ -371,3 +371,29 @@ func TestShutdownWaitsForActiveTransaction(t *testing.T) {
 	require.GreaterOrEqual(t, db.DurableVersion(), v)
 	require.NoError(t, db.Close())
 }
+
+func TestTxnContextsArePooled(t *testing.T) {
+	db, run := openTxnDB(t)
+	db.WarmupTxns(4)
+	require.Equal(t, strata.TxnPoolStats{Pooled: 4, Created: 4}, db.TxnPoolStats())
+	for i := range 1000 {
+		require.NoError(t, db.Transaction(ctx, run, func(tx *strata.Txn) error {
+			_, _ = tx.Get([]byte("k"))
+			return tx.Put([]byte("k"), value.Int(int64(i)))
+		}))
+	}
+	require.Equal(t, int64(4), db.TxnPoolStats().Created, "the steady state allocates no new context")
+
+	// A stale handle cannot touch the context it gave back.
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	tx.End()
+	other := begin(t, db, run)
+	require.ErrorIs(t, tx.Put([]byte("x"), value.Int(1)), strata.ErrTxnDone)
+	require.NoError(t, other.Put([]byte("y"), value.Int(1)))
+	v, err := other.Commit()
+	require.NoError(t, err)
+	require.NotZero(t, v)
+	_, err = db.Get(ctx, run, []byte("x"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+}

@@ -1,0 +1,91 @@
+package strata
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// txnBuffers is a transaction's context: its write buffer, read set, CAS
+// expectations and listed prefixes. Contexts are pooled per database, so a
+// steady stream of transactions allocates no new ones (the counterpart of
+// the original engine's thread-local pool).
+type txnBuffers struct {
+	writes map[string]txnWrite
+	reads  map[string]uint64
+	cas    map[string]uint64
+	scans  []scanRead
+}
+
+// maxPooledTxns bounds the pool; maxPooledEntries drops contexts whose maps
+// grew large, so one huge transaction does not pin memory forever.
+const (
+	maxPooledTxns    = 64
+	maxPooledEntries = 4096
+)
+
+type txnPool struct {
+	mu      sync.Mutex
+	free    []*txnBuffers
+	created atomic.Int64
+}
+
+func newTxnBuffers() *txnBuffers {
+	return &txnBuffers{
+		writes: map[string]txnWrite{},
+		reads:  map[string]uint64{},
+		cas:    map[string]uint64{},
+	}
+}
+
+func (p *txnPool) get() *txnBuffers {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return b
+	}
+	p.mu.Unlock()
+	p.created.Add(1)
+	return newTxnBuffers()
+}
+
+func (p *txnPool) put(b *txnBuffers) {
+	if len(b.writes)+len(b.reads)+len(b.cas) > maxPooledEntries {
+		return
+	}
+	clear(b.writes)
+	clear(b.reads)
+	clear(b.cas)
+	clear(b.scans)
+	b.scans = b.scans[:0]
+	p.mu.Lock()
+	if len(p.free) < maxPooledTxns {
+		p.free = append(p.free, b)
+	}
+	p.mu.Unlock()
+}
+
+// WarmupTxns fills the transaction-context pool with up to n contexts
+// (at most 64), so that the first transactions allocate none.
+func (db *Database) WarmupTxns(n int) {
+	for range min(n, maxPooledTxns) {
+		db.txns.created.Add(1)
+		db.txns.put(newTxnBuffers())
+	}
+}
+
+// TxnPoolStats describes the transaction-context pool.
+type TxnPoolStats struct {
+	// Pooled is the number of idle contexts in the pool.
+	Pooled int
+	// Created is the number of contexts ever allocated.
+	Created int64
+}
+
+// TxnPoolStats returns the pool's counters.
+func (db *Database) TxnPoolStats() TxnPoolStats {
+	db.txns.mu.Lock()
+	defer db.txns.mu.Unlock()
+	return TxnPoolStats{Pooled: len(db.txns.free), Created: db.txns.created.Load()}
+}
