@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/keyenc"
@@ -228,6 +230,59 @@ func TestCrashedCommitIsAllOrNothing(t *testing.T) {
 		} else {
 			require.Empty(t, got)
 		}
+		require.NoError(t, db.Close())
+	}
+}
+
+// TestCrashWithTransactionsInFlight crashes while several goroutines commit
+// multi-key transactions and checks that each transaction is wholly present
+// or wholly absent after recovery.
+func TestCrashWithTransactionsInFlight(t *testing.T) {
+	for _, pct := range []int{0, 30, 100} {
+		fs := vfs.NewCrashableMem()
+		opts := Options{Path: "db", FS: fs, Durability: DurabilityBatched, SyncInterval: time.Millisecond}
+		db, err := OpenWith(opts)
+		require.NoError(t, err)
+		run := NewRunID()
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := 0; !stop.Load(); i++ {
+					id := fmt.Sprintf("t%d-%06d", g, i)
+					err := db.Transaction(context.Background(), run, func(tx *Txn) error {
+						for part := range 8 {
+							if err := tx.Put(fmt.Appendf(nil, "%s/%d", id, part), value.String(id)); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						return // closed under us
+					}
+				}
+			})
+		}
+		for db.CurrentVersion() < 2000 {
+			runtime.Gosched()
+		}
+		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(5, uint64(pct)))})
+		stop.Store(true)
+		wg.Wait()
+		require.NoError(t, db.Close())
+
+		opts.FS = crashed
+		db, err = OpenWith(opts)
+		require.NoError(t, err)
+		parts := map[string]int{}
+		for _, k := range recoveredKeys(t, db, run) {
+			parts[k[:strings.IndexByte(k, '/')]]++
+		}
+		for id, n := range parts {
+			require.Equal(t, 8, n, "transaction %s recovered with %d of 8 writes", id, n)
+		}
+		t.Logf("unsynced kept %d%%: %d whole transactions recovered, %d versions", pct, len(parts), db.CurrentVersion())
 		require.NoError(t, db.Close())
 	}
 }

@@ -137,6 +137,9 @@ type SystemResult struct {
 	// baseline's.
 	LatencyRatio    float64 `json:"latency_ratio"`
 	ThroughputRatio float64 `json:"throughput_ratio"`
+	// Note adds what only some workloads measure, e.g. the abort rate of
+	// contended transactions; empty otherwise.
+	Note string `json:"note,omitempty"`
 	// Reps holds every rep's statistics, in run order.
 	Reps []RepStats `json:"reps"`
 }
@@ -160,6 +163,7 @@ func newGroupResult(g Group, ws []Workload, reps [][]RepStats, timed time.Durati
 			Median:     median(field(reps[j], func(r RepStats) time.Duration { return r.Median })),
 			P99:        median(field(reps[j], func(r RepStats) time.Duration { return r.P99 })),
 			Throughput: median(field(reps[j], func(r RepStats) float64 { return r.Throughput })),
+			Note:       abortNote(reps[j]),
 			Reps:       reps[j],
 		})
 	}

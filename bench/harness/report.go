@@ -48,7 +48,7 @@ func WriteHeader(w io.Writer, m Machine, cfg Config) error {
 Every cell is the median across reps of a per-rep statistic, with [min–max across reps].
 Per rep: median and p99 of the pooled per-op latencies (time.Now pairs), throughput = timed ops / wall time.
 Ratios divide by the baseline's median across reps, with [min–max of the per-rep ratios] (reps run back to back).
-Keys are 16 random bytes, values 100 random bytes, a fresh key per write.
+Keys are 16 random bytes, values 100 random bytes, a fresh key per write unless a group says otherwise.
 
 `, m.Date.Format(time.RFC3339), m.Command, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS, m.NumCPU,
 		orDash(m.CPU), m.TempDir, pressure, describeConfig(cfg))
@@ -59,9 +59,9 @@ Keys are 16 random bytes, values 100 random bytes, a fresh key per write.
 func describeConfig(cfg Config) string {
 	return fmt.Sprintf("%d reps, interleaved; warm-up %v; timed phase %v (no sync) / %v (sync), "+
 		"at most %d ops; memtable %d MiB, block cache %d MiB for Strata and Pebble; "+
-		"get group: %d keys, block cache %d MiB",
+		"get group: %d keys, block cache %d MiB; transaction groups reading existing keys: %d keys loaded per rep",
 		cfg.Reps, cfg.Warmup, cfg.Duration, cfg.SyncDuration, cfg.MaxOps,
-		cfg.MemTableSize>>20, cfg.CacheSize>>20, cfg.ReadKeys, cfg.ReadCacheSize>>20)
+		cfg.MemTableSize>>20, cfg.CacheSize>>20, cfg.ReadKeys, cfg.ReadCacheSize>>20, cfg.TxnKeys)
 }
 
 // WriteGroup writes one group's markdown table, with each target next to
@@ -69,8 +69,13 @@ func describeConfig(cfg Config) string {
 func WriteGroup(w io.Writer, r GroupResult) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s: %s\n\nTimed phase %v per rep.\n\n", r.Name, r.Title, r.Timed)
-	fmt.Fprintf(&b, "| system | setting | goroutines | median | p99 | throughput | median vs %[1]s | throughput vs %[1]s | target |\n", r.Baseline)
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	hasNote := slices.ContainsFunc(r.Systems, func(s SystemResult) bool { return s.Note != "" })
+	noteHead, noteRule := "", ""
+	if hasNote {
+		noteHead, noteRule = " note |", "---|"
+	}
+	fmt.Fprintf(&b, "| system | setting | goroutines | median | p99 | throughput | median vs %[1]s | throughput vs %[1]s | target |%[2]s\n", r.Baseline, noteHead)
+	b.WriteString("|---|---|---|---|---|---|---|---|---|" + noteRule + "\n")
 	base, hasBase := r.system(r.Baseline)
 	var pressure []float64
 	for _, s := range r.Systems {
@@ -88,12 +93,16 @@ func WriteGroup(w io.Writer, r GroupResult) error {
 				targets = append(targets, fmt.Sprintf("%v: %.2fx %s", t.Target, t.Ratio, passMiss(t.Met)))
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n",
+		note := ""
+		if hasNote {
+			note = " " + orDash(s.Note) + " |"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s |%s\n",
 			s.System, s.Setting, s.Goroutines,
 			fmtRange(s.Median, field(s.Reps, func(r RepStats) time.Duration { return r.Median }), fmtDur),
 			fmtRange(s.P99, field(s.Reps, func(r RepStats) time.Duration { return r.P99 }), fmtDur),
 			fmtRange(s.Throughput, field(s.Reps, func(r RepStats) float64 { return r.Throughput }), fmtRate),
-			latRatio, thrRatio, orDash(strings.Join(targets, "; ")))
+			latRatio, thrRatio, orDash(strings.Join(targets, "; ")), note)
 		for _, rep := range s.Reps {
 			if rep.CPUPressure >= 0 {
 				pressure = append(pressure, rep.CPUPressure)

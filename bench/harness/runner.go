@@ -41,6 +41,10 @@ type Config struct {
 	// ReadCacheSize is the block cache size in the read group, large enough
 	// to hold the loaded store. The default is 512 MiB.
 	ReadCacheSize int64 `json:"read_cache_size"`
+	// TxnKeys is the number of keys loaded, untimed, into every rep's fresh
+	// store for the transaction groups that read existing keys. The default
+	// is 100,000.
+	TxnKeys int `json:"txn_keys"`
 	// Settle is how long a loaded store must show no flush or compaction
 	// activity before the read group times it. The default is 1s.
 	Settle time.Duration `json:"settle_ns"`
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		CacheSize:     strata.DefaultCacheSize,
 		ReadKeys:      1_000_000,
 		ReadCacheSize: 512 << 20,
+		TxnKeys:       100_000,
 		Settle:        time.Second,
 	}
 }
@@ -69,7 +74,7 @@ func DefaultConfig() Config {
 // them differently.
 func (c Config) validate() error {
 	if c.Reps < 1 || c.Warmup < 0 || c.Duration <= 0 || c.SyncDuration <= 0 || c.MaxOps < 1 ||
-		c.MemTableSize == 0 || c.CacheSize <= 0 || c.ReadKeys < 1 || c.ReadCacheSize <= 0 || c.Settle <= 0 {
+		c.MemTableSize == 0 || c.CacheSize <= 0 || c.ReadKeys < 1 || c.ReadCacheSize <= 0 || c.TxnKeys < 1 || c.Settle <= 0 {
 		return fmt.Errorf("harness: invalid config %+v", c)
 	}
 	return nil
@@ -137,7 +142,7 @@ func runRep(w Workload, rep int, timed time.Duration, cfg Config) (RepStats, err
 	}
 	// Collect the previous rep's garbage and the inputs' now, not while timing.
 	runtime.GC()
-	st, err := measure(inst.Op, w.Goroutines, warmCap, timedCap, cfg.Warmup, timed)
+	st, err := measure(inst, w.Goroutines, warmCap, timedCap, cfg.Warmup, timed)
 	if cerr := inst.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close: %w", cerr))
 	}
@@ -146,15 +151,16 @@ func runRep(w Workload, rep int, timed time.Duration, cfg Config) (RepStats, err
 }
 
 // measure runs the warm-up phase, then the timed phase, and reduces the
-// timed phase's latencies.
-func measure(op func(g, i int) error, goroutines, warmCap, timedCap int, warmup, timed time.Duration) (RepStats, error) {
+// timed phase's latencies and, if inst counts them, its transaction
+// attempts.
+func measure(inst Instance, goroutines, warmCap, timedCap int, warmup, timed time.Duration) (RepStats, error) {
 	next := make([]int, goroutines)
 	end := make([]int, goroutines)
 	if warmup > 0 {
 		for g := range end {
 			end[g] = warmCap
 		}
-		if _, err := phase(op, next, end, warmup, nil); err != nil {
+		if _, err := phase(inst.Op, next, end, warmup, nil); err != nil {
 			return RepStats{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -163,11 +169,20 @@ func measure(op func(g, i int) error, goroutines, warmCap, timedCap int, warmup,
 		lats[g] = make([]time.Duration, 0, timedCap)
 		end[g] = next[g] + timedCap
 	}
-	wall, err := phase(op, next, end, timed, lats)
+	var before TxnCounts
+	if inst.Counts != nil {
+		before = inst.Counts()
+	}
+	wall, err := phase(inst.Op, next, end, timed, lats)
 	if err != nil {
 		return RepStats{}, err
 	}
-	return newRepStats(lats, wall), nil
+	st := newRepStats(lats, wall)
+	if inst.Counts != nil {
+		after := inst.Counts()
+		st.Attempts, st.Aborts = after.Attempts-before.Attempts, after.Aborts-before.Aborts
+	}
+	return st, nil
 }
 
 // phase runs goroutine g's operations next[g], next[g]+1, ... until its

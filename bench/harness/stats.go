@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -20,6 +21,10 @@ type RepStats struct {
 	P99    time.Duration `json:"p99_ns"`
 	// Throughput is Ops divided by Wall, in operations per second.
 	Throughput float64 `json:"ops_per_sec"`
+	// Attempts and Aborts are the transaction attempts and aborts of the
+	// timed phase, for workloads that count them (Instance.Counts).
+	Attempts int64 `json:"attempts,omitempty"`
+	Aborts   int64 `json:"aborts,omitempty"`
 	// CPUPressure is Linux's CPU pressure after the rep ("some avg10" of
 	// /proc/pressure/cpu, in percent), or -1 where it cannot be read.
 	CPUPressure float64 `json:"cpu_pressure_avg10"`
@@ -89,4 +94,24 @@ func cpuPressure() float64 {
 		}
 	}
 	return -1
+}
+
+// abortNote describes the aborted share of the transaction attempts of the
+// reps that counted them: the median across reps, with [min–max]. It is
+// empty when no rep counted.
+func abortNote(reps []RepStats) string {
+	var rates []float64
+	var attempts int64
+	for _, r := range reps {
+		if r.Attempts > 0 {
+			rates = append(rates, float64(r.Aborts)/float64(r.Attempts))
+			attempts += r.Attempts
+		}
+	}
+	if len(rates) == 0 {
+		return ""
+	}
+	pct := func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
+	return fmt.Sprintf("abort rate %s (aborted/started attempts, %d attempts timed)",
+		fmtRange(median(rates), rates, pct), attempts)
 }

@@ -21,6 +21,15 @@ type Instance struct {
 	// Close ends the rep. A store opened for this rep alone is closed and
 	// its directory removed.
 	Close func() error
+	// Counts, if not nil, returns the transaction attempts and aborts so
+	// far; the rep records how much they grew over the timed phase.
+	Counts func() TxnCounts
+}
+
+// TxnCounts counts transaction attempts, retries included, and the attempts
+// that aborted.
+type TxnCounts struct {
+	Attempts, Aborts int64
 }
 
 // Workload is one system's side of a comparison group.
