@@ -50,3 +50,41 @@ func ExampleNewBuilder() {
 	fmt.Println(db.DurabilityMode(), db.PersistenceMode())
 	// Output: strict disk
 }
+
+func ExampleDatabase_Transaction() {
+	ctx := context.Background()
+	db, err := strata.OpenEphemeral()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	run := strata.NewRunID()
+
+	// Move 30 from a to b: both writes commit together or not at all, and
+	// the transaction is retried if a concurrent commit changed a or b.
+	_, _ = db.Put(ctx, run, []byte("a"), value.Int(100))
+	_, _ = db.Put(ctx, run, []byte("b"), value.Int(0))
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		a, err := tx.Get([]byte("a"))
+		if err != nil {
+			return err
+		}
+		b, err := tx.Get([]byte("b"))
+		if err != nil {
+			return err
+		}
+		av, _ := a.Value.AsInt()
+		bv, _ := b.Value.AsInt()
+		if err := tx.Put([]byte("a"), value.Int(av-30)); err != nil {
+			return err
+		}
+		return tx.Put([]byte("b"), value.Int(bv+30))
+	}, strata.WithRetry(strata.RetryConfig{}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, _ := db.Get(ctx, run, []byte("a"))
+	b, _ := db.Get(ctx, run, []byte("b"))
+	fmt.Println(a.Value, b.Value)
+	// Output: 70 30
+}

@@ -33,6 +33,8 @@ const (
 	streamLoadKeys
 	streamLoadValues
 	streamReadIndexes
+	streamTxnIndexes
+	streamTxnValues
 )
 
 // randomBytes returns n random bytes from r.
