@@ -179,9 +179,22 @@ func (r Record) Deleted() bool { return r.Kind == keyenc.KindTombstone }
 // returned as found with Kind KindTombstone: callers decide what a deletion
 // means for them (a read treats it as absent).
 func (s *Store) Get(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (rec Record, found bool, err error) {
+	return s.get(run, tag, key, at, at)
+}
+
+// GetLatest returns the newest version of (run, tag, key) among every
+// commit applied so far, visible or not. Commit checks call it under the
+// run's commit lock, where every commit of the run is applied.
+func (s *Store) GetLatest(run keyenc.RunID, tag keyenc.Tag, key []byte) (Record, bool, error) {
+	return s.get(run, tag, key, keyenc.MaxVersion, s.applied.Load())
+}
+
+// get reads the newest version <= at with an iterator that holds every
+// write up to version need.
+func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint64) (rec Record, found bool, err error) {
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
-	it, err := s.db.AcquirePointIter(at, s.applied.Load)
+	it, err := s.db.AcquirePointIter(need, s.applied.Load)
 	if err != nil {
 		return rec, false, err
 	}

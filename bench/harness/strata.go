@@ -20,18 +20,9 @@ func strataPut(cfg Config, mode strata.DurabilityMode, goroutines int) Workload 
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
-			dir, err := freshDir("strata")
+			db, dir, err := openStrata(cfg, mode)
 			if err != nil {
 				return Instance{}, err
-			}
-			db, err := strata.OpenWith(strata.Options{
-				Path:         dir,
-				Durability:   mode,
-				MemTableSize: cfg.MemTableSize,
-				CacheSize:    cfg.CacheSize,
-			})
-			if err != nil {
-				return Instance{}, errors.Join(err, os.RemoveAll(dir))
 			}
 			ctx, run := context.Background(), strata.NewRunID()
 			return Instance{
@@ -44,6 +35,25 @@ func strataPut(cfg Config, mode strata.DurabilityMode, goroutines int) Workload 
 			}, nil
 		},
 	}
+}
+
+// openStrata opens a Strata database with mode in a fresh directory, with
+// the write groups' memtable and cache sizes.
+func openStrata(cfg Config, mode strata.DurabilityMode) (*strata.Database, string, error) {
+	dir, err := freshDir("strata")
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := strata.OpenWith(strata.Options{
+		Path:         dir,
+		Durability:   mode,
+		MemTableSize: cfg.MemTableSize,
+		CacheSize:    cfg.CacheSize,
+	})
+	if err != nil {
+		return nil, "", errors.Join(err, os.RemoveAll(dir))
+	}
+	return db, dir, nil
 }
 
 // strataGet reads random keys of a Strata database loaded once with keys.
