@@ -18,11 +18,11 @@
 //
 // # Visibility
 //
-// Pebble makes a batch readable before its fsync and before earlier
-// concurrent batches are finished. Strata does not read Pebble's "latest":
-// readers use the visible version, the highest V such that every commit
-// with version <= V has been applied and, when it asked to be, synced. A
-// commit publishes its version when it is done; the visible version only
-// advances over a contiguous run of published versions, so no snapshot ever
+// Pebble makes a batch readable before its fsync. Strata does not read
+// Pebble's "latest": readers use the visible version, the highest V such
+// that every commit with version <= V has been applied and, when it asked to
+// be, synced. Because batches are applied in version order and the WAL is
+// synced in order, that is the highest applied version capped just below the
+// oldest synced commit whose fsync is not yet confirmed; no snapshot ever
 // holds version N+1 without version N.
 package mvcc

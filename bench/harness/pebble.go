@@ -47,13 +47,9 @@ func pebblePut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
-			dir, err := freshDir("pebble")
+			db, dir, err := openPebble(cfg)
 			if err != nil {
 				return Instance{}, err
-			}
-			db, err := pebble.Open(dir, pebbleOptions(cfg.MemTableSize, cfg.CacheSize))
-			if err != nil {
-				return Instance{}, errors.Join(err, os.RemoveAll(dir))
 			}
 			return Instance{
 				Op: func(g, i int) error {
@@ -64,6 +60,20 @@ func pebblePut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
 			}, nil
 		},
 	}
+}
+
+// openPebble opens a Pebble store in a fresh directory, with the write
+// groups' memtable and cache sizes.
+func openPebble(cfg Config) (*pebble.DB, string, error) {
+	dir, err := freshDir("pebble")
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := pebble.Open(dir, pebbleOptions(cfg.MemTableSize, cfg.CacheSize))
+	if err != nil {
+		return nil, "", errors.Join(err, os.RemoveAll(dir))
+	}
+	return db, dir, nil
 }
 
 // pebbleGet reads random keys of a Pebble store loaded once with keys.
