@@ -23,6 +23,24 @@ type TxnMetrics struct {
 	Active, Started, Committed, Aborted int64
 }
 
+// Completed returns Committed + Aborted.
+func (m TxnMetrics) Completed() int64 { return m.Committed + m.Aborted }
+
+// CommitRate returns the fraction of started transactions that committed
+// (0 when none started).
+func (m TxnMetrics) CommitRate() float64 { return ratio(m.Committed, m.Started) }
+
+// AbortRate returns the fraction of started transactions that aborted (0
+// when none started).
+func (m TxnMetrics) AbortRate() float64 { return ratio(m.Aborted, m.Started) }
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
 // StorageMetrics are selected Pebble metrics.
 type StorageMetrics struct {
 	DiskSpaceUsage   uint64 // bytes of all live files

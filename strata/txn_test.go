@@ -397,3 +397,47 @@ func TestTxnContextsArePooled(t *testing.T) {
 	_, err = db.Get(ctx, run, []byte("x"))
 	require.ErrorIs(t, err, strata.ErrNotFound)
 }
+
+func TestTxnMetricsRates(t *testing.T) {
+	db, run := openTxnDB(t)
+	require.Zero(t, db.Metrics().Transactions.AbortRate())
+	require.NoError(t, db.Transaction(ctx, run, func(tx *strata.Txn) error { return tx.Put([]byte("k"), value.Int(1)) }))
+	_ = db.Transaction(ctx, run, func(*strata.Txn) error { return errors.New("no") })
+	m := db.Metrics().Transactions
+	require.Equal(t, int64(2), m.Completed())
+	require.InDelta(t, 0.5, m.CommitRate(), 1e-9)
+	require.InDelta(t, 0.5, m.AbortRate(), 1e-9)
+}
+
+// Shutdown racing transactions that are starting: every Begin either fails
+// with ErrClosed or its transaction is waited for; none runs after Shutdown
+// returned.
+func TestShutdownRacingBegin(t *testing.T) {
+	for range 20 {
+		db, err := strata.OpenWith(strata.Options{Ephemeral: true})
+		require.NoError(t, err)
+		run := strata.NewRunID()
+		var shutdownDone atomic.Bool
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+						require.False(t, shutdownDone.Load(), "a transaction ran after Shutdown returned")
+						return tx.Put(fmt.Appendf(nil, "%d-%d", g, i), value.Int(1))
+					})
+					if err != nil {
+						require.ErrorIs(t, err, strata.ErrClosed)
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		require.NoError(t, db.Shutdown(ctx))
+		shutdownDone.Store(true)
+		wg.Wait()
+		require.Zero(t, db.Metrics().Transactions.Active)
+		require.NoError(t, db.Close())
+	}
+}

@@ -21,13 +21,9 @@ func badgerPut(syncWrites bool, goroutines int) Workload {
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
-			dir, err := freshDir("badger")
+			db, dir, err := openBadger(syncWrites)
 			if err != nil {
 				return Instance{}, err
-			}
-			db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(syncWrites))
-			if err != nil {
-				return Instance{}, errors.Join(err, os.RemoveAll(dir))
 			}
 			return Instance{
 				Op: func(g, i int) error {
@@ -38,4 +34,18 @@ func badgerPut(syncWrites bool, goroutines int) Workload {
 			}, nil
 		},
 	}
+}
+
+// openBadger opens a Badger store with default options and SyncWrites set
+// to syncWrites in a fresh directory.
+func openBadger(syncWrites bool) (*badger.DB, string, error) {
+	dir, err := freshDir("badger")
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(syncWrites))
+	if err != nil {
+		return nil, "", errors.Join(err, os.RemoveAll(dir))
+	}
+	return db, dir, nil
 }

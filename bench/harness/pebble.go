@@ -86,20 +86,7 @@ func pebbleGet(cfg Config, keys *keySet) Workload {
 		db, err = pebble.Open(dir, pebbleOptions(cfg.MemTableSize, cfg.ReadCacheSize))
 		return err
 	}
-	get := func(i int) error {
-		v, closer, err := db.Get(keys.key(i))
-		if err != nil {
-			return err
-		}
-		n := len(v)
-		if err := closer.Close(); err != nil {
-			return err
-		}
-		if n != ValueSize {
-			return errBadValue
-		}
-		return nil
-	}
+	get := func(i int) error { return pebbleCheckGet(db, keys.key(i)) }
 	probe := func() activity {
 		m := db.Metrics()
 		return activity{m.Flush.Count, m.Compact.Count, int64(m.DiskSpaceUsage())}
