@@ -5,15 +5,22 @@ import (
 	"github.com/strata-db/strata/strata"
 )
 
-// Groups returns every comparison group, in the order cmd/compare runs them.
-// The targets are those of the design's performance card.
+// latencyTarget bounds Strata's median latency to bound times raw Pebble's.
+func latencyTarget(bound float64) Target {
+	return Target{System: "strata", Against: "pebble", Metric: MedianLatency, Bound: bound}
+}
+
+// throughputTarget bounds Strata's throughput from below, to bound times
+// against's.
+func throughputTarget(against string, bound float64) Target {
+	return Target{System: "strata", Against: against, Metric: Throughput, Bound: bound}
+}
+
+// Groups returns every comparison group, in the order cmd/compare runs them:
+// the single-operation groups, then the transaction groups (txnGroups). The
+// targets are those of the design's performance card.
 func Groups() []Group {
-	latency := func(bound float64) Target {
-		return Target{System: "strata", Against: "pebble", Metric: MedianLatency, Bound: bound}
-	}
-	throughput := func(against string, bound float64) Target {
-		return Target{System: "strata", Against: against, Metric: Throughput, Bound: bound}
-	}
+	latency, throughput := latencyTarget, throughputTarget
 	noSync := func(mode strata.DurabilityMode) func(Config) []Workload {
 		return func(cfg Config) []Workload {
 			return []Workload{strataPut(cfg, mode, 1), pebblePut(cfg, pebble.NoSync, 1), badgerPut(false, 1)}
@@ -28,7 +35,7 @@ func Groups() []Group {
 			return ws
 		}
 	}
-	return []Group{{
+	groups := []Group{{
 		Name:      "put-none",
 		Title:     "single-key put of a fresh key, no sync, 1 writer",
 		Baseline:  "pebble",
@@ -71,4 +78,5 @@ func Groups() []Group {
 			return []Workload{strataGet(cfg, keys), pebbleGet(cfg, keys)}
 		},
 	}}
+	return append(groups, txnGroups()...)
 }

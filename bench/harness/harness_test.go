@@ -20,6 +20,7 @@ func tinyConfig() Config {
 	cfg.CacheSize = 8 << 20
 	cfg.ReadKeys = 5_000
 	cfg.ReadCacheSize = 8 << 20
+	cfg.TxnKeys = 5_000
 	cfg.Settle = 50 * time.Millisecond
 	return cfg
 }
@@ -49,6 +50,15 @@ func TestGroupsRun(t *testing.T) {
 			if len(res.Targets) != len(g.Targets) {
 				t.Errorf("%d targets evaluated, want %d", len(res.Targets), len(g.Targets))
 			}
+			if _, ok := res.system(g.Baseline); !ok {
+				t.Errorf("no result for the baseline %q", g.Baseline)
+			}
+			for _, s := range res.Systems {
+				// Only the contended workloads count attempts and aborts.
+				if counted := g.Name == "txn-contended"; counted != (s.Note != "") {
+					t.Errorf("%s: note %q", s.System, s.Note)
+				}
+			}
 			results = append(results, res)
 		})
 	}
@@ -72,6 +82,31 @@ func TestGroupsRun(t *testing.T) {
 		if !strings.Contains(md.String(), "## "+g.Name) {
 			t.Errorf("markdown lacks group %s", g.Name)
 		}
+	}
+}
+
+func TestTxnGroupsListed(t *testing.T) {
+	names := []string{"txn-put-none", "txn-put-batched", "txn-rmw", "txn-10r1w",
+		"txn-strict-8", "txn-strict-64", "txn-contended", "txn-disjoint-runs"}
+	gs, err := Lookup(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gs {
+		if g.Name != names[i] {
+			t.Errorf("group %d is %s, want %s", i, g.Name, names[i])
+		}
+	}
+}
+
+func TestAbortNote(t *testing.T) {
+	if got := abortNote([]RepStats{{Ops: 10}}); got != "" {
+		t.Errorf("note without counts = %q, want none", got)
+	}
+	reps := []RepStats{{Attempts: 100, Aborts: 10}, {Attempts: 200, Aborts: 60}, {Attempts: 100, Aborts: 20}}
+	want := "abort rate 20.0% [10.0%–30.0%] (aborted/started attempts, 400 attempts timed)"
+	if got := abortNote(reps); got != want {
+		t.Errorf("abortNote = %q, want %q", got, want)
 	}
 }
 

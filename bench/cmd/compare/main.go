@@ -2,7 +2,7 @@
 // a markdown table per comparison group, with Strata's ratios to raw Pebble
 // next to the design's targets.
 //
-//	cd bench && go run ./cmd/compare -reps 5 [-groups put-none,get-1m] [-json out.json] [-v]
+//	cd bench && go run ./cmd/compare -reps 5 [-groups put-none,get-1m,txn-rmw] [-json out.json] [-v]
 //
 // A missed target does not change the exit status: on a shared machine a
 // single run is evidence, not a verdict.
@@ -40,6 +40,7 @@ func run() error {
 	flag.DurationVar(&cfg.SyncDuration, "sync-duration", cfg.SyncDuration, "timed phase of the groups that sync")
 	flag.IntVar(&cfg.MaxOps, "max-ops", cfg.MaxOps, "cap on the ops of one timed phase")
 	flag.IntVar(&cfg.ReadKeys, "read-keys", cfg.ReadKeys, "keys loaded for the get group")
+	flag.IntVar(&cfg.TxnKeys, "txn-keys", cfg.TxnKeys, "keys loaded per rep for the transaction groups that read (txn-rmw, txn-10r1w)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
