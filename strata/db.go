@@ -36,7 +36,7 @@ type Database struct {
 	adb       *pebbleadapter.DB
 	store     *mvcc.Store
 	dur       *durability.Manager
-	runLocks  sync.Map // RunID -> *sync.Mutex
+	runs      sync.Map // RunID -> *runState
 	closeOnce sync.Once
 	closeErr  error
 	closed    atomic.Bool // Close has begun
@@ -210,14 +210,24 @@ func (db *Database) Close() error {
 	return db.closeErr
 }
 
-// runLock returns the commit lock of a run. Commits of one run validate and
-// apply under it; commits of different runs proceed in parallel.
-func (db *Database) runLock(run RunID) *sync.Mutex {
-	if l, ok := db.runLocks.Load(run); ok {
-		return l.(*sync.Mutex)
+// runState is a run's commit lock and what it guards. Commits of one run
+// validate and apply under the lock; commits of different runs proceed in
+// parallel.
+type runState struct {
+	mu sync.Mutex
+	// last is the version of the run's latest commit since the database
+	// opened (0 if none): every commit of the run at or below a snapshot
+	// taken after it is in that snapshot.
+	last uint64
+}
+
+// runState returns the state of a run, creating it on first use.
+func (db *Database) runState(run RunID) *runState {
+	if r, ok := db.runs.Load(run); ok {
+		return r.(*runState)
 	}
-	l, _ := db.runLocks.LoadOrStore(run, new(sync.Mutex))
-	return l.(*sync.Mutex)
+	r, _ := db.runs.LoadOrStore(run, new(runState))
+	return r.(*runState)
 }
 
 // commitResult is what a successful commit reports.
@@ -227,22 +237,25 @@ type commitResult struct {
 }
 
 // commit applies ws to run at a new version. check, if not nil, runs under
-// the run's commit lock before the version is allocated and may refuse the
-// commit (a conflict). The fsync wait, in Strict mode, happens after the
-// lock is released so concurrent commits share fsyncs. commit returns once
-// the new version is visible.
-func (db *Database) commit(run RunID, ws []mvcc.Write, check func() error, mode DurabilityMode) (commitResult, error) {
+// the run's commit lock before the version is allocated, with the version of
+// the run's latest commit, and may refuse the commit (a conflict). The fsync
+// wait, in Strict mode, happens after the lock is released so concurrent
+// commits share fsyncs. commit returns once the new version is visible.
+func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
 	sync := mode.SyncsEachCommit() && db.persist == PersistenceDisk
-	lk := db.runLock(run)
-	lk.Lock()
+	rs := db.runState(run)
+	rs.mu.Lock()
 	if check != nil {
-		if err := check(); err != nil {
-			lk.Unlock()
+		if err := check(rs.last); err != nil {
+			rs.mu.Unlock()
 			return commitResult{}, err
 		}
 	}
 	c, err := db.store.Apply(ws, sync)
-	lk.Unlock()
+	if err == nil {
+		rs.last = c.Version
+	}
+	rs.mu.Unlock()
 	if err != nil {
 		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 	}

@@ -82,7 +82,7 @@ func (db *Database) Put(ctx context.Context, run RunID, key []byte, v Value) (ui
 
 // put commits v under key in run, after check (if any) accepts the commit
 // under the run's commit lock.
-func (db *Database) put(ctx context.Context, run RunID, key []byte, v Value, check func() error) (uint64, error) {
+func (db *Database) put(ctx context.Context, run RunID, key []byte, v Value, check func(uint64) error) (uint64, error) {
 	if err := checkKey(run, key); err != nil {
 		return 0, err
 	}
@@ -131,7 +131,7 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 	defer db.leave()
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: keyenc.KindTombstone}}
 	errAbsent := fmt.Errorf("absent")
-	_, err := db.commit(run, w, func() error {
+	_, err := db.commit(run, w, func(uint64) error {
 		if v, err := db.latestVersion(run, key); err != nil {
 			return err
 		} else if v == 0 {
@@ -154,7 +154,7 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 // nothing. Of several concurrent CAS with the same expectation, exactly one
 // succeeds.
 func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uint64, v Value) (uint64, error) {
-	return db.put(ctx, run, key, v, func() error {
+	return db.put(ctx, run, key, v, func(uint64) error {
 		cur, err := db.latestVersion(run, key)
 		if err != nil {
 			return err
