@@ -33,14 +33,20 @@ type Store struct {
 
 	applied atomic.Uint64 // highest version whose batch is in the WAL
 	vis     visibility
+	latest  *latestIndex
+	opened  uint64 // the highest version recovered on open
 }
+
+// LatestIndexEntries bounds the index of newest versions that turns point
+// reads into exact Pebble Gets (about 100 bytes per entry).
+const LatestIndexEntries = 1 << 20
 
 var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
 
 // Open recovers the highest committed version from db and returns a Store
 // that continues above it.
 func Open(db *pebbleadapter.DB) (*Store, error) {
-	s := &Store{db: db}
+	s := &Store{db: db, latest: newLatestIndex(LatestIndexEntries)}
 	v, err := db.Get(lastVersionKey)
 	switch {
 	case errors.Is(err, serr.ErrNotFound):
@@ -54,7 +60,7 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.last = last
+	s.last, s.opened = last, last
 	s.applied.Store(last)
 	s.vis.init(last)
 	return s, nil
@@ -100,12 +106,13 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	}
 	for i := range ws {
 		w := &ws[i]
-		klen := keyenc.PrefixLen(len(w.Key)) + keyenc.SuffixLen
-		k, val, finish := b.SetDeferred(klen, keyenc.HeaderLen+len(w.Payload))
+		plen := keyenc.PrefixLen(len(w.Key))
+		k, val, finish := b.SetDeferred(plen+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
 		keyenc.AppendVersioned(k[:0], w.Run, w.Tag, w.Key, v)
 		copy(val[keyenc.HeaderLen:], w.Payload)
 		keyenc.AppendHeader(val[:0], w.Kind, ts)
 		finish()
+		s.latest.wrote(k[:plen], v) // before the batch can be visible
 	}
 	var vrec [8]byte
 	binary.BigEndian.PutUint64(vrec[:], v) // keyenc.EncodeUint64, without the allocation
@@ -189,11 +196,25 @@ func (s *Store) GetLatest(run keyenc.RunID, tag keyenc.Tag, key []byte) (Record,
 	return s.get(run, tag, key, keyenc.MaxVersion, s.applied.Load())
 }
 
-// get reads the newest version <= at with an iterator that holds every
-// write up to version need.
+// get reads the newest version <= at: with one exact Pebble Get when the
+// latest index knows it, otherwise with a seek through an iterator that
+// holds every write up to version need.
 func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint64) (rec Record, found bool, err error) {
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
+	prefix := seek[:keyenc.Split(seek)]
+	if v, ok := s.latest.get(prefix); ok && v <= at {
+		if v == 0 {
+			return Record{}, false, nil
+		}
+		exact := keyenc.AppendSuffix(prefix, v) // overwrites the seek suffix in buf
+		raw, err := s.db.Get(exact)
+		if err != nil {
+			return Record{}, false, fmt.Errorf("key %x: indexed version missing: %w", exact, err)
+		}
+		rec, err := decodeValue(raw, v)
+		return rec, err == nil, err
+	}
 	it, err := s.db.AcquirePointIter(need, s.applied.Load)
 	if err != nil {
 		return rec, false, err
@@ -205,6 +226,12 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	if rerr := s.db.ReleasePointIter(it); err == nil && rerr != nil {
 		return Record{}, false, rerr
 	}
+	if err == nil && at >= s.opened {
+		// Only a read at or above the version recovered on open may teach
+		// the index: below it, a newer version may exist that no commit of
+		// this process recorded (a time-travel read).
+		s.latest.read(prefix, rec.Version) // 0 when absent
+	}
 	return rec, found, err
 }
 
@@ -215,14 +242,19 @@ func decodeRecord(it *pebbleadapter.Iter) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	h, payload, err := keyenc.DecodeHeader(raw)
+	rec, err := decodeValue(raw, keyenc.Version(it.Key()))
 	if err != nil {
 		return Record{}, fmt.Errorf("key %x: %w", it.Key(), err)
 	}
-	return Record{
-		Version:   keyenc.Version(it.Key()),
-		Timestamp: h.Timestamp,
-		Kind:      h.Kind,
-		Payload:   append([]byte(nil), payload...),
-	}, nil
+	rec.Payload = append([]byte(nil), rec.Payload...)
+	return rec, nil
+}
+
+// decodeValue decodes a stored value of version v; the payload aliases raw.
+func decodeValue(raw []byte, v uint64) (Record, error) {
+	h, payload, err := keyenc.DecodeHeader(raw)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Version: v, Timestamp: h.Timestamp, Kind: h.Kind, Payload: payload}, nil
 }
