@@ -38,8 +38,8 @@ type Store struct {
 }
 
 // LatestIndexEntries bounds the index of newest versions that turns point
-// reads into exact Pebble Gets (about 100 bytes per entry).
-const LatestIndexEntries = 1 << 20
+// reads into exact Pebble Gets: about 100 bytes per entry, so 25 MiB.
+const LatestIndexEntries = 1 << 18
 
 var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
 
