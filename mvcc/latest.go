@@ -31,7 +31,9 @@ import (
 // that are present.
 //
 // So if the entry for a key says V and a snapshot S >= V, the newest version
-// at or below S is exactly V.
+// at or below S is exactly V. Anything that later removes or rewrites records
+// outside Store.Apply (version GC, deleting a run) must drop the entries of
+// the keys it touches.
 type latestIndex struct {
 	seed   maphash.Seed
 	shards [16]latestShard
