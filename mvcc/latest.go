@@ -14,9 +14,12 @@ import (
 //
 // An entry for a key changes only in two ways:
 //
-//   - A commit that writes the key sets the entry to its version before its
-//     batch is applied (Store.Apply, under the sequencing lock), so no version
-//     newer than the entry can be applied, let alone visible.
+//   - A commit that writes the key first marks the entry in flight (a version
+//     above every snapshot, so reads take the slow way) before its batch is
+//     applied, and sets it to its version once the batch is applied, unless
+//     a newer version is already recorded. So while a version newer than the
+//     entry's can be visible, the entry is in flight. Both steps run outside
+//     the sequencing lock.
 //   - A read that found the newest version V at or below its snapshot S adds
 //     the entry only if there is none, and only if S is at or above the
 //     version recovered on open. Then V covers every recovered version, and
@@ -67,14 +70,31 @@ func (x *latestIndex) get(prefix []byte) (uint64, bool) {
 	return v, ok
 }
 
-// wrote records that version v of prefix is about to be applied.
-func (x *latestIndex) wrote(prefix []byte, v uint64) {
+// inFlight marks an entry whose key a commit is applying.
+const inFlight = ^uint64(0)
+
+// writing marks prefix in flight before a commit applies a version of it,
+// and reports whether the index tracks it (then applied must follow).
+func (x *latestIndex) writing(prefix []byte) bool {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if _, ok := s.m[string(prefix)]; ok {
-		s.m[string(prefix)] = v
-	} else if x.size.Load() < x.max {
+	defer s.mu.Unlock()
+	if _, ok := s.m[string(prefix)]; !ok {
+		if x.size.Load() >= x.max {
+			return false
+		}
 		x.size.Add(1)
+	}
+	s.m[string(prefix)] = inFlight
+	return true
+}
+
+// applied records that version v of prefix was applied. An entry that is
+// in flight takes v; one that already holds a newer version keeps it.
+func (x *latestIndex) applied(prefix []byte, v uint64) {
+	s := x.shard(prefix)
+	s.mu.Lock()
+	if cur := s.m[string(prefix)]; cur == inFlight || cur < v {
 		s.m[string(prefix)] = v
 	}
 	s.mu.Unlock()

@@ -82,3 +82,28 @@ func TestLatestIndexAgreesWithTheModel(t *testing.T) {
 	}
 	require.NoError(t, db.Close())
 }
+
+// A key whose commit is in flight reads the slow way, even at MaxVersion.
+func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := Open(db)
+	require.NoError(t, err)
+	run := keyenc.RunID{2}
+	c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindBytes, Payload: []byte("v")}}, false)
+	require.NoError(t, err)
+	require.NoError(t, c.Publish())
+	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
+	require.True(t, s.latest.writing(prefix)) // as a commit about to apply would
+	for _, at := range []uint64{1, keyenc.MaxVersion} {
+		rec, found, err := s.Get(run, keyenc.TagKV, []byte("k"), at)
+		require.NoError(t, err)
+		require.True(t, found)
+		require.Equal(t, uint64(1), rec.Version)
+	}
+	s.latest.applied(prefix, 7)
+	s.latest.applied(prefix, 5) // an older commit finishing late does not go back
+	v, _ := s.latest.get(prefix)
+	require.Equal(t, uint64(7), v)
+}

@@ -96,6 +96,16 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
+	// Mark the written keys in flight in the latest index before the batch
+	// can be visible; record their version after it is applied. Neither
+	// needs the sequencing lock.
+	var trackedBuf [8]bool
+	tracked := trackedBuf[:0]
+	var pbuf [128]byte
+	for i := range ws {
+		w := &ws[i]
+		tracked = append(tracked, s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key)))
+	}
 	b := s.db.NewBatch()
 
 	s.seqMu.Lock()
@@ -106,13 +116,11 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	}
 	for i := range ws {
 		w := &ws[i]
-		plen := keyenc.PrefixLen(len(w.Key))
-		k, val, finish := b.SetDeferred(plen+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
+		k, val, finish := b.SetDeferred(keyenc.PrefixLen(len(w.Key))+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
 		keyenc.AppendVersioned(k[:0], w.Run, w.Tag, w.Key, v)
 		copy(val[keyenc.HeaderLen:], w.Payload)
 		keyenc.AppendHeader(val[:0], w.Kind, ts)
 		finish()
-		s.latest.wrote(k[:plen], v) // before the batch can be visible
 	}
 	var vrec [8]byte
 	binary.BigEndian.PutUint64(vrec[:], v) // keyenc.EncodeUint64, without the allocation
@@ -128,7 +136,13 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	if err != nil {
 		b.Close()
 		s.vis.fail(err)
-		return nil, err
+		return nil, err // in-flight entries stay: those keys read the slow way
+	}
+	for i := range ws {
+		if tracked[i] {
+			w := &ws[i]
+			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), v)
+		}
 	}
 	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
 }
@@ -203,7 +217,7 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
 	prefix := seek[:keyenc.Split(seek)]
-	if v, ok := s.latest.get(prefix); ok && v <= at {
+	if v, ok := s.latest.get(prefix); ok && v != inFlight && v <= at {
 		if v == 0 {
 			return Record{}, false, nil
 		}
