@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
@@ -81,7 +82,7 @@ type txnConfig struct {
 	mode    DurabilityMode
 	modeSet bool
 	retry   *RetryConfig
-	timeout int64 // nanoseconds; 0 for none
+	timeout time.Duration // 0 for none
 }
 
 // WithDurability commits the transaction with mode instead of the

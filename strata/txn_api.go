@@ -50,7 +50,7 @@ func WithRetry(c RetryConfig) TxnOption {
 // WithTimeout bounds the transaction, retries included: after d, every
 // operation fails and the commit is refused with context.DeadlineExceeded.
 func WithTimeout(d time.Duration) TxnOption {
-	return func(t *txnConfig) { t.timeout = int64(d) }
+	return func(t *txnConfig) { t.timeout = d }
 }
 
 // Transaction runs fn in a transaction on run and commits it if fn returns
@@ -70,7 +70,7 @@ func (db *Database) TransactionWithVersion(ctx context.Context, run RunID, fn fu
 	}
 	if cfg.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(cfg.timeout))
+		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 	}
 	retries := 0
