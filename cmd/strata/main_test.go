@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDemoAndInfo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	for _, mode := range []string{"none", "batched", "strict"} {
+		var out bytes.Buffer
+		root := newRoot()
+		root.SetOut(&out)
+		root.SetArgs([]string{"demo", "--db", dir, "--fresh", "-n", "300", "--mode", mode})
+		require.NoError(t, root.Execute(), out.String())
+		require.Contains(t, out.String(), "all 300 keys verified")
+	}
+	var out bytes.Buffer
+	root := newRoot()
+	root.SetOut(&out)
+	root.SetArgs([]string{"info", "--db", dir})
+	require.NoError(t, root.Execute())
+	require.True(t, strings.Contains(out.String(), "current version  401"), out.String())
+
+	root = newRoot()
+	root.SetArgs([]string{"demo", "--db", dir, "--mode", "async"})
+	require.Error(t, root.Execute(), "an unknown mode is refused")
+}
