@@ -46,13 +46,15 @@ type latestIndex struct {
 
 type latestShard struct {
 	mu sync.Mutex
-	m  map[string]uint64
+	// Values are pointers so that updating a known key needs no string
+	// conversion of the key (an allocation per update).
+	m map[string]*uint64
 }
 
 func newLatestIndex(maxEntries int64) *latestIndex {
 	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries}
 	for i := range x.shards {
-		x.shards[i].m = map[string]uint64{}
+		x.shards[i].m = map[string]*uint64{}
 	}
 	return x
 }
@@ -65,9 +67,11 @@ func (x *latestIndex) shard(prefix []byte) *latestShard {
 func (x *latestIndex) get(prefix []byte) (uint64, bool) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	v, ok := s.m[string(prefix)]
-	s.mu.Unlock()
-	return v, ok
+	defer s.mu.Unlock()
+	if p := s.m[string(prefix)]; p != nil {
+		return *p, true
+	}
+	return 0, false
 }
 
 // inFlight marks an entry whose key a commit is applying.
@@ -79,13 +83,16 @@ func (x *latestIndex) writing(prefix []byte) bool {
 	s := x.shard(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[string(prefix)]; !ok {
-		if x.size.Load() >= x.max {
-			return false
-		}
-		x.size.Add(1)
+	if p := s.m[string(prefix)]; p != nil {
+		*p = inFlight
+		return true
 	}
-	s.m[string(prefix)] = inFlight
+	if x.size.Load() >= x.max {
+		return false
+	}
+	x.size.Add(1)
+	v := inFlight
+	s.m[string(prefix)] = &v
 	return true
 }
 
@@ -94,8 +101,8 @@ func (x *latestIndex) writing(prefix []byte) bool {
 func (x *latestIndex) applied(prefix []byte, v uint64) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if cur := s.m[string(prefix)]; cur == inFlight || cur < v {
-		s.m[string(prefix)] = v
+	if p := s.m[string(prefix)]; p != nil && (*p == inFlight || *p < v) {
+		*p = v
 	}
 	s.mu.Unlock()
 }
@@ -105,9 +112,9 @@ func (x *latestIndex) applied(prefix []byte, v uint64) {
 func (x *latestIndex) read(prefix []byte, v uint64) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if _, ok := s.m[string(prefix)]; !ok && x.size.Load() < x.max {
+	if s.m[string(prefix)] == nil && x.size.Load() < x.max {
 		x.size.Add(1)
-		s.m[string(prefix)] = v
+		s.m[string(prefix)] = &v
 	}
 	s.mu.Unlock()
 }

@@ -82,3 +82,48 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkTransaction(b *testing.B) {
+	val := value.Bytes(make([]byte, 100))
+	b.Run("put", func(b *testing.B) {
+		db, err := strata.OpenWithMode(b.TempDir(), strata.DurabilityNone)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		run := strata.NewRunID()
+		keys := randomKeys(1 << 16)
+		for i := 0; b.Loop(); i++ {
+			k := keys[i&(len(keys)-1)]
+			if err := db.Transaction(ctx, run, func(tx *strata.Txn) error { return tx.Put(k, val) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rmw", func(b *testing.B) {
+		db, err := strata.OpenWithMode(b.TempDir(), strata.DurabilityNone)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		run := strata.NewRunID()
+		keys := randomKeys(1 << 14)
+		for _, k := range keys {
+			if _, err := db.Put(ctx, run, k, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i := 0; b.Loop(); i++ {
+			k := keys[i&(len(keys)-1)]
+			err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+				if _, err := tx.Get(k); err != nil {
+					return err
+				}
+				return tx.Put(k, val)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
@@ -299,11 +300,14 @@ func (t *Txn) Commit() (uint64, error) {
 		t.db.txnCommitted.Add(1)
 		return 0, nil // read-only: no version, no WAL record, no conflict
 	}
-	ws := make([]mvcc.Write, 0, len(t.writes))
-	for _, k := range slices.Sorted(maps.Keys(t.writes)) {
-		w := t.writes[k]
-		ws = append(ws, mvcc.Write{Run: t.run, Tag: keyenc.TagKV, Key: []byte(k), Kind: w.kind, Payload: w.payload})
+	ws := t.ws[:0]
+	for k, w := range t.writes {
+		// The batch copies the key; a read-only view of the map key's bytes
+		// saves a copy per write.
+		key := unsafe.Slice(unsafe.StringData(k), len(k))
+		ws = append(ws, mvcc.Write{Run: t.run, Tag: keyenc.TagKV, Key: key, Kind: w.kind, Payload: w.payload})
 	}
+	t.ws = ws
 	res, err := t.db.commit(t.run, ws, t.validate, t.mode)
 	if err != nil {
 		t.db.txnAborted.Add(1)

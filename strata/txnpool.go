@@ -3,6 +3,8 @@ package strata
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/strata-db/strata/mvcc"
 )
 
 // txnBuffers is a transaction's context: its write buffer, read set, CAS
@@ -14,6 +16,7 @@ type txnBuffers struct {
 	reads  map[string]uint64
 	cas    map[string]uint64
 	scans  []scanRead
+	ws     []mvcc.Write // the write set handed to the commit, reused
 }
 
 // maxPooledTxns bounds the pool; maxPooledEntries drops contexts whose maps
@@ -59,6 +62,8 @@ func (p *txnPool) put(b *txnBuffers) {
 	clear(b.cas)
 	clear(b.scans)
 	b.scans = b.scans[:0]
+	clear(b.ws)
+	b.ws = b.ws[:0]
 	p.mu.Lock()
 	if len(p.free) < maxPooledTxns {
 		p.free = append(p.free, b)
