@@ -143,9 +143,6 @@ func NewManager(mode Mode, cfg BatchedConfig, barrier func() error, applied func
 // Mode returns the manager's mode.
 func (m *Manager) Mode() Mode { return m.mode }
 
-// Config returns the Batched-mode settings in force.
-func (m *Manager) Config() BatchedConfig { return m.cfg }
-
 // Durable returns the durable version: every commit at or below it survives
 // a crash of the process or the machine.
 func (m *Manager) Durable() uint64 { return m.durable.Load() }

@@ -2,7 +2,6 @@ package mvcc_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/keyenc"
@@ -74,33 +73,4 @@ func get(t *testing.T, s *mvcc.Store, key string, at uint64) (mvcc.Record, bool)
 	rec, found, err := s.Get(runA, keyenc.TagKV, []byte(key), at)
 	require.NoError(t, err)
 	return rec, found
-}
-
-// stillBlocked polls done for a short while and reports whether it stayed
-// open: evidence that the goroutine behind it is blocked. Callers then
-// unblock it and require that done delivers, so no pass depends on timing.
-func stillBlocked[T any](done <-chan T) bool {
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return false
-		default:
-			time.Sleep(time.Millisecond)
-		}
-	}
-	return true
-}
-
-// waitFor fails the test if done does not deliver within a generous bound
-// (a hang guard, not a timing assertion).
-func waitFor[T any](t *testing.T, done <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("goroutine did not finish")
-		panic("unreachable")
-	}
 }

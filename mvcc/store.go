@@ -172,8 +172,9 @@ func (c *Commit) Publish() error {
 }
 
 // Fail stops the store: the visible version never advances again, commits
-// waiting to become visible return err, and Apply refuses new commits.
-// Called when the database fails.
+// waiting to become visible return err, and Apply refuses new commits. The
+// store fails itself when Apply or SyncWait hits a storage error; Fail is for
+// a caller that detects a failure elsewhere.
 func (s *Store) Fail(err error) { s.vis.fail(err) }
 
 // Err returns the failure recorded by Fail or by a failed write, or nil.

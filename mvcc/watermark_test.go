@@ -3,6 +3,7 @@ package mvcc_test
 import (
 	"errors"
 	"fmt"
+	"github.com/strata-db/strata/internal/testutil"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -36,7 +37,7 @@ func publishAsync(c *mvcc.Commit) <-chan error {
 func requireVisibleStays(t *testing.T, s *mvcc.Store, want uint64, pending ...<-chan error) {
 	t.Helper()
 	for _, done := range pending {
-		require.True(t, stillBlocked(done), "Publish returned before the commit could be visible")
+		require.True(t, testutil.StillBlocked(done), "Publish returned before the commit could be visible")
 	}
 	require.Equal(t, want, s.Visible())
 }
@@ -48,7 +49,7 @@ func TestUnsyncedCommitIsVisibleAtApply(t *testing.T) {
 	for want := uint64(1); want <= 3; want++ {
 		c := apply(t, ts.s, false, put("k", fmt.Sprint(want)))
 		require.Equal(t, want, ts.s.Visible())
-		require.NoError(t, waitFor(t, publishAsync(c)))
+		require.NoError(t, testutil.WaitFor(t, publishAsync(c)))
 	}
 	rec, found := get(t, ts.s, "k", ts.s.Visible())
 	require.True(t, found)
@@ -74,7 +75,7 @@ func TestSyncedCommitHidesItselfAndLaterCommitsUntilSynced(t *testing.T) {
 
 	require.NoError(t, c2.SyncWait())
 	require.Equal(t, uint64(3), ts.s.Visible())
-	require.NoError(t, waitFor(t, p3))
+	require.NoError(t, testutil.WaitFor(t, p3))
 	require.NoError(t, c2.Publish())
 	rec, found := get(t, ts.s, "k", ts.s.Visible())
 	require.True(t, found)
@@ -91,7 +92,7 @@ func TestLaterSyncConfirmsEarlierOnes(t *testing.T) {
 	requireVisibleStays(t, ts.s, 0, p1)
 	require.NoError(t, c2.SyncWait())
 	require.Equal(t, uint64(2), ts.s.Visible())
-	require.NoError(t, waitFor(t, p1))
+	require.NoError(t, testutil.WaitFor(t, p1))
 	require.NoError(t, c1.SyncWait())
 	require.NoError(t, c2.Publish())
 	require.Equal(t, uint64(2), ts.s.Visible())
@@ -162,8 +163,8 @@ func TestFailWakesWaitersAndStopsVisibility(t *testing.T) {
 
 	cause := errors.New("wal gone")
 	ts.s.Fail(cause)
-	require.ErrorIs(t, waitFor(t, p2), cause)
-	require.ErrorIs(t, waitFor(t, p3), cause)
+	require.ErrorIs(t, testutil.WaitFor(t, p2), cause)
+	require.ErrorIs(t, testutil.WaitFor(t, p3), cause)
 	require.Zero(t, ts.s.Visible(), "the failure does not make anything visible")
 
 	_ = c1.SyncWait()
@@ -210,7 +211,7 @@ func TestWALSyncFailureWakesLaterCommits(t *testing.T) {
 	require.ErrorIs(t, err, errorfs.ErrInjected)
 	// SyncWait failed the store: the waiter behind c2 is released with the
 	// failure, and c2 is never published.
-	require.ErrorIs(t, waitFor(t, p3), serr.ErrFailed)
+	require.ErrorIs(t, testutil.WaitFor(t, p3), serr.ErrFailed)
 	require.Equal(t, uint64(1), s.Visible())
 
 	_, err = s.Apply([]mvcc.Write{put("k", "4")}, false)

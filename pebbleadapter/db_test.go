@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/strata-db/strata/internal/testutil"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,36 +35,6 @@ func openMem(t *testing.T) *pebbleadapter.DB {
 	db := openAt(t, vfs.NewMem())
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-// stillBlocked polls done for a short while and reports whether it stayed
-// open: evidence (not proof) that the goroutine behind it is blocked. It
-// never decides a pass by timing alone: callers then unblock the goroutine
-// and require that done closes.
-func stillBlocked[T any](done <-chan T) bool {
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return false
-		default:
-			time.Sleep(time.Millisecond)
-		}
-	}
-	return true
-}
-
-// waitFor fails the test if done does not deliver within a generous bound
-// (a hang guard, not a timing assertion).
-func waitFor[T any](t *testing.T, done <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("goroutine did not finish")
-		panic("unreachable")
-	}
 }
 
 // quietLogger keeps raw Pebble's log lines out of the test output.
@@ -253,10 +224,10 @@ func TestGateWaitIdleWaitsForLeave(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- db.WaitIdle(context.Background()) }()
-	require.True(t, stillBlocked(done), "WaitIdle returned while an operation was inside")
+	require.True(t, testutil.StillBlocked(done), "WaitIdle returned while an operation was inside")
 
 	db.Leave()
-	require.NoError(t, waitFor(t, done))
+	require.NoError(t, testutil.WaitFor(t, done))
 }
 
 func TestGateWaitIdleRespectsContext(t *testing.T) {
@@ -267,10 +238,10 @@ func TestGateWaitIdleRespectsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- db.WaitIdle(ctx) }()
-	require.True(t, stillBlocked(done))
+	require.True(t, testutil.StillBlocked(done))
 
 	cancel()
-	err := waitFor(t, done)
+	err := testutil.WaitFor(t, done)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Contains(t, err.Error(), "1 operations still in flight")
 }
@@ -292,12 +263,12 @@ func TestCloseWaitsForInflightOperation(t *testing.T) {
 		return errors.Is(err, serr.ErrClosed)
 	}, 10*time.Second, time.Millisecond)
 	// ...but waits for the admitted operation, which can still use Pebble.
-	require.True(t, stillBlocked(closed), "Close returned while an operation was inside")
+	require.True(t, testutil.StillBlocked(closed), "Close returned while an operation was inside")
 	_, err := db.Get(keyenc.SystemKey(keyenc.SysFormat))
 	require.NoError(t, err)
 
 	db.Leave()
-	require.NoError(t, waitFor(t, closed))
+	require.NoError(t, testutil.WaitFor(t, closed))
 	require.ErrorIs(t, db.Err(), serr.ErrClosed)
 	require.ErrorIs(t, db.Enter(), serr.ErrClosed)
 }

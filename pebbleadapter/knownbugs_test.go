@@ -3,6 +3,7 @@ package pebbleadapter_test
 import (
 	"errors"
 	"fmt"
+	"github.com/strata-db/strata/internal/testutil"
 	"os"
 	"os/exec"
 	"strings"
@@ -74,7 +75,7 @@ func TestWritesAfterWALFailureAreRefused(t *testing.T) {
 		}
 		done <- nil
 	}()
-	require.NoError(t, waitFor(t, done))
+	require.NoError(t, testutil.WaitFor(t, done))
 
 	closed := make(chan error, 1)
 	go func() { closed <- db.Close() }()
