@@ -132,7 +132,7 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: keyenc.KindTombstone}}
 	errAbsent := fmt.Errorf("absent")
 	_, err := db.commit(run, w, func(uint64) error {
-		if v, err := db.latestVersion(run, key); err != nil {
+		if v, err := db.latestVersion(run, keyenc.TagKV, key); err != nil {
 			return err
 		} else if v == 0 {
 			return errAbsent
@@ -155,7 +155,7 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 // succeeds.
 func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uint64, v Value) (uint64, error) {
 	return db.put(ctx, run, key, v, func(uint64) error {
-		cur, err := db.latestVersion(run, key)
+		cur, err := db.latestVersion(run, keyenc.TagKV, key)
 		if err != nil {
 			return err
 		}
@@ -167,12 +167,12 @@ func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uin
 	})
 }
 
-// latestVersion returns the newest committed version of a KV key, 0 if it is
-// absent or deleted. It reads past the visible version: called under the
+// latestVersion returns the newest committed version of (tag, key), 0 if it
+// is absent or deleted. It reads past the visible version: called under the
 // run's commit lock, it sees every commit of the run that has been applied,
 // including those still waiting to become visible.
-func (db *Database) latestVersion(run RunID, key []byte) (uint64, error) {
-	rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagKV, key)
+func (db *Database) latestVersion(run RunID, tag keyenc.Tag, key []byte) (uint64, error) {
+	rec, found, err := db.store.GetLatest(keyenc.RunID(run), tag, key)
 	if err != nil || !found || rec.Deleted() {
 		return 0, err
 	}

@@ -2,9 +2,11 @@ package strata
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/keyenc"
 )
 
 // Errors returned by Strata. Match them with errors.Is: the returned errors
@@ -41,8 +43,13 @@ var (
 // ErrConflict with errors.Is.
 type ConflictError struct {
 	Run RunID
-	// Keys are the user keys whose check failed.
+	// Keys are the keys whose check failed: KV keys, state cell names, or
+	// the event log's head, in the primitive named by the same index of
+	// Primitives.
 	Keys [][]byte
+	// Primitives[i] is the primitive Keys[i] belongs to (nil when every key
+	// is a KV key).
+	Primitives []Primitive
 	// Reason says what failed, for example
 	// "compare-and-swap expected version 3, found 5".
 	Reason string
@@ -52,9 +59,97 @@ func (e *ConflictError) Error() string {
 	keys := make([]string, len(e.Keys))
 	for i, k := range e.Keys {
 		keys[i] = fmt.Sprintf("%q", k)
+		if i < len(e.Primitives) && e.Primitives[i] != PrimitiveKV {
+			keys[i] = fmt.Sprintf("%s %q", e.Primitives[i], k)
+		}
 	}
 	return fmt.Sprintf("strata: conflict in run %s on %s: %s", e.Run, strings.Join(keys, ", "), e.Reason)
 }
 
 // Unwrap makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Primitive names the kind of data a key belongs to.
+type Primitive uint8
+
+// Primitives.
+const (
+	PrimitiveKV Primitive = iota
+	PrimitiveEvent
+	PrimitiveState
+)
+
+func (p Primitive) String() string {
+	switch p {
+	case PrimitiveKV:
+		return "kv"
+	case PrimitiveEvent:
+		return "event log"
+	case PrimitiveState:
+		return "state cell"
+	}
+	return fmt.Sprintf("primitive(%d)", uint8(p))
+}
+
+// primitiveOf maps a key tag to the primitive it stores. The event log's
+// head record lives under TagRunMeta.
+func primitiveOf(tag keyenc.Tag) Primitive {
+	switch tag {
+	case keyenc.TagEvent, keyenc.TagRunMeta:
+		return PrimitiveEvent
+	case keyenc.TagState:
+		return PrimitiveState
+	}
+	return PrimitiveKV
+}
+
+// describe renders a tagged key for a conflict reason.
+func describe(tag keyenc.Tag, key string) string {
+	switch tag {
+	case keyenc.TagRunMeta:
+		return "the event log head"
+	case keyenc.TagKV:
+		return fmt.Sprintf("%q", key)
+	}
+	return fmt.Sprintf("%s %q", primitiveOf(tag), key)
+}
+
+// conflicts collects the failed checks of one validation.
+type conflicts struct {
+	items []conflictItem
+}
+
+type conflictItem struct {
+	prim   Primitive
+	key    string
+	reason string
+}
+
+func (c *conflicts) add(tag keyenc.Tag, key, reason string) {
+	c.items = append(c.items, conflictItem{primitiveOf(tag), key, reason})
+}
+
+// err returns the *ConflictError of the collected checks, nil if none
+// failed. Keys are ordered by primitive, then key.
+func (c *conflicts) err(run RunID) error {
+	if len(c.items) == 0 {
+		return nil
+	}
+	slices.SortFunc(c.items, func(a, b conflictItem) int {
+		if a.prim != b.prim {
+			return int(a.prim) - int(b.prim)
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	e := &ConflictError{Run: run, Reason: c.items[0].reason}
+	allKV := true
+	for _, it := range c.items {
+		e.Keys = append(e.Keys, []byte(it.key))
+		e.Primitives = append(e.Primitives, it.prim)
+		allKV = allKV && it.prim == PrimitiveKV
+	}
+	if allKV {
+		e.Primitives = nil
+	}
+	return e
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -72,6 +73,7 @@ type txnWrite struct {
 
 // scanRead is a prefix the transaction listed and what it saw there.
 type scanRead struct {
+	tag    keyenc.Tag
 	prefix []byte
 	seen   map[string]uint64
 }
@@ -147,22 +149,42 @@ func (t *Txn) Get(key []byte) (Versioned, error) {
 	if err := checkKey(t.run, key); err != nil {
 		return Versioned{}, err
 	}
-	if w, ok := t.writes[string(key)]; ok {
-		if w.kind == keyenc.KindTombstone {
-			return Versioned{}, ErrNotFound
-		}
-		return decodeRecord(mvcc.Record{Kind: w.kind, Payload: w.payload})
-	}
-	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagKV, key, t.snap)
+	rec, found, err := t.read(keyenc.TagKV, key)
 	if err != nil {
 		return Versioned{}, err
 	}
-	if !found || rec.Deleted() {
-		t.reads[string(key)] = 0
+	if !found {
 		return Versioned{}, ErrNotFound
 	}
-	t.reads[string(key)] = rec.Version
 	return decodeRecord(rec)
+}
+
+// tkey returns the transaction-map key of (tag, key): the tag byte and the
+// user key, in a scratch buffer valid until the next call.
+func (t *Txn) tkey(tag keyenc.Tag, key []byte) []byte {
+	t.kbuf = append(append(t.kbuf[:0], byte(tag)), key...)
+	return t.kbuf
+}
+
+// read returns the record of (tag, key) that the transaction sees: its own
+// write (Version 0), or the newest committed version at the snapshot, which
+// is recorded in the read set (0 when absent). found is false for an absent
+// or deleted key.
+func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err error) {
+	tk := t.tkey(tag, key)
+	if w, ok := t.writes[string(tk)]; ok {
+		return mvcc.Record{Kind: w.kind, Payload: w.payload}, w.kind != keyenc.KindTombstone, nil
+	}
+	rec, found, err = t.db.store.Get(keyenc.RunID(t.run), tag, key, t.snap)
+	if err != nil {
+		return mvcc.Record{}, false, err
+	}
+	if !found || rec.Deleted() {
+		t.reads[string(tk)] = 0
+		return mvcc.Record{}, false, nil
+	}
+	t.reads[string(tk)] = rec.Version
+	return rec, true, nil
 }
 
 // Exists reports whether key has a value at the snapshot (or was written by
@@ -190,7 +212,7 @@ func (t *Txn) Put(key []byte, v Value) error {
 	if err != nil {
 		return err
 	}
-	return t.write(key, txnWrite{kind: kind, payload: bytes.Clone(payload)})
+	return t.write(keyenc.TagKV, key, txnWrite{kind: kind, payload: bytes.Clone(payload)})
 }
 
 // Delete deletes key when the transaction commits and reports whether it
@@ -204,11 +226,11 @@ func (t *Txn) Delete(key []byte) (bool, error) {
 	if !existed {
 		// Still a write: the key may have been created since the snapshot,
 		// which the recorded read catches at commit.
-		if _, own := t.writes[string(key)]; !own {
+		if _, own := t.writes[string(t.tkey(keyenc.TagKV, key))]; !own {
 			return false, nil
 		}
 	}
-	return existed, t.write(key, txnWrite{kind: keyenc.KindTombstone})
+	return existed, t.write(keyenc.TagKV, key, txnWrite{kind: keyenc.KindTombstone})
 }
 
 // CAS writes v under key when the transaction commits, provided the key's
@@ -219,12 +241,14 @@ func (t *Txn) CAS(key []byte, expected uint64, v Value) error {
 	if err := t.Put(key, v); err != nil {
 		return err
 	}
-	t.cas[string(key)] = expected
+	t.cas[string(t.tkey(keyenc.TagKV, key))] = expected
 	return nil
 }
 
-func (t *Txn) write(key []byte, w txnWrite) error {
-	old, had := t.writes[string(key)]
+// write buffers w for (tag, key), within the transaction size limit.
+func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite) error {
+	tk := t.tkey(tag, key)
+	old, had := t.writes[string(tk)]
 	size := t.size + len(key) + len(w.payload)
 	if had {
 		size -= len(key) + len(old.payload)
@@ -232,7 +256,7 @@ func (t *Txn) write(key []byte, w txnWrite) error {
 	if size > MaxTxnSize {
 		return fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
 	}
-	t.writes[string(key)] = w
+	t.writes[string(tk)] = w
 	t.size = size
 	return nil
 }
@@ -248,34 +272,51 @@ func (t *Txn) List(prefix []byte) ([][]byte, error) {
 	if err := t.run.Validate(); err != nil {
 		return nil, err
 	}
-	seen, err := t.db.scanVersions(t.run, prefix, t.snap)
+	return t.list(keyenc.TagKV, prefix, nil)
+}
+
+// list lists the live keys of tag under prefix as List does, recording the
+// range. keep, if not nil, filters what is returned (not what is recorded):
+// it gets each key and the record the transaction sees.
+func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc.Record) bool) ([][]byte, error) {
+	seen, err := t.db.scanVersions(t.run, tag, prefix, t.snap)
 	if err != nil {
 		return nil, err
 	}
-	t.scans = append(t.scans, scanRead{prefix: bytes.Clone(prefix), seen: seen})
+	t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
 	keys := map[string]bool{}
 	for k := range seen {
 		keys[k] = true
 	}
-	for k, w := range t.writes {
-		if bytes.HasPrefix([]byte(k), prefix) {
-			keys[k] = w.kind != keyenc.KindTombstone
+	for tk, w := range t.writes {
+		if tk[0] == byte(tag) && strings.HasPrefix(tk[1:], string(prefix)) {
+			keys[tk[1:]] = w.kind != keyenc.KindTombstone
 		}
 	}
 	var out [][]byte
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if keys[k] {
-			out = append(out, []byte(k))
+		if !keys[k] {
+			continue
 		}
+		if keep != nil {
+			rec, found, err := t.read(tag, []byte(k))
+			if err != nil {
+				return nil, err
+			}
+			if !found || !keep([]byte(k), rec) {
+				continue
+			}
+		}
+		out = append(out, []byte(k))
 	}
 	return out, nil
 }
 
-// scanVersions returns key -> version of every live KV key of run under
+// scanVersions returns key -> version of every live key of (run, tag) under
 // prefix at version at.
-func (db *Database) scanVersions(run RunID, prefix []byte, at uint64) (map[string]uint64, error) {
+func (db *Database) scanVersions(run RunID, tag keyenc.Tag, prefix []byte, at uint64) (map[string]uint64, error) {
 	seen := map[string]uint64{}
-	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagKV, prefix, nil, at) {
+	for e, err := range db.store.Scan(keyenc.RunID(run), tag, prefix, nil, at) {
 		if err != nil {
 			return nil, err
 		}
@@ -301,11 +342,11 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, nil // read-only: no version, no WAL record, no conflict
 	}
 	ws := t.ws[:0]
-	for k, w := range t.writes {
+	for tk, w := range t.writes {
 		// The batch copies the key; a read-only view of the map key's bytes
 		// saves a copy per write.
-		key := unsafe.Slice(unsafe.StringData(k), len(k))
-		ws = append(ws, mvcc.Write{Run: t.run, Tag: keyenc.TagKV, Key: key, Kind: w.kind, Payload: w.payload})
+		key := unsafe.Slice(unsafe.StringData(tk[1:]), len(tk)-1)
+		ws = append(ws, mvcc.Write{Run: t.run, Tag: keyenc.Tag(tk[0]), Key: key, Kind: w.kind, Payload: w.payload})
 	}
 	t.ws = ws
 	res, err := t.db.commit(t.run, ws, t.validate, t.mode)
@@ -326,42 +367,38 @@ func (t *Txn) validate(lastInRun uint64) error {
 	// No commit of the run since the snapshot: nothing read or listed can
 	// have changed, so only CAS expectations need a look.
 	unchanged := lastInRun <= t.snap
-	var keys [][]byte
-	var reasons []string
-	for k, seen := range t.reads {
+	var c conflicts
+	for tk, seen := range t.reads {
 		if unchanged {
 			break
 		}
-		cur, err := t.db.latestVersion(t.run, []byte(k))
+		cur, err := t.db.latestVersion(t.run, keyenc.Tag(tk[0]), []byte(tk[1:]))
 		if err != nil {
 			return err
 		}
 		if cur != seen {
-			keys = append(keys, []byte(k))
-			reasons = append(reasons, fmt.Sprintf("%q read at version %d, now %d", k, seen, cur))
+			c.add(keyenc.Tag(tk[0]), tk[1:], fmt.Sprintf("%s read at version %d, now %d", describe(keyenc.Tag(tk[0]), tk[1:]), seen, cur))
 		}
 	}
-	for k, expected := range t.cas {
-		cur, err := t.db.latestVersion(t.run, []byte(k))
+	for tk, expected := range t.cas {
+		cur, err := t.db.latestVersion(t.run, keyenc.Tag(tk[0]), []byte(tk[1:]))
 		if err != nil {
 			return err
 		}
 		if cur != expected {
-			keys = append(keys, []byte(k))
-			reasons = append(reasons, fmt.Sprintf("compare-and-swap on %q expected version %d, found %d", k, expected, cur))
+			c.add(keyenc.Tag(tk[0]), tk[1:], fmt.Sprintf("compare-and-swap on %s expected version %d, found %d", describe(keyenc.Tag(tk[0]), tk[1:]), expected, cur))
 		}
 	}
 	for _, s := range t.scans {
 		if unchanged {
 			break
 		}
-		now, err := t.db.scanVersions(t.run, s.prefix, keyenc.MaxVersion)
+		now, err := t.db.scanVersions(t.run, s.tag, s.prefix, keyenc.MaxVersion)
 		if err != nil {
 			return err
 		}
 		changed := func(k string) {
-			keys = append(keys, []byte(k))
-			reasons = append(reasons, fmt.Sprintf("listed prefix %q changed at %q", s.prefix, k))
+			c.add(s.tag, k, fmt.Sprintf("listed prefix %q of %s changed at %q", s.prefix, primitiveOf(s.tag), k))
 		}
 		for k, v := range s.seen {
 			if now[k] != v {
@@ -374,12 +411,7 @@ func (t *Txn) validate(lastInRun uint64) error {
 			}
 		}
 	}
-	if len(keys) == 0 {
-		return nil
-	}
-	slices.SortFunc(keys, bytes.Compare)
-	slices.Sort(reasons)
-	return &ConflictError{Run: t.run, Keys: keys, Reason: reasons[0]}
+	return c.err(t.run)
 }
 
 // End ends the transaction, discarding its writes if it did not commit. It

@@ -8,7 +8,8 @@ import (
 )
 
 // txnBuffers is a transaction's context: its write buffer, read set, CAS
-// expectations and listed prefixes. Contexts are pooled per database, so a
+// expectations and listed prefixes. Map keys are a tag byte followed by the
+// user key, so KV keys, state cells and event records never collide. Contexts are pooled per database, so a
 // steady stream of transactions allocates no new ones (the counterpart of
 // the original engine's thread-local pool).
 type txnBuffers struct {
@@ -17,6 +18,7 @@ type txnBuffers struct {
 	cas    map[string]uint64
 	scans  []scanRead
 	ws     []mvcc.Write // the write set handed to the commit, reused
+	kbuf   []byte       // scratch for tagged map keys
 }
 
 // maxPooledTxns bounds the pool; maxPooledEntries drops contexts whose maps
