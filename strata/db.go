@@ -242,7 +242,6 @@ type commitResult struct {
 // wait, in Strict mode, happens after the lock is released so concurrent
 // commits share fsyncs. commit returns once the new version is visible.
 func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
-	sync := mode.SyncsEachCommit() && db.persist == PersistenceDisk
 	rs := db.runState(run)
 	rs.mu.Lock()
 	if check != nil {
@@ -251,6 +250,28 @@ func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint
 			return commitResult{}, err
 		}
 	}
+	return db.applyLocked(rs, ws, mode)
+}
+
+// commitBuilt is commit for a write set that can only be built under the
+// run's commit lock (an event append needs the run's current log head):
+// build gets the version of the run's latest commit and returns the writes,
+// or an error that refuses the commit.
+func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
+	rs := db.runState(run)
+	rs.mu.Lock()
+	ws, err := build(rs.last)
+	if err != nil {
+		rs.mu.Unlock()
+		return commitResult{}, err
+	}
+	return db.applyLocked(rs, ws, mode)
+}
+
+// applyLocked applies ws with rs.mu held, releases it, then waits for the
+// fsync (if mode asks for one) and for the commit to become visible.
+func (db *Database) applyLocked(rs *runState, ws []mvcc.Write, mode DurabilityMode) (commitResult, error) {
+	sync := mode.SyncsEachCommit() && db.persist == PersistenceDisk
 	c, err := db.store.Apply(ws, sync)
 	if err == nil {
 		rs.last = c.Version

@@ -61,6 +61,8 @@ type Txn struct {
 	snap uint64
 	mode DurabilityMode
 
+	onCommit func(version uint64, timestamp int64)
+
 	*txnBuffers // nil once the transaction ended
 	size        int
 	done        bool
@@ -86,6 +88,14 @@ type txnConfig struct {
 	modeSet bool
 	retry   *RetryConfig
 	timeout time.Duration // 0 for none
+	// onCommit, if set, gets the commit version and timestamp of a
+	// successful commit that wrote something (internal callers only).
+	onCommit func(version uint64, timestamp int64)
+}
+
+// withCommitHook sets txnConfig.onCommit.
+func withCommitHook(f func(version uint64, timestamp int64)) TxnOption {
+	return func(c *txnConfig) { c.onCommit = f }
 }
 
 // WithDurability commits the transaction with mode instead of the
@@ -123,7 +133,7 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	}
 	db.txnStarted.Add(1)
 	db.txnActive.Add(1)
-	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode, txnBuffers: db.txns.get()}, nil
+	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode, onCommit: cfg.onCommit, txnBuffers: db.txns.get()}, nil
 }
 
 // Snapshot returns the version the transaction reads at.
@@ -355,6 +365,9 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, err
 	}
 	t.db.txnCommitted.Add(1)
+	if t.onCommit != nil {
+		t.onCommit(res.version, res.timestamp)
+	}
 	return res.version, nil
 }
 

@@ -1,0 +1,457 @@
+package strata
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/strata-db/strata/events"
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/value"
+)
+
+// Event is an event of a run's log as read: the hashed record (sequence,
+// type, payload, timestamp, previous hash, hash) and the commit version
+// that appended it (0 for the transaction's own, uncommitted append).
+type Event struct {
+	events.Event
+	Version uint64
+}
+
+// EventData is an event to append: its type and its payload, which must be
+// an object.
+type EventData struct {
+	Type    string
+	Payload Value
+}
+
+// Event keys: TagEvent with the sequence as an 8-byte big-endian user key,
+// so that key order is sequence order. The run's head record (length and
+// last hash) is the TagRunMeta key "event-head"; every append rewrites it in
+// the same commit, so appending costs the same whatever the log's length.
+var eventHeadKey = []byte("event-head")
+
+// eventKey returns the key of sequence seq in buf.
+func eventKey(buf *[8]byte, seq uint64) []byte {
+	binary.BigEndian.PutUint64(buf[:], seq)
+	return buf[:]
+}
+
+// preparedEvent is an event validated and encoded, waiting for its
+// sequence and previous hash.
+type preparedEvent struct {
+	typ     string
+	payload []byte // canonical encoding
+}
+
+func prepareEvent(typ string, payload Value) (preparedEvent, error) {
+	if err := events.ValidateType(typ); err != nil {
+		return preparedEvent{}, err
+	}
+	if err := events.ValidatePayload(payload); err != nil {
+		return preparedEvent{}, err
+	}
+	enc, err := value.Encode(payload)
+	if err != nil {
+		return preparedEvent{}, err
+	}
+	if len(enc) > MaxValueSize {
+		return preparedEvent{}, fmt.Errorf("%w: payload of %d bytes exceeds the maximum of %d", ErrInvalidValue, len(enc), MaxValueSize)
+	}
+	return preparedEvent{typ: typ, payload: enc}, nil
+}
+
+func prepareEvents(batch []EventData) ([]preparedEvent, error) {
+	if len(batch) == 0 {
+		return nil, fmt.Errorf("%w: empty event batch", events.ErrInvalidEvent)
+	}
+	out := make([]preparedEvent, len(batch))
+	for i, e := range batch {
+		p, err := prepareEvent(e.Type, e.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of the batch: %w", i, err)
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// chainEvents links prepared events after head, all with timestamp ts. It
+// returns the writes (each event's record, then the new head) appended to
+// ws, and the linked events (their payloads left for the caller to fill).
+// run is the run the hashes bind the events to.
+func chainEvents(run RunID, head events.Head, ts int64, evs []preparedEvent, ws []mvcc.Write) ([]mvcc.Write, []events.Event) {
+	out := make([]events.Event, len(evs))
+	for i, p := range evs {
+		e := events.Event{Sequence: head.Len, Type: p.typ, Timestamp: ts, PrevHash: head.Hash}
+		e.Hash = events.ComputeHash(run, e.Sequence, p.typ, ts, p.payload, e.PrevHash)
+		rec := events.AppendRecord(make([]byte, 0, 80+len(p.typ)+len(p.payload)), &e, p.payload)
+		key := binary.BigEndian.AppendUint64(nil, e.Sequence)
+		ws = append(ws, mvcc.Write{Run: run, Tag: keyenc.TagEvent, Key: key, Kind: keyenc.KindBytes, Payload: rec})
+		head = events.Head{Len: head.Len + 1, Hash: e.Hash}
+		out[i] = e
+	}
+	ws = append(ws, mvcc.Write{Run: run, Tag: keyenc.TagRunMeta, Key: eventHeadKey, Kind: keyenc.KindBytes, Payload: events.AppendHead(nil, head)})
+	return ws, out
+}
+
+// decodeHeadRecord decodes a head record as read from the store.
+func decodeHeadRecord(rec mvcc.Record, found bool) (events.Head, error) {
+	if !found || rec.Deleted() {
+		return events.Head{}, nil
+	}
+	h, err := events.DecodeHead(rec.Payload)
+	if err != nil {
+		return events.Head{}, fmt.Errorf("event log head: %w", err)
+	}
+	return h, nil
+}
+
+// decodeEvent decodes a stored event record.
+func decodeEvent(seq uint64, rec mvcc.Record) (Event, error) {
+	r, err := events.DecodeRecord(rec.Payload)
+	if err != nil {
+		return Event{}, fmt.Errorf("event %d: %w", seq, err)
+	}
+	e, err := r.Event(seq)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{Event: e, Version: rec.Version}, nil
+}
+
+// --- in a transaction ---
+
+// eventHead returns the run's log head as the transaction sees it,
+// recording the read: every append changes the head, so a concurrent
+// append makes this transaction's commit conflict.
+func (t *Txn) eventHead() (events.Head, error) {
+	if err := t.check(); err != nil {
+		return events.Head{}, err
+	}
+	if err := t.run.Validate(); err != nil {
+		return events.Head{}, err
+	}
+	rec, found, err := t.read(keyenc.TagRunMeta, eventHeadKey)
+	if err != nil {
+		return events.Head{}, err
+	}
+	return decodeHeadRecord(rec, found)
+}
+
+// AppendEvent appends an event to the run's log when the transaction
+// commits and returns its sequence. The event's timestamp is the time of
+// this call. Appends read the log's head, so two transactions appending to
+// one run conflict (one commits; retry the other); the log never has a gap.
+func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
+	return t.AppendEvents([]EventData{{Type: typ, Payload: payload}})
+}
+
+// AppendEvents appends a batch of events with contiguous sequences and one
+// timestamp, all or nothing, and returns the first sequence. An invalid
+// event anywhere in the batch appends none.
+func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
+	head, err := t.eventHead()
+	if err != nil {
+		return 0, err
+	}
+	evs, err := prepareEvents(batch)
+	if err != nil {
+		return 0, err
+	}
+	size := 0
+	for _, p := range evs {
+		size += 8 + 80 + len(p.typ) + len(p.payload)
+	}
+	if t.size+size > MaxTxnSize {
+		return 0, fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, t.size+size, MaxTxnSize)
+	}
+	ws, _ := chainEvents(t.run, head, time.Now().UnixNano(), evs, nil)
+	for _, w := range ws {
+		if err := t.write(w.Tag, w.Key, txnWrite{kind: w.Kind, payload: w.Payload}); err != nil {
+			return 0, err // unreachable after the size check above
+		}
+	}
+	return head.Len, nil
+}
+
+// EventLen returns the number of events in the run's log.
+func (t *Txn) EventLen() (uint64, error) {
+	h, err := t.eventHead()
+	return h.Len, err
+}
+
+// EventHead returns the run's log head: its length and the last hash.
+func (t *Txn) EventHead() (events.Head, error) { return t.eventHead() }
+
+// Event returns the event at sequence seq, or ErrNotFound past the end.
+func (t *Txn) Event(seq uint64) (Event, error) {
+	head, err := t.eventHead()
+	if err != nil {
+		return Event{}, err
+	}
+	if seq >= head.Len {
+		return Event{}, fmt.Errorf("event %d of %d: %w", seq, head.Len, ErrNotFound)
+	}
+	return t.event(seq)
+}
+
+// event reads an event below the head the transaction saw. Events never
+// change once appended, and the head read already covers appends, so the
+// event key itself is not added to the read set.
+func (t *Txn) event(seq uint64) (Event, error) {
+	var kb [8]byte
+	k := eventKey(&kb, seq)
+	if w, ok := t.writes[string(t.tkey(keyenc.TagEvent, k))]; ok {
+		return decodeEvent(seq, mvcc.Record{Kind: w.kind, Payload: w.payload})
+	}
+	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagEvent, k, t.snap)
+	if err != nil {
+		return Event{}, err
+	}
+	if !found || rec.Deleted() {
+		return Event{}, fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, seq)
+	}
+	return decodeEvent(seq, rec)
+}
+
+// EventRange returns the events with sequences in [start, end), in order;
+// end is capped at the log's length.
+func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
+	head, err := t.eventHead()
+	if err != nil {
+		return nil, err
+	}
+	end = min(end, head.Len)
+	var out []Event
+	for seq := start; seq < end; seq++ {
+		e, err := t.event(seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// --- direct ---
+
+// AppendEvent appends an event to run's log as a commit of its own and
+// returns it, with its sequence, hash and commit version. Concurrent
+// appends to one run never conflict: the sequence and previous hash are
+// taken under the run's commit lock.
+func (db *Database) AppendEvent(ctx context.Context, run RunID, typ string, payload Value) (Event, error) {
+	p, err := prepareEvent(typ, payload)
+	if err != nil {
+		return Event{}, err
+	}
+	evs, err := db.appendEvents(ctx, run, []preparedEvent{p}, []Value{payload})
+	if err != nil {
+		return Event{}, err
+	}
+	return evs[0], nil
+}
+
+// AppendEvents appends a batch of events with contiguous sequences and one
+// timestamp in one commit, all or nothing, and returns them.
+func (db *Database) AppendEvents(ctx context.Context, run RunID, batch []EventData) ([]Event, error) {
+	evs, err := prepareEvents(batch)
+	if err != nil {
+		return nil, err
+	}
+	payloads := make([]Value, len(batch))
+	for i, e := range batch {
+		payloads[i] = e.Payload
+	}
+	return db.appendEvents(ctx, run, evs, payloads)
+}
+
+func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedEvent, payloads []Value) ([]Event, error) {
+	if err := run.Validate(); err != nil {
+		return nil, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer db.leave()
+	ts := time.Now().UnixNano()
+	var linked []events.Event
+	res, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+		// Under the run's commit lock every commit of the run is applied:
+		// the newest head is the one to extend.
+		rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey)
+		if err != nil {
+			return nil, err
+		}
+		head, err := decodeHeadRecord(rec, found)
+		if err != nil {
+			return nil, err
+		}
+		var ws []mvcc.Write
+		ws, linked = chainEvents(run, head, ts, evs, make([]mvcc.Write, 0, len(evs)+1))
+		return ws, nil
+	}, db.dur.Mode())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, len(evs))
+	for i, e := range linked {
+		e.Payload = payloads[i]
+		out[i] = Event{Event: e, Version: res.version}
+	}
+	return out, nil
+}
+
+// readEvents runs fn on a read-only transaction of run at the visible
+// version.
+func (db *Database) readEvents(ctx context.Context, run RunID, fn func(*Txn) error) error {
+	t, err := db.Begin(ctx, run)
+	if err != nil {
+		return err
+	}
+	defer t.End()
+	return fn(t)
+}
+
+// EventLen returns the number of events in run's log.
+func (db *Database) EventLen(ctx context.Context, run RunID) (n uint64, err error) {
+	err = db.readEvents(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err })
+	return n, err
+}
+
+// EventHead returns run's log head: its length and the hash of its last
+// event.
+func (db *Database) EventHead(ctx context.Context, run RunID) (h events.Head, err error) {
+	err = db.readEvents(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err })
+	return h, err
+}
+
+// Event returns the event at sequence seq of run's log, or ErrNotFound.
+func (db *Database) Event(ctx context.Context, run RunID, seq uint64) (e Event, err error) {
+	err = db.readEvents(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err })
+	return e, err
+}
+
+// EventRange returns the events of run with sequences in [start, end), in
+// order; end is capped at the log's length. All are read at one snapshot.
+func (db *Database) EventRange(ctx context.Context, run RunID, start, end uint64) (evs []Event, err error) {
+	err = db.readEvents(ctx, run, func(t *Txn) error { evs, err = t.EventRange(start, end); return err })
+	return evs, err
+}
+
+// EventRangeReverse is EventRange newest first: sequences end-1 down to
+// start.
+func (db *Database) EventRangeReverse(ctx context.Context, run RunID, start, end uint64) ([]Event, error) {
+	evs, err := db.EventRange(ctx, run, start, end)
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	return evs, err
+}
+
+// EventsByType returns the events of run whose type is typ, in sequence
+// order, at one snapshot. It reads the whole log: O(length).
+func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]Event, error) {
+	var out []Event
+	err := db.readEvents(ctx, run, func(t *Txn) error {
+		head, err := t.eventHead()
+		if err != nil {
+			return err
+		}
+		return db.scanEvents(run, t.snap, head.Len, func(seq uint64, rec mvcc.Record) error {
+			r, err := events.DecodeRecord(rec.Payload)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", seq, err)
+			}
+			if r.Type != typ {
+				return nil
+			}
+			e, err := r.Event(seq)
+			if err != nil {
+				return err
+			}
+			out = append(out, Event{Event: e, Version: rec.Version})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// scanEvents calls fn for each stored event of run below sequence end, in
+// key order, at version at.
+func (db *Database) scanEvents(run RunID, at, end uint64, fn func(seq uint64, rec mvcc.Record) error) error {
+	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, nil, at) {
+		if err != nil {
+			return err
+		}
+		if len(e.Key) != 8 {
+			return fmt.Errorf("%w: event key of %d bytes", ErrCorruption, len(e.Key))
+		}
+		seq := binary.BigEndian.Uint64(e.Key)
+		if seq >= end {
+			return nil
+		}
+		if err := fn(seq, e.Record); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EventAnchor returns an anchor for run's newest event: (run, sequence,
+// hash). Keep it outside the database; VerifyEvents against it detects a
+// truncated log and a tail rewritten with recomputed hashes, which nothing
+// inside the database can. An empty log returns ErrNotFound.
+func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, error) {
+	h, err := db.EventHead(ctx, run)
+	if err != nil {
+		return events.Anchor{}, err
+	}
+	a, ok := h.Anchor(run)
+	if !ok {
+		return events.Anchor{}, fmt.Errorf("run %s has no events: %w", run, ErrNotFound)
+	}
+	return a, nil
+}
+
+// VerifyEvents walks run's event chain at the visible version and checks
+// each event's previous hash and recomputed hash, then the run's stored
+// head, then the anchor if one is given. The result names the first bad
+// sequence and the reason; its Err method turns it into an error matching
+// ErrCorruption. The returned error is for failures to read at all.
+func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.Anchor) (events.Verification, error) {
+	var out events.Verification
+	err := db.readEvents(ctx, run, func(t *Txn) error {
+		v := events.NewVerifier(run, anchor)
+		err := db.scanEvents(run, t.snap, ^uint64(0), func(seq uint64, rec mvcc.Record) error {
+			if !v.Add(seq, rec.Payload) {
+				return errStopScan
+			}
+			return nil
+		})
+		if err != nil && err != errStopScan {
+			return err
+		}
+		rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey, t.snap)
+		if err != nil {
+			return err
+		}
+		if !found || rec.Deleted() {
+			out = v.Finish(nil)
+			return nil
+		}
+		head, err := events.DecodeHead(rec.Payload)
+		if err != nil {
+			out = v.FinishCorruptHead(err)
+			return nil
+		}
+		out = v.Finish(&head)
+		return nil
+	})
+	return out, err
+}
+
+// errStopScan ends a scan early without an error.
+var errStopScan = fmt.Errorf("stop")
