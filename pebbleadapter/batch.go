@@ -88,3 +88,6 @@ func (b *Batch) Close() {
 	}
 	_ = b.b.Close()
 }
+
+// Delete adds a point deletion of key.
+func (b *Batch) Delete(key []byte) { _ = b.b.Delete(key, nil) }

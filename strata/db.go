@@ -219,6 +219,12 @@ type runState struct {
 	// opened (0 if none): every commit of the run at or below a snapshot
 	// taken after it is in that snapshot.
 	last uint64
+
+	// horizon is the run's GC horizon (see Database.GC), valid once
+	// horizonLoaded is set. It only grows, and is stored before any version
+	// is removed; readers load it after their read.
+	horizon       atomic.Uint64
+	horizonLoaded atomic.Bool
 }
 
 // runState returns the state of a run, creating it on first use.

@@ -109,7 +109,7 @@ func (db *Database) Get(ctx context.Context, run RunID, key []byte) (Versioned, 
 		return Versioned{}, err
 	}
 	defer db.leave()
-	rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagKV, key, db.store.Visible())
+	rec, found, err := db.getVisible(run, keyenc.TagKV, key)
 	switch {
 	case err != nil:
 		return Versioned{}, err
@@ -117,6 +117,22 @@ func (db *Database) Get(ctx context.Context, run RunID, key []byte) (Versioned, 
 		return Versioned{}, ErrNotFound
 	}
 	return decodeRecord(rec)
+}
+
+// getVisible reads (tag, key) of run at the visible version. A read that GC
+// may have disturbed is done again at the then visible version, which is at
+// or above the horizon.
+func (db *Database) getVisible(run RunID, tag keyenc.Tag, key []byte) (mvcc.Record, bool, error) {
+	for {
+		at := db.store.Visible()
+		rec, found, err := db.store.Get(keyenc.RunID(run), tag, key, at)
+		if err != nil {
+			return mvcc.Record{}, false, err
+		}
+		if trimmed, err := db.trimmed(run, at); err != nil || !trimmed {
+			return rec, found, err
+		}
+	}
 }
 
 // Delete removes key from run as a single-key commit. It reports whether the

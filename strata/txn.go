@@ -186,6 +186,9 @@ func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err
 		return mvcc.Record{Kind: w.kind, Payload: w.payload}, w.kind != keyenc.KindTombstone, nil
 	}
 	rec, found, err = t.db.store.Get(keyenc.RunID(t.run), tag, key, t.snap)
+	if err == nil && gcTag(tag) {
+		err = t.checkTrimmed()
+	}
 	if err != nil {
 		return mvcc.Record{}, false, err
 	}
@@ -290,6 +293,9 @@ func (t *Txn) List(prefix []byte) ([][]byte, error) {
 // it gets each key and the record the transaction sees.
 func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc.Record) bool) ([][]byte, error) {
 	seen, err := t.db.scanVersions(t.run, tag, prefix, t.snap)
+	if err == nil && gcTag(tag) {
+		err = t.checkTrimmed()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +326,20 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		out = append(out, []byte(k))
 	}
 	return out, nil
+}
+
+// gcTag reports whether version GC may remove versions of tag's keys.
+func gcTag(tag keyenc.Tag) bool { return tag == keyenc.TagKV || tag == keyenc.TagState }
+
+// checkTrimmed, called after a read of a KV key or state cell, fails the
+// read if GC may have removed versions the snapshot needed: the transaction
+// then conflicts, and a retry runs at a newer snapshot.
+func (t *Txn) checkTrimmed() error {
+	h, err := t.db.gcHorizon(t.run)
+	if err != nil || t.snap >= h {
+		return err
+	}
+	return &ConflictError{Run: t.run, Reason: fmt.Sprintf("snapshot %d is older than the run's GC horizon %d", t.snap, h)}
 }
 
 // scanVersions returns key -> version of every live key of (run, tag) under

@@ -1,0 +1,332 @@
+package strata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/mvcc"
+)
+
+// ErrHistoryTrimmed: a read asked for a version older than what version
+// garbage collection kept for its run (see Database.GC).
+var ErrHistoryTrimmed = errors.New("strata: version removed by garbage collection")
+
+// RetentionMode says which old versions version GC keeps.
+type RetentionMode uint8
+
+// Retention modes.
+const (
+	// RetainAll keeps every version: the default.
+	RetainAll RetentionMode = iota
+	// RetainLast keeps the newest Retention.Last versions of each key.
+	RetainLast
+	// RetainFor keeps the versions written within Retention.For of the GC
+	// pass, plus each key's newest version older than that (its value at the
+	// cutoff).
+	RetainFor
+)
+
+func (m RetentionMode) String() string {
+	switch m {
+	case RetainAll:
+		return "all"
+	case RetainLast:
+		return "last"
+	case RetainFor:
+		return "for"
+	}
+	return fmt.Sprintf("RetentionMode(%d)", uint8(m))
+}
+
+// Retention is a run's version retention policy. It applies to KV keys and
+// state cells; event log keys are never removed. Whatever the policy, the
+// newest version of every key stays.
+type Retention struct {
+	Mode RetentionMode
+	Last int           // RetainLast: versions kept per key, >= 1
+	For  time.Duration // RetainFor: age kept, > 0
+}
+
+// KeepAll returns the default policy: keep every version.
+func KeepAll() Retention { return Retention{} }
+
+// KeepLast returns the policy that keeps the newest n versions of each key.
+func KeepLast(n int) Retention { return Retention{Mode: RetainLast, Last: n} }
+
+// KeepFor returns the policy that keeps the versions younger than d, plus
+// each key's newest version older than d.
+func KeepFor(d time.Duration) Retention { return Retention{Mode: RetainFor, For: d} }
+
+// Validate reports whether r is a usable policy.
+func (r Retention) Validate() error {
+	switch r.Mode {
+	case RetainAll:
+		if r.Last != 0 || r.For != 0 {
+			return fmt.Errorf("%w: retention mode all takes no parameter", ErrInvalidOptions)
+		}
+	case RetainLast:
+		if r.Last < 1 || r.For != 0 {
+			return fmt.Errorf("%w: retention keep-last needs Last >= 1 and no For, got %d, %v", ErrInvalidOptions, r.Last, r.For)
+		}
+	case RetainFor:
+		if r.For <= 0 || r.Last != 0 {
+			return fmt.Errorf("%w: retention keep-for needs For > 0 and no Last, got %v, %d", ErrInvalidOptions, r.For, r.Last)
+		}
+	default:
+		return fmt.Errorf("%w: unknown retention mode %d", ErrInvalidOptions, r.Mode)
+	}
+	return nil
+}
+
+// Run metadata keys (TagRunMeta) of version GC; see docs/format.md.
+var (
+	retentionKey = []byte("retention")
+	horizonKey   = []byte("gc-horizon")
+)
+
+// Retention record: version (1), mode, parameter u64 BE (Last, or For in
+// nanoseconds; 0 for RetainAll). Horizon record: version (1), horizon u64 BE.
+const (
+	retentionRecordVersion = 1
+	retentionRecordLen     = 10
+	horizonRecordVersion   = 1
+	horizonRecordLen       = 9
+)
+
+func appendRetention(dst []byte, r Retention) []byte {
+	var p uint64
+	switch r.Mode {
+	case RetainLast:
+		p = uint64(r.Last)
+	case RetainFor:
+		p = uint64(r.For)
+	}
+	dst = append(dst, retentionRecordVersion, byte(r.Mode))
+	return binary.BigEndian.AppendUint64(dst, p)
+}
+
+func decodeRetention(b []byte) (Retention, error) {
+	if len(b) != retentionRecordLen || b[0] != retentionRecordVersion {
+		return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
+	}
+	p := binary.BigEndian.Uint64(b[2:])
+	var r Retention
+	switch RetentionMode(b[1]) {
+	case RetainAll:
+		if p != 0 {
+			return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
+		}
+	case RetainLast:
+		if p > 1<<62 {
+			return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
+		}
+		r = KeepLast(int(p))
+	case RetainFor:
+		r = KeepFor(time.Duration(p))
+	default:
+		return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
+	}
+	if err := r.Validate(); err != nil {
+		return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
+	}
+	return r, nil
+}
+
+func appendHorizon(dst []byte, h uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, horizonRecordVersion), h)
+}
+
+func decodeHorizon(b []byte) (uint64, error) {
+	if len(b) != horizonRecordLen || b[0] != horizonRecordVersion {
+		return 0, fmt.Errorf("%w: GC horizon record %x", ErrCorruption, b)
+	}
+	return binary.BigEndian.Uint64(b[1:]), nil
+}
+
+// SetRetention sets run's retention policy; it is stored with the run and
+// survives restarts. It takes effect at the next GC of the run.
+func (db *Database) SetRetention(ctx context.Context, run RunID, r Retention) error {
+	if err := run.Validate(); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if err := db.enter(ctx); err != nil {
+		return err
+	}
+	defer db.leave()
+	w := []mvcc.Write{{Run: run, Tag: keyenc.TagRunMeta, Key: retentionKey, Kind: keyenc.KindBytes, Payload: appendRetention(nil, r)}}
+	_, err := db.commit(run, w, nil, db.dur.Mode())
+	return err
+}
+
+// Retention returns run's retention policy (KeepAll if none was set).
+func (db *Database) Retention(ctx context.Context, run RunID) (Retention, error) {
+	if err := run.Validate(); err != nil {
+		return Retention{}, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return Retention{}, err
+	}
+	defer db.leave()
+	return db.retention(run)
+}
+
+func (db *Database) retention(run RunID) (Retention, error) {
+	rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagRunMeta, retentionKey)
+	if err != nil || !found || rec.Deleted() {
+		return Retention{}, err
+	}
+	return decodeRetention(rec.Payload)
+}
+
+// GCStats reports what a GC pass did.
+type GCStats struct {
+	Keys    int64  // KV keys and state cells examined
+	Removed int64  // versions removed
+	Horizon uint64 // the run's GC horizon after the pass
+}
+
+// GC removes the versions of run's KV keys and state cells that its
+// retention policy does not keep. Event log keys are never removed, and the
+// newest version of every key stays.
+//
+// Reads stay exact. GC records the run's horizon: the lowest version at
+// which every read still sees what it saw before. It is stored (and synced)
+// before any version is removed. A read at an older version (GetAt,
+// History, and the like) returns ErrHistoryTrimmed; a transaction whose
+// snapshot is older fails its read with a *ConflictError, so a retried
+// transaction simply runs again at a newer snapshot; a direct read at the
+// current version retries by itself. With the default policy, GC removes
+// nothing.
+func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
+	if err := run.Validate(); err != nil {
+		return GCStats{}, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return GCStats{}, err
+	}
+	defer db.leave()
+	pol, err := db.retention(run)
+	if err != nil {
+		return GCStats{}, err
+	}
+	var st GCStats
+	if pol.Mode == RetainAll {
+		st.Horizon, err = db.gcHorizon(run)
+		return st, err
+	}
+	cutoff := time.Now().Add(-pol.For).UnixNano()
+	// Versions above the visible version (applied, waiting for an fsync)
+	// are kept on top of the policy, so the horizon never passes the
+	// visible version and current reads never see it move.
+	visible := db.store.Visible()
+	keep := func(_ []byte, vs []mvcc.VersionMeta) int {
+		newer := 0
+		for newer < len(vs) && vs[newer].Version > visible {
+			newer++
+		}
+		vs = vs[newer:]
+		if pol.Mode == RetainLast {
+			return newer + pol.Last
+		}
+		n := 0
+		for n < len(vs) && vs[n].Timestamp >= cutoff {
+			n++
+		}
+		return newer + n + 1 // and the value at the cutoff
+	}
+	publish := func(h uint64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return db.raiseHorizon(run, h)
+	}
+	for _, tag := range []keyenc.Tag{keyenc.TagKV, keyenc.TagState} {
+		ps, err := db.store.Prune(keyenc.RunID(run), tag, keep, publish)
+		st.Keys += ps.Keys
+		st.Removed += ps.Removed
+		if err != nil {
+			return st, err
+		}
+	}
+	st.Horizon, err = db.gcHorizon(run)
+	return st, err
+}
+
+// gcHorizon returns run's GC horizon: reads at lower versions may miss
+// removed versions. It is loaded from the store on first use.
+func (db *Database) gcHorizon(run RunID) (uint64, error) {
+	rs := db.runState(run)
+	if rs.horizonLoaded.Load() {
+		return rs.horizon.Load(), nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if err := db.loadHorizonLocked(run, rs); err != nil {
+		return 0, err
+	}
+	return rs.horizon.Load(), nil
+}
+
+// loadHorizonLocked loads the stored horizon into rs, with rs.mu held.
+func (db *Database) loadHorizonLocked(run RunID, rs *runState) error {
+	if rs.horizonLoaded.Load() {
+		return nil
+	}
+	rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagRunMeta, horizonKey)
+	if err != nil {
+		return err
+	}
+	if found && !rec.Deleted() {
+		h, err := decodeHorizon(rec.Payload)
+		if err != nil {
+			return err
+		}
+		rs.horizon.Store(h)
+	}
+	rs.horizonLoaded.Store(true)
+	return nil
+}
+
+// raiseHorizon makes run's horizon at least h: it commits the new horizon
+// with an fsync, then publishes it to readers. Versions may be removed only
+// after it returns.
+func (db *Database) raiseHorizon(run RunID, h uint64) error {
+	rs := db.runState(run)
+	rs.mu.Lock()
+	if err := db.loadHorizonLocked(run, rs); err != nil {
+		rs.mu.Unlock()
+		return err
+	}
+	if h <= rs.horizon.Load() {
+		rs.mu.Unlock()
+		return nil
+	}
+	w := []mvcc.Write{{Run: run, Tag: keyenc.TagRunMeta, Key: horizonKey, Kind: keyenc.KindBytes, Payload: appendHorizon(nil, h)}}
+	// Publish before the lock is released: a reader that could see a
+	// removal checks the horizon after its read, and removals start only
+	// after this function returns.
+	rs.horizon.Store(h)
+	if _, err := db.applyLocked(rs, w, DurabilityStrict); err != nil {
+		return err
+	}
+	return nil
+}
+
+// trimmed reports whether a read of run at version at may have missed
+// versions removed by GC; call it after the read.
+func (db *Database) trimmed(run RunID, at uint64) (bool, error) {
+	h, err := db.gcHorizon(run)
+	return at < h, err
+}
+
+// trimmedError is the error of a read at version at below run's horizon.
+func trimmedError(run RunID, at, horizon uint64) error {
+	return fmt.Errorf("%w: run %s read at version %d, GC horizon %d", ErrHistoryTrimmed, run, at, horizon)
+}
