@@ -119,20 +119,14 @@ func (db *Database) Get(ctx context.Context, run RunID, key []byte) (Versioned, 
 	return decodeRecord(rec)
 }
 
-// getVisible reads (tag, key) of run at the visible version. A read that GC
-// may have disturbed is done again at the then visible version, which is at
-// or above the horizon.
-func (db *Database) getVisible(run RunID, tag keyenc.Tag, key []byte) (mvcc.Record, bool, error) {
-	for {
-		at := db.store.Visible()
-		rec, found, err := db.store.Get(keyenc.RunID(run), tag, key, at)
-		if err != nil {
-			return mvcc.Record{}, false, err
-		}
-		if trimmed, err := db.trimmed(run, at); err != nil || !trimmed {
-			return rec, found, err
-		}
-	}
+// getVisible reads (tag, key) of run at the visible version (see
+// atVisible).
+func (db *Database) getVisible(run RunID, tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err error) {
+	err = db.atVisible(run, func(at uint64) (err error) {
+		rec, found, err = db.store.Get(keyenc.RunID(run), tag, key, at)
+		return err
+	})
+	return rec, found, err
 }
 
 // Delete removes key from run as a single-key commit. It reports whether the

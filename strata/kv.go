@@ -76,8 +76,27 @@ func (db *Database) Exists(ctx context.Context, run RunID, key []byte) (bool, er
 		return false, err
 	}
 	defer db.leave()
-	_, found, err := db.readKV(run, key, db.store.Visible())
+	var found bool
+	err := db.atVisible(run, func(at uint64) (err error) {
+		_, found, err = db.readKV(run, key, at)
+		return err
+	})
 	return found, err
+}
+
+// atVisible runs read at the visible version, and again at the then visible
+// version if version GC may have removed a version the read needed (the
+// visible version is never below the GC horizon once GC has published it).
+func (db *Database) atVisible(run RunID, read func(at uint64) error) error {
+	for {
+		at := db.store.Visible()
+		if err := read(at); err != nil {
+			return err
+		}
+		if trimmed, err := db.trimmed(run, at); err != nil || !trimmed {
+			return err
+		}
+	}
 }
 
 // List returns one page of the keys of run that start with prefix, in
@@ -122,20 +141,27 @@ func (db *Database) List(ctx context.Context, run RunID, prefix []byte, opts Lis
 	}
 	defer db.leave()
 
-	page := ListPage{Version: db.store.Visible()}
-	// Read one key past the limit to learn whether another page follows.
-	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagKV, prefix, start, page.Version) {
-		if err != nil {
-			return ListPage{}, err
+	var page ListPage
+	err := db.atVisible(run, func(at uint64) error {
+		page = ListPage{Version: at}
+		// Read one key past the limit to learn whether another page follows.
+		for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagKV, prefix, start, at) {
+			if err != nil {
+				return err
+			}
+			if len(page.Keys) == limit {
+				page.Next = bytes.Clone(page.Keys[limit-1])
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			page.Keys = append(page.Keys, e.Key) // Scan hands over its copy
 		}
-		if len(page.Keys) == limit {
-			page.Next = bytes.Clone(page.Keys[limit-1])
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return ListPage{}, err
-		}
-		page.Keys = append(page.Keys, e.Key) // Scan hands over its copy
+		return nil
+	})
+	if err != nil {
+		return ListPage{}, err
 	}
 	return page, nil
 }
@@ -162,17 +188,22 @@ func (db *Database) GetMany(ctx context.Context, run RunID, keys [][]byte) ([]Ve
 		return nil, err
 	}
 	defer db.leave()
-	at := db.store.Visible()
 	out := make([]Versioned, len(keys))
-	for i, k := range keys {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err := db.atVisible(run, func(at uint64) error {
+		for i, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			v, _, err := db.readKV(run, k, at)
+			if err != nil {
+				return err
+			}
+			out[i] = v
 		}
-		v, _, err := db.readKV(run, k, at)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -190,13 +221,16 @@ func (db *Database) GetAt(ctx context.Context, run RunID, key []byte, version ui
 		return Versioned{}, err
 	}
 	defer db.leave()
-	if err := db.checkReadVersion(run, version); err != nil {
-		return Versioned{}, err
-	}
 	if version == 0 {
 		return Versioned{}, ErrNotFound
 	}
+	if err := db.checkReadVersion(run, version); err != nil {
+		return Versioned{}, err
+	}
 	v, found, err := db.readKV(run, key, version)
+	if err == nil {
+		err = db.checkReadVersion(run, version) // GC may have run meanwhile
+	}
 	switch {
 	case err != nil:
 		return Versioned{}, err
@@ -226,12 +260,12 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 	if opts.Before != 0 && opts.Before-1 < at {
 		at = opts.Before - 1
 	}
-	if err := db.checkReadVersion(run, at); err != nil {
-		return nil, err
-	}
 	var out []HistoryEntry
 	if at == 0 {
 		return out, nil // versions start at 1
+	}
+	if err := db.checkReadVersion(run, at); err != nil {
+		return nil, err
 	}
 	for rec, err := range db.store.History(keyenc.RunID(run), keyenc.TagKV, key, at) {
 		if err != nil {
@@ -255,17 +289,28 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 			break
 		}
 	}
+	if err := db.checkReadVersion(run, at); err != nil {
+		return nil, err // GC ran meanwhile and may have cut the history short
+	}
 	return out, nil
 }
 
 // checkReadVersion accepts or refuses a read of run at an explicit version v
 // (GetAt, History). Every read below the visible version goes through it, so
-// it is the one place that knows which versions can still be read. Today it
-// only refuses versions that are not visible yet (ErrFutureVersion); version
-// GC will add the check that v is not below the run's trimmed history.
+// it is the one place that knows which versions can still be read: it
+// refuses versions that are not visible yet (ErrFutureVersion) and versions
+// below the run's GC horizon (ErrHistoryTrimmed). Call it before the read,
+// and again after it: GC may publish a new horizon while the read runs.
 func (db *Database) checkReadVersion(run RunID, v uint64) error {
 	if cur := db.store.Visible(); v > cur {
 		return fmt.Errorf("%w: version %d, current version %d (run %s)", ErrFutureVersion, v, cur, run)
+	}
+	h, err := db.gcHorizon(run)
+	if err != nil {
+		return err
+	}
+	if v < h {
+		return trimmedError(run, v, h)
 	}
 	return nil
 }
