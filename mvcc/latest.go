@@ -4,11 +4,15 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/strata-db/strata/keyenc"
 )
 
 // latestIndex remembers, for recently used keys, the version of their newest
 // record (0: no record), so that a point read at a snapshot that covers it
-// is one exact Pebble Get instead of a seek through a merging iterator.
+// is one exact Pebble Get instead of a seek through a merging iterator; and,
+// for small records and within a byte budget, the record itself, so that the
+// read needs no Pebble access at all (a row cache of newest versions).
 //
 // # Why it is never stale
 //
@@ -34,7 +38,9 @@ import (
 // that are present.
 //
 // So if the entry for a key says V and a snapshot S >= V, the newest version
-// at or below S is exactly V. Anything that later removes or rewrites records
+// at or below S is exactly V. A cached record is always the record of the
+// entry's version: it is dropped when the entry goes in flight and set only
+// together with the version. Anything that later removes or rewrites records
 // outside Store.Apply (version GC, deleting a run) must drop the entries of
 // the keys it touches.
 type latestIndex struct {
@@ -42,19 +48,33 @@ type latestIndex struct {
 	shards [16]latestShard
 	size   atomic.Int64
 	max    int64
+	// cached is the sum of the cached records' capacities; records are
+	// cached only while it stays below maxCached.
+	cached    atomic.Int64
+	maxCached int64
 }
 
 type latestShard struct {
 	mu sync.Mutex
 	// Values are pointers so that updating a known key needs no string
 	// conversion of the key (an allocation per update).
-	m map[string]*uint64
+	m map[string]*latestEntry
 }
 
-func newLatestIndex(maxEntries int64) *latestIndex {
-	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries}
+type latestEntry struct {
+	v      uint64
+	rec    []byte // the stored value of version v when hasRec; its buffer is reused
+	hasRec bool
+}
+
+// maxCachedRecord is the largest stored value (header and payload) the
+// index caches.
+const maxCachedRecord = 512
+
+func newLatestIndex(maxEntries, maxCachedBytes int64) *latestIndex {
+	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries, maxCached: maxCachedBytes}
 	for i := range x.shards {
-		x.shards[i].m = map[string]*uint64{}
+		x.shards[i].m = map[string]*latestEntry{}
 	}
 	return x
 }
@@ -63,15 +83,19 @@ func (x *latestIndex) shard(prefix []byte) *latestShard {
 	return &x.shards[maphash.Bytes(x.seed, prefix)%uint64(len(x.shards))]
 }
 
-// get returns the newest version recorded for prefix (a key's bare key).
-func (x *latestIndex) get(prefix []byte) (uint64, bool) {
+// get returns the newest version recorded for prefix (a key's bare key) and,
+// if it is cached, a copy of its stored value.
+func (x *latestIndex) get(prefix []byte) (v uint64, rec []byte, ok bool) {
 	s := x.shard(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.m[string(prefix)]; p != nil {
-		return *p, true
+	if e := s.m[string(prefix)]; e != nil {
+		if e.hasRec {
+			rec = append([]byte(nil), e.rec...)
+		}
+		return e.v, rec, true
 	}
-	return 0, false
+	return 0, nil, false
 }
 
 // inFlight marks an entry whose key a commit is applying.
@@ -83,38 +107,64 @@ func (x *latestIndex) writing(prefix []byte) bool {
 	s := x.shard(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.m[string(prefix)]; p != nil {
-		*p = inFlight
+	if e := s.m[string(prefix)]; e != nil {
+		e.v, e.hasRec = inFlight, false
 		return true
 	}
 	if x.size.Load() >= x.max {
 		return false
 	}
 	x.size.Add(1)
-	v := inFlight
-	s.m[string(prefix)] = &v
+	s.m[string(prefix)] = &latestEntry{v: inFlight}
 	return true
 }
 
-// applied records that version v of prefix was applied. An entry that is
-// in flight takes v; one that already holds a newer version keeps it.
-func (x *latestIndex) applied(prefix []byte, v uint64) {
+// applied records that version v of prefix was applied, with its stored
+// value (header then payload). An entry that is in flight takes v; one that
+// already holds a newer version keeps it.
+func (x *latestIndex) applied(prefix []byte, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if p := s.m[string(prefix)]; p != nil && (*p == inFlight || *p < v) {
-		*p = v
+	if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
+		e.v = v
+		x.cache(e, kind, ts, payload)
 	}
 	s.mu.Unlock()
 }
 
-// read records that v is the newest version of prefix at or below a
-// snapshot, if nothing is recorded for it yet.
-func (x *latestIndex) read(prefix []byte, v uint64) {
+// cache stores the value of e's version in e, within the budget. The
+// caller holds e's shard lock.
+func (x *latestIndex) cache(e *latestEntry, kind keyenc.Kind, ts int64, payload []byte) {
+	e.hasRec = false
+	n := keyenc.HeaderLen + len(payload)
+	if n > maxCachedRecord {
+		return
+	}
+	if cap(e.rec) < n {
+		size := (n + 31) &^ 31 // some room for a slightly larger next value
+		grow := int64(size - cap(e.rec))
+		if x.cached.Load()+grow > x.maxCached {
+			return
+		}
+		x.cached.Add(grow)
+		e.rec = make([]byte, 0, size)
+	}
+	e.rec = append(keyenc.AppendHeader(e.rec[:0], kind, ts), payload...)
+	e.hasRec = true
+}
+
+// read records that rec, of version v (0: none), is the newest record of
+// prefix at or below a snapshot, if nothing is recorded for it yet.
+func (x *latestIndex) read(prefix []byte, v uint64, rec Record) {
 	s := x.shard(prefix)
 	s.mu.Lock()
 	if s.m[string(prefix)] == nil && x.size.Load() < x.max {
 		x.size.Add(1)
-		s.m[string(prefix)] = &v
+		e := &latestEntry{v: v}
+		if v != 0 {
+			x.cache(e, rec.Kind, rec.Timestamp, rec.Payload)
+		}
+		s.m[string(prefix)] = e
 	}
 	s.mu.Unlock()
 }

@@ -17,13 +17,20 @@ import (
 // at old snapshots, and a reopen (which empties the index while the store
 // keeps its history).
 func TestLatestIndexAgreesWithTheModel(t *testing.T) {
+	// Budgets: no cached records, a few, all of them.
+	for _, budget := range []int64{0, 96, 1 << 20} {
+		t.Run(fmt.Sprintf("cache=%d", budget), func(t *testing.T) { testLatestIndexModel(t, budget) })
+	}
+}
+
+func testLatestIndexModel(t *testing.T, budget int64) {
 	fs := vfs.NewMem()
 	open := func() (*pebbleadapter.DB, *Store) {
 		db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: fs})
 		require.NoError(t, err)
 		s, err := Open(db)
 		require.NoError(t, err)
-		s.latest = newLatestIndex(8)
+		s.latest = newLatestIndex(8, budget)
 		return db, s
 	}
 	db, s := open()
@@ -102,8 +109,73 @@ func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
 		require.True(t, found)
 		require.Equal(t, uint64(1), rec.Version)
 	}
-	s.latest.applied(prefix, 7)
-	s.latest.applied(prefix, 5) // an older commit finishing late does not go back
-	v, _ := s.latest.get(prefix)
+	s.latest.applied(prefix, 7, keyenc.KindBytes, 1, []byte("seven"))
+	s.latest.applied(prefix, 5, keyenc.KindBytes, 1, []byte("five")) // an older commit finishing late does not go back
+	v, _, _ := s.latest.get(prefix)
 	require.Equal(t, uint64(7), v)
+}
+
+// A record served from the cache is the stored record (same version, kind,
+// timestamp and payload as the slow path reads) and the caller's own copy.
+func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := Open(db)
+	require.NoError(t, err)
+	run := keyenc.RunID{7}
+	c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindValue, Payload: []byte("payload")}}, false)
+	require.NoError(t, err)
+	require.NoError(t, c.Publish())
+
+	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
+	v, cached, ok := s.latest.get(prefix)
+	require.True(t, ok)
+	require.Equal(t, c.Version, v)
+	require.NotNil(t, cached, "a small record is cached")
+
+	fast, found, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.True(t, found)
+	s.latest = newLatestIndex(8, 0) // force the slow path
+	slow, found, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, slow, fast)
+	require.Equal(t, c.Timestamp, fast.Timestamp)
+
+	fast.Payload[0] = 'X' // the caller owns its copy
+	again, _, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.Equal(t, "payload", string(again.Payload))
+}
+
+// A key going in flight drops its cached record: no read can get the old
+// record once a newer version may be visible.
+func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
+	x := newLatestIndex(8, 1<<20)
+	p := []byte("prefix")
+	require.True(t, x.writing(p))
+	x.applied(p, 3, keyenc.KindBytes, 1, []byte("three"))
+	_, rec, _ := x.get(p)
+	require.NotNil(t, rec)
+	require.True(t, x.writing(p))
+	v, rec, ok := x.get(p)
+	require.True(t, ok)
+	require.Equal(t, inFlight, v)
+	require.Nil(t, rec)
+	x.applied(p, 4, keyenc.KindBytes, 2, []byte("four"))
+	v, rec, _ = x.get(p)
+	require.Equal(t, uint64(4), v)
+	h, payload, err := keyenc.DecodeHeader(rec)
+	require.NoError(t, err)
+	require.Equal(t, "four", string(payload))
+	require.Equal(t, int64(2), h.Timestamp)
+	// Over budget, versions are still tracked but records are not cached.
+	y := newLatestIndex(8, 0)
+	require.True(t, y.writing(p))
+	y.applied(p, 5, keyenc.KindBytes, 1, []byte("five"))
+	v, rec, _ = y.get(p)
+	require.Equal(t, uint64(5), v)
+	require.Nil(t, rec)
 }

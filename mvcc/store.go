@@ -41,12 +41,16 @@ type Store struct {
 // reads into exact Pebble Gets: about 100 bytes per entry, so 25 MiB.
 const LatestIndexEntries = 1 << 18
 
+// LatestCacheBytes bounds the records the index keeps for reads that need no
+// Pebble access (records of at most 512 bytes, header included).
+const LatestCacheBytes = 32 << 20
+
 var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
 
 // Open recovers the highest committed version from db and returns a Store
 // that continues above it.
 func Open(db *pebbleadapter.DB) (*Store, error) {
-	s := &Store{db: db, latest: newLatestIndex(LatestIndexEntries)}
+	s := &Store{db: db, latest: newLatestIndex(LatestIndexEntries, LatestCacheBytes)}
 	v, err := db.Get(lastVersionKey)
 	switch {
 	case errors.Is(err, serr.ErrNotFound):
@@ -141,7 +145,7 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	for i := range ws {
 		if tracked[i] {
 			w := &ws[i]
-			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), v)
+			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), v, w.Kind, ts, w.Payload)
 		}
 	}
 	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
@@ -218,9 +222,13 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
 	prefix := seek[:keyenc.Split(seek)]
-	if v, ok := s.latest.get(prefix); ok && v != inFlight && v <= at {
+	if v, cached, ok := s.latest.get(prefix); ok && v != inFlight && v <= at {
 		if v == 0 {
 			return Record{}, false, nil
+		}
+		if cached != nil {
+			rec, err := decodeValue(cached, v) // the payload aliases the copy
+			return rec, err == nil, err
 		}
 		exact := keyenc.AppendSuffix(prefix, v) // overwrites the seek suffix in buf
 		raw, err := s.db.Get(exact)
@@ -245,7 +253,7 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 		// Only a read at or above the version recovered on open may teach
 		// the index: below it, a newer version may exist that no commit of
 		// this process recorded (a time-travel read).
-		s.latest.read(prefix, rec.Version) // 0 when absent
+		s.latest.read(prefix, rec.Version, rec) // version 0 when absent
 	}
 	return rec, found, err
 }
