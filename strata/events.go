@@ -141,9 +141,23 @@ func (t *Txn) eventHead() (events.Head, error) {
 	return decodeHeadRecord(rec, found)
 }
 
+// eventHeadForAppend is eventHead, refusing a run whose head is missing
+// while its events are not (see checkNoOrphanEvents).
+func (t *Txn) eventHeadForAppend() (events.Head, error) {
+	head, err := t.eventHead()
+	if err != nil || head.Len > 0 {
+		return head, err
+	}
+	if _, own := t.writes[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]; own {
+		return head, nil
+	}
+	return head, t.db.checkNoOrphanEvents(t.run, t.snap)
+}
+
 // AppendEvent appends an event to the run's log when the transaction
-// commits and returns its sequence. The event's timestamp is the time of
-// this call. Appends read the log's head, so two transactions appending to
+// commits and returns its sequence. The event's timestamp is the wall-clock
+// time of this call (so a transaction's events may carry a time earlier
+// than an event a concurrent commit appended before them). Appends read the log's head, so two transactions appending to
 // one run conflict (one commits; retry the other); the log never has a gap.
 func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 	return t.AppendEvents([]EventData{{Type: typ, Payload: payload}})
@@ -153,7 +167,7 @@ func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 // timestamp, all or nothing, and returns the first sequence. An invalid
 // event anywhere in the batch appends none.
 func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
-	head, err := t.eventHead()
+	head, err := t.eventHeadForAppend()
 	if err != nil {
 		return 0, err
 	}
@@ -276,7 +290,6 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		return nil, err
 	}
 	defer db.leave()
-	ts := time.Now().UnixNano()
 	var linked []events.Event
 	res, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
 		// Under the run's commit lock every commit of the run is applied:
@@ -289,8 +302,15 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		if err != nil {
 			return nil, err
 		}
+		if !found {
+			if err := db.checkNoOrphanEvents(run, keyenc.MaxVersion); err != nil {
+				return nil, err
+			}
+		}
+		// The time is read under the lock, so that direct appends to a run
+		// carry nondecreasing timestamps as long as the clock does.
 		var ws []mvcc.Write
-		ws, linked = chainEvents(run, head, ts, evs, make([]mvcc.Write, 0, len(evs)+1))
+		ws, linked = chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1))
 		return ws, nil
 	}, db.dur.Mode())
 	if err != nil {
@@ -302,6 +322,28 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		out[i] = Event{Event: e, Version: res.version}
 	}
 	return out, nil
+}
+
+// checkNoOrphanEvents, for a run without a log head, makes sure it has no
+// event 0 either: a log whose head was lost must not be appended to from
+// sequence 0 again (that would hide the stored events).
+// at is the version to look at; keyenc.MaxVersion for the latest commit.
+func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
+	var kb [8]byte
+	get := db.store.GetLatest
+	if at != keyenc.MaxVersion {
+		get = func(run keyenc.RunID, tag keyenc.Tag, key []byte) (mvcc.Record, bool, error) {
+			return db.store.Get(run, tag, key, at)
+		}
+	}
+	rec, found, err := get(keyenc.RunID(run), keyenc.TagEvent, eventKey(&kb, 0))
+	if err != nil {
+		return err
+	}
+	if found && !rec.Deleted() {
+		return fmt.Errorf("%w: run %s has events but no event log head", ErrCorruption, run)
+	}
+	return nil
 }
 
 // readEvents runs fn on a read-only transaction of run at the visible

@@ -463,6 +463,19 @@ func TestEventTamperDetected(t *testing.T) {
 				r.remove(f.a, keyenc.TagRunMeta, headKey)
 			},
 			none: bad(0, events.ReasonHeadMissing), anchor9: bad(0, events.ReasonHeadMissing), anchor6: bad(0, events.ReasonHeadMissing),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				// Sequence 0 is never reused: an append would hide the
+				// stored events, so both append paths refuse.
+				_, err := db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				err = db.Transaction(ctx, f.a, func(tx *strata.Txn) error {
+					_, err := tx.AppendEvent("x", tamperPayload("a", 10))
+					return err
+				})
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				e, err := db.Event(ctx, f.a, 0)
+				require.ErrorIs(t, err, strata.ErrNotFound, "no head: the log reads as empty, %+v", e)
+			},
 		},
 		{
 			name: "head with the wrong hash",
