@@ -56,9 +56,18 @@ func encodeValue(v Value) (keyenc.Kind, []byte, error) {
 	return kind, payload, nil
 }
 
+// commitTime is the commit time of a record: the zero time for a
+// transaction's own, uncommitted write (Version 0).
+func commitTime(rec mvcc.Record) time.Time {
+	if rec.Version == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, rec.Timestamp)
+}
+
 // decodeRecord turns a stored record into a Versioned value.
 func decodeRecord(rec mvcc.Record) (Versioned, error) {
-	out := Versioned{Version: rec.Version, Timestamp: time.Unix(0, rec.Timestamp)}
+	out := Versioned{Version: rec.Version, Timestamp: commitTime(rec)}
 	switch rec.Kind {
 	case keyenc.KindBytes:
 		out.Value = value.Bytes(rec.Payload)

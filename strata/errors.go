@@ -32,7 +32,8 @@ var (
 	ErrInvalidValue = serr.ErrInvalidValue
 	// ErrInvalidRunID: the nil run id, or a string that is not a UUID.
 	ErrInvalidRunID = serr.ErrInvalidRunID
-	// ErrInvalidOptions: Options.Validate rejected the configuration.
+	// ErrInvalidOptions: Options.Validate rejected the configuration, or a
+	// call got a bad option (a retention policy, a negative limit).
 	ErrInvalidOptions = serr.ErrInvalidOptions
 	// ErrConflict: a commit lost against a concurrent one. The error is a
 	// *ConflictError naming the keys.

@@ -27,8 +27,9 @@ type State struct {
 	Name    string
 	Value   Value
 	Counter uint64
-	// Version is the commit version that wrote this counter (0 for the
-	// transaction's own, uncommitted write) and Timestamp its commit time.
+	// Version is the commit version that wrote this counter and Timestamp
+	// its commit time (0 and the zero time for the transaction's own,
+	// uncommitted write).
 	Version   uint64
 	Timestamp time.Time
 }
@@ -147,7 +148,7 @@ func (t *Txn) StateRead(name string) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("state cell %q: %w", name, err)
 	}
-	return State{Name: name, Value: v, Counter: r.counter, Version: rec.Version, Timestamp: time.Unix(0, rec.Timestamp)}, nil
+	return State{Name: name, Value: v, Counter: r.counter, Version: rec.Version, Timestamp: commitTime(rec)}, nil
 }
 
 // StateInit creates the cell name with value v and returns its counter: 1
@@ -288,8 +289,10 @@ func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Valu
 
 // StateCAS writes v to the cell name if its counter is expected, and
 // returns the new counter. A mismatch returns a *ConflictError (ErrConflict)
-// and is not retried; a missing cell returns ErrNotFound. Of concurrent CAS
-// with the same expectation exactly one succeeds.
+// and is not retried; a missing or deleted cell returns ErrNotFound. Of
+// concurrent CAS with the same expectation exactly one succeeds. A CAS that
+// read the expected counter but lost to a concurrent commit (another CAS, a
+// set, or a delete) returns a *ConflictError too.
 func (db *Database) StateCAS(ctx context.Context, run RunID, name string, expected uint64, v Value) (uint64, error) {
 	var c uint64
 	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
