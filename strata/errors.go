@@ -1,6 +1,7 @@
 package strata
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,6 +55,8 @@ type ConflictError struct {
 	// Reason says what failed, for example
 	// "compare-and-swap expected version 3, found 5".
 	Reason string
+
+	trimmed bool // the snapshot is below the run's GC horizon
 }
 
 func (e *ConflictError) Error() string {
@@ -64,7 +67,18 @@ func (e *ConflictError) Error() string {
 			keys[i] = fmt.Sprintf("%s %q", e.Primitives[i], k)
 		}
 	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("strata: conflict in run %s: %s", e.Run, e.Reason)
+	}
 	return fmt.Sprintf("strata: conflict in run %s on %s: %s", e.Run, strings.Join(keys, ", "), e.Reason)
+}
+
+// trimmedSnapshot reports whether err is the conflict of a transaction whose
+// snapshot fell below its run's GC horizon: running it again at the current
+// version cannot meet the same conflict.
+func trimmedSnapshot(err error) bool {
+	var ce *ConflictError
+	return errors.As(err, &ce) && ce.trimmed
 }
 
 // Unwrap makes errors.Is(err, ErrConflict) true.

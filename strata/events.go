@@ -349,12 +349,7 @@ func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 // readEvents runs fn on a read-only transaction of run at the visible
 // version.
 func (db *Database) readEvents(ctx context.Context, run RunID, fn func(*Txn) error) error {
-	t, err := db.Begin(ctx, run)
-	if err != nil {
-		return err
-	}
-	defer t.End()
-	return fn(t)
+	return db.readTxn(ctx, run, fn)
 }
 
 // EventLen returns the number of events in run's log.

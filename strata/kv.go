@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/value"
@@ -243,6 +242,8 @@ func (db *Database) GetAt(ctx context.Context, run RunID, key []byte, version ui
 // History returns the versions of key in run, newest first, starting at the
 // visible version (or below opts.Before), deletions included as entries with
 // Deleted set. A key never written returns an empty history and no error.
+// Versions removed by version GC are not listed; a Before at or below the
+// run's GC horizon returns ErrHistoryTrimmed.
 func (db *Database) History(ctx context.Context, run RunID, key []byte, opts HistoryOptions) ([]HistoryEntry, error) {
 	if err := checkKey(run, key); err != nil {
 		return nil, err
@@ -254,12 +255,23 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 		return nil, err
 	}
 	defer db.leave()
-	// A Before above the visible version is only a bound: it cannot reach
-	// past what is visible.
-	at := db.store.Visible()
-	if opts.Before != 0 && opts.Before-1 < at {
-		at = opts.Before - 1
+	for {
+		// A Before above the visible version is only a bound: it cannot
+		// reach past what is visible.
+		at := db.store.Visible()
+		if opts.Before != 0 && opts.Before-1 < at {
+			at = opts.Before - 1
+		}
+		out, err := db.history(ctx, run, key, at, opts.Limit)
+		if opts.Before == 0 && errors.Is(err, ErrHistoryTrimmed) {
+			continue // GC passed the visible version we started at: start again
+		}
+		return out, err
 	}
+}
+
+// history reads the versions of key at or below at, newest first.
+func (db *Database) history(ctx context.Context, run RunID, key []byte, at uint64, limit int) ([]HistoryEntry, error) {
 	var out []HistoryEntry
 	if at == 0 {
 		return out, nil // versions start at 1
@@ -276,7 +288,7 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 		}
 		var e HistoryEntry
 		if rec.Deleted() {
-			e = HistoryEntry{Versioned: Versioned{Value: value.Null(), Version: rec.Version, Timestamp: time.Unix(0, rec.Timestamp)}, Deleted: true}
+			e = HistoryEntry{Versioned: Versioned{Value: value.Null(), Version: rec.Version, Timestamp: commitTime(rec)}, Deleted: true}
 		} else {
 			v, err := decodeRecord(rec)
 			if err != nil {
@@ -285,7 +297,7 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 			e = HistoryEntry{Versioned: v}
 		}
 		out = append(out, e)
-		if opts.Limit > 0 && len(out) == opts.Limit {
+		if limit > 0 && len(out) == limit {
 			break
 		}
 	}

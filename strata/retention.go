@@ -266,15 +266,19 @@ func (db *Database) gcHorizon(run RunID) (uint64, error) {
 	if rs.horizonLoaded.Load() {
 		return rs.horizon.Load(), nil
 	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if err := db.loadHorizonLocked(run, rs); err != nil {
+	// Load it under the run's lock, through the commit queue (a request
+	// that writes nothing), so that no commit raises it meanwhile.
+	_, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+		return nil, db.loadHorizonLocked(run, rs)
+	}, DurabilityNone)
+	if err != nil {
 		return 0, err
 	}
 	return rs.horizon.Load(), nil
 }
 
-// loadHorizonLocked loads the stored horizon into rs, with rs.mu held.
+// loadHorizonLocked loads the stored horizon into rs, under the run's lock
+// (from a commit request's build function).
 func (db *Database) loadHorizonLocked(run RunID, rs *runState) error {
 	if rs.horizonLoaded.Load() {
 		return nil
@@ -299,24 +303,18 @@ func (db *Database) loadHorizonLocked(run RunID, rs *runState) error {
 // after it returns.
 func (db *Database) raiseHorizon(run RunID, h uint64) error {
 	rs := db.runState(run)
-	rs.mu.Lock()
-	if err := db.loadHorizonLocked(run, rs); err != nil {
-		rs.mu.Unlock()
-		return err
-	}
-	if h <= rs.horizon.Load() {
-		rs.mu.Unlock()
-		return nil
-	}
-	w := []mvcc.Write{{Run: run, Tag: keyenc.TagRunMeta, Key: horizonKey, Kind: keyenc.KindBytes, Payload: appendHorizon(nil, h)}}
-	// Publish before the lock is released: a reader that could see a
-	// removal checks the horizon after its read, and removals start only
-	// after this function returns.
-	rs.horizon.Store(h)
-	if _, err := db.applyLocked(rs, w, DurabilityStrict); err != nil {
-		return err
-	}
-	return nil
+	_, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+		// Under the run's lock, with every commit of the run applied.
+		if err := db.loadHorizonLocked(run, rs); err != nil || h <= rs.horizon.Load() {
+			return nil, err // nothing to raise
+		}
+		// Publish before the lock is released: a reader that could see a
+		// removal checks the horizon after its read, and removals start
+		// only after this function returns.
+		rs.horizon.Store(h)
+		return []mvcc.Write{{Run: run, Tag: keyenc.TagRunMeta, Key: horizonKey, Kind: keyenc.KindBytes, Payload: appendHorizon(nil, h)}}, nil
+	}, DurabilityStrict)
+	return err
 }
 
 // trimmed reports whether a read of run at version at may have missed

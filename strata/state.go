@@ -266,10 +266,10 @@ func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Val
 }
 
 // StateRead returns the cell name at the current visible version, or
-// ErrNotFound.
+// ErrNotFound. A read that meets a concurrent GC pass reads again.
 func (db *Database) StateRead(ctx context.Context, run RunID, name string) (State, error) {
 	var s State
-	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
+	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
 		s, err = t.StateRead(name)
 		return err
 	})
@@ -295,7 +295,7 @@ func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Valu
 // set, or a delete) returns a *ConflictError too.
 func (db *Database) StateCAS(ctx context.Context, run RunID, name string, expected uint64, v Value) (uint64, error) {
 	var c uint64
-	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
+	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
 		c, err = t.StateCAS(name, expected, v)
 		return err
 	})
@@ -347,7 +347,7 @@ func (db *Database) StateTransition(ctx context.Context, run RunID, name string,
 // prefix, in order, at the current visible version.
 func (db *Database) StateList(ctx context.Context, run RunID, prefix string) ([]string, error) {
 	var names []string
-	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
+	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
 		names, err = t.StateList(prefix)
 		return err
 	})

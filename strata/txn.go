@@ -339,7 +339,7 @@ func (t *Txn) checkTrimmed() error {
 	if err != nil || t.snap >= h {
 		return err
 	}
-	return &ConflictError{Run: t.run, Reason: fmt.Sprintf("snapshot %d is older than the run's GC horizon %d", t.snap, h)}
+	return &ConflictError{Run: t.run, Reason: fmt.Sprintf("snapshot %d is older than the run's GC horizon %d", t.snap, h), trimmed: true}
 }
 
 // scanVersions returns key -> version of every live key of (run, tag) under

@@ -119,3 +119,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// readTxn runs fn in a transaction on run at the current version, as the
+// direct reads do: if fn's reads meet version GC (the snapshot fell below
+// the run's horizon while fn ran), it runs fn again at the new version;
+// other errors, conflicts included, are returned.
+func (db *Database) readTxn(ctx context.Context, run RunID, fn func(*Txn) error) error {
+	for {
+		err := db.Transaction(ctx, run, fn)
+		if !trimmedSnapshot(err) {
+			return err
+		}
+	}
+}
