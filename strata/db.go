@@ -220,6 +220,10 @@ type runState struct {
 	// taken after it is in that snapshot.
 	last uint64
 
+	// queue holds the commit requests waiting for the lock (see commitReq).
+	qmu   sync.Mutex
+	queue []*commitReq
+
 	// horizon is the run's GC horizon (see Database.GC), valid once
 	// horizonLoaded is set. It only grows, and is stored before any version
 	// is removed; readers load it after their read.
@@ -242,21 +246,41 @@ type commitResult struct {
 	timestamp int64
 }
 
+// commitReq is one commit of a run waiting to be validated and applied
+// under the run's lock.
+//
+// Commits of a run are combined: a committer queues its request and, if the
+// lock is free, takes it and applies every queued request in order, its own
+// and others'; a committer that finds the lock taken waits for its request
+// to be done by the holder. Under contention the lock then changes hands
+// once per group rather than once per commit, and the waiting committers
+// need not be scheduled one after the other to get through it: that handoff
+// latency, not the work, is what bounds a run's commit rate when many
+// goroutines commit with an fsync each.
+type commitReq struct {
+	// build returns the writes, given the version of the run's latest
+	// commit, or an error that refuses the commit.
+	build func(lastInRun uint64) ([]mvcc.Write, error)
+	ws    []mvcc.Write // used when build is nil
+	check func(lastInRun uint64) error
+	sync  bool
+
+	c    *mvcc.Commit
+	err  error
+	done chan struct{} // signalled when another committer applied it; buffered 1
+}
+
+var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
+
 // commit applies ws to run at a new version. check, if not nil, runs under
 // the run's commit lock before the version is allocated, with the version of
 // the run's latest commit, and may refuse the commit (a conflict). The fsync
 // wait, in Strict mode, happens after the lock is released so concurrent
 // commits share fsyncs. commit returns once the new version is visible.
 func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
-	rs := db.runState(run)
-	rs.mu.Lock()
-	if check != nil {
-		if err := check(rs.last); err != nil {
-			rs.mu.Unlock()
-			return commitResult{}, err
-		}
-	}
-	return db.applyLocked(rs, ws, mode)
+	r := commitReqPool.Get().(*commitReq)
+	r.ws, r.check = ws, check
+	return db.submit(run, r, mode)
 }
 
 // commitBuilt is commit for a write set that can only be built under the
@@ -264,27 +288,33 @@ func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint
 // build gets the version of the run's latest commit and returns the writes,
 // or an error that refuses the commit.
 func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
-	rs := db.runState(run)
-	rs.mu.Lock()
-	ws, err := build(rs.last)
-	if err != nil {
-		rs.mu.Unlock()
-		return commitResult{}, err
-	}
-	return db.applyLocked(rs, ws, mode)
+	r := commitReqPool.Get().(*commitReq)
+	r.build = build
+	return db.submit(run, r, mode)
 }
 
-// applyLocked applies ws with rs.mu held, releases it, then waits for the
-// fsync (if mode asks for one) and for the commit to become visible.
-func (db *Database) applyLocked(rs *runState, ws []mvcc.Write, mode DurabilityMode) (commitResult, error) {
-	sync := mode.SyncsEachCommit() && db.persist == PersistenceDisk
-	c, err := db.store.Apply(ws, sync)
-	if err == nil {
-		rs.last = c.Version
+// submit runs a commit request through the run's lock (see commitReq), then
+// waits for the fsync (if mode asks for one) and for the commit to become
+// visible.
+func (db *Database) submit(run RunID, r *commitReq, mode DurabilityMode) (commitResult, error) {
+	r.sync = mode.SyncsEachCommit() && db.persist == PersistenceDisk
+	rs := db.runState(run)
+	rs.qmu.Lock()
+	rs.queue = append(rs.queue, r)
+	rs.qmu.Unlock()
+	if rs.mu.TryLock() {
+		db.combine(rs, r)
+	} else {
+		<-r.done
 	}
-	rs.mu.Unlock()
+	c, err, sync := r.c, r.err, r.sync
+	*r = commitReq{done: r.done}
+	commitReqPool.Put(r)
 	if err != nil {
-		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
+		return commitResult{}, err
+	}
+	if c == nil {
+		return commitResult{}, nil // nothing to write
 	}
 	if sync {
 		if err := c.SyncWait(); err != nil {
@@ -298,4 +328,59 @@ func (db *Database) applyLocked(rs *runState, ws []mvcc.Write, mode DurabilityMo
 		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 	}
 	return commitResult{version: c.Version, timestamp: c.Timestamp}, nil
+}
+
+// combine runs with rs.mu held: it applies the queued requests in order
+// until the queue is empty, signalling each one but own, then releases the
+// lock. A request queued after the last look finds the lock free, or is
+// picked up by the loop's look after the release.
+func (db *Database) combine(rs *runState, own *commitReq) {
+	var batch []*commitReq
+	for {
+		rs.qmu.Lock()
+		batch, rs.queue = rs.queue, batch[:0]
+		rs.qmu.Unlock()
+		for _, r := range batch {
+			db.applyReq(rs, r)
+			if r != own {
+				r.done <- struct{}{}
+			}
+		}
+		clear(batch)
+		rs.qmu.Lock()
+		more := len(rs.queue) > 0
+		rs.qmu.Unlock()
+		if more {
+			continue
+		}
+		rs.mu.Unlock()
+		rs.qmu.Lock()
+		more = len(rs.queue) > 0
+		rs.qmu.Unlock()
+		if !more || !rs.mu.TryLock() {
+			return // whoever holds the lock now drains the queue
+		}
+	}
+}
+
+// applyReq validates and applies one request, with rs.mu held.
+func (db *Database) applyReq(rs *runState, r *commitReq) {
+	ws := r.ws
+	if r.check != nil {
+		if r.err = r.check(rs.last); r.err != nil {
+			return
+		}
+	}
+	if r.build != nil {
+		if ws, r.err = r.build(rs.last); r.err != nil || len(ws) == 0 {
+			return
+		}
+	}
+	c, err := db.store.Apply(ws, r.sync)
+	if err != nil {
+		r.err = fmt.Errorf("strata: commit: %w", err)
+		return
+	}
+	rs.last = c.Version
+	r.c = c
 }
