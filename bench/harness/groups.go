@@ -17,8 +17,9 @@ func throughputTarget(against string, bound float64) Target {
 }
 
 // Groups returns every comparison group, in the order cmd/compare runs them:
-// the single-operation groups, then the transaction groups (txnGroups). The
-// targets are those of the design's performance card.
+// the single-operation groups, then the transaction groups (txnGroups),
+// then the event log groups (eventGroups). The targets are those of the
+// design's performance card.
 func Groups() []Group {
 	latency, throughput := latencyTarget, throughputTarget
 	noSync := func(mode strata.DurabilityMode) func(Config) []Workload {
@@ -78,5 +79,6 @@ func Groups() []Group {
 			return []Workload{strataGet(cfg, keys), pebbleGet(cfg, keys)}
 		},
 	}}
-	return append(groups, txnGroups()...)
+	groups = append(groups, txnGroups()...)
+	return append(groups, eventGroups()...)
 }
