@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-db/strata/durability"
+	"github.com/strata-db/strata/events"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 )
@@ -54,8 +55,10 @@ func demoValue(i int) strata.Value {
 }
 
 // runDemo writes n keys into a new run, CAS-updates a counter, deletes a
-// key, reads everything back, closes, reopens and checks that the reopened
-// database holds exactly what was acknowledged.
+// key, appends a hash-chained event log and moves a state cell, reads
+// everything back, closes, reopens and checks that the reopened database
+// holds exactly what was acknowledged and that the event chain verifies
+// against the anchor taken before the close.
 func runDemo(ctx context.Context, out io.Writer, path string, mode strata.DurabilityMode, n int) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -93,7 +96,34 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 			return err
 		}
 	}
-	if err := verifyDemo(ctx, db, run, n); err != nil {
+
+	// The run's event log: a hash-chained record of what happened, appended
+	// in batches; the anchor (the newest event's hash) is what a user would
+	// keep elsewhere to verify the log against later.
+	nEvents := max(n/100, 10)
+	for i := 0; i < nEvents; i += 10 {
+		batch := make([]strata.EventData, 0, 10)
+		for j := i; j < min(i+10, nEvents); j++ {
+			batch = append(batch, strata.EventData{Type: "step.done", Payload: demoValue(j * 100)})
+		}
+		if _, err := db.AppendEvents(ctx, run, batch); err != nil {
+			return err
+		}
+	}
+	anchor, err := db.EventAnchor(ctx, run)
+	if err != nil {
+		return err
+	}
+	// A state cell: init, then a pure transition.
+	if _, err := db.StateInit(ctx, run, "phase", value.String("running")); err != nil {
+		return err
+	}
+	if _, err := db.StateTransition(ctx, run, "phase", func(strata.State) (strata.Value, error) {
+		return value.String("done"), nil
+	}); err != nil {
+		return err
+	}
+	if err := verifyDemo(ctx, db, run, n, nEvents, &anchor); err != nil {
 		return err
 	}
 	durable, err := db.Flush(ctx)
@@ -101,7 +131,8 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 		return err
 	}
 	want := db.CurrentVersion()
-	fmt.Fprintf(out, "read back %d keys: ok; counter at 100 after 100 CAS and one refused stale CAS; flushed, durable version %d\n", n, durable)
+	fmt.Fprintf(out, "read back %d keys: ok; counter at 100 after 100 CAS and one refused stale CAS; %d events chained, anchor %d:%s; flushed, durable version %d\n",
+		n, nEvents, anchor.Sequence, anchor.Hash.String()[:16], durable)
 	if err := db.Close(); err != nil {
 		return err
 	}
@@ -114,10 +145,10 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 	if db.CurrentVersion() != want {
 		return fmt.Errorf("reopened at version %d, want %d", db.CurrentVersion(), want)
 	}
-	if err := verifyDemo(ctx, db, run, n); err != nil {
+	if err := verifyDemo(ctx, db, run, n, nEvents, &anchor); err != nil {
 		return fmt.Errorf("after reopen: %w", err)
 	}
-	fmt.Fprintf(out, "reopened at version %d: all %d keys verified\n", want, n)
+	fmt.Fprintf(out, "reopened at version %d: all %d keys verified, event chain verified against the anchor, state cell at counter 2\n", want, n)
 	return nil
 }
 
@@ -126,7 +157,7 @@ func isConflict(err error) bool {
 	return errors.As(err, &ce)
 }
 
-func verifyDemo(ctx context.Context, db *strata.Database, run strata.RunID, n int) error {
+func verifyDemo(ctx context.Context, db *strata.Database, run strata.RunID, n, nEvents int, anchor *events.Anchor) error {
 	for i := range n {
 		got, err := db.Get(ctx, run, demoKey(i))
 		if i == 0 {
@@ -148,6 +179,23 @@ func verifyDemo(ctx context.Context, db *strata.Database, run strata.RunID, n in
 	}
 	if v, _ := c.Value.AsInt(); v != 100 {
 		return fmt.Errorf("counter is %v, want 100", c.Value)
+	}
+	ver, err := db.VerifyEvents(ctx, run, anchor)
+	if err != nil {
+		return err
+	}
+	if err := ver.Err(); err != nil {
+		return err
+	}
+	if ver.Length != uint64(nEvents) {
+		return fmt.Errorf("event log of %d events, want %d", ver.Length, nEvents)
+	}
+	st, err := db.StateRead(ctx, run, "phase")
+	if err != nil {
+		return err
+	}
+	if s, _ := st.Value.AsString(); s != "done" || st.Counter != 2 {
+		return fmt.Errorf("state cell phase is %v at counter %d, want done at 2", st.Value, st.Counter)
 	}
 	return nil
 }
