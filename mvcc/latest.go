@@ -26,16 +26,20 @@ import (
 //     the sequencing lock.
 //   - A read that found the newest version V at or below its snapshot S adds
 //     the entry only if there is none, and only if S is at or above the
-//     version recovered on open. Then V covers every recovered version, and
-//     any newer version was written after the index began, by a commit that
-//     created the entry before applying; so an absent entry means V is the
-//     newest. (A time-travel read below the recovered version teaches
-//     nothing: a newer recovered version may exist.)
+//     floor. The floor starts at the version recovered on open and is raised,
+//     before an entry is evicted, to the highest applied version. So any
+//     version newer than S was written by a commit after the index began (or
+//     after the last eviction of that key), and that commit created the entry
+//     before applying and it has not been evicted since; so an absent entry
+//     means V is the newest. (A time-travel read below the floor teaches
+//     nothing: a newer version may exist.)
 //
-// Entries are never evicted: once the index holds maxEntries keys, nobody
-// adds new keys (a commit that cannot add its key leaves it absent, and an
-// absent key is always read the slow way). Commits still update the keys
-// that are present.
+// Every commit tracks its keys: when the index holds maxEntries keys, adding
+// one evicts a random entry of the same shard that is not in flight (if the
+// shard has none, the index grows past the bound until in-flight entries
+// settle). Reads add entries only while the index is below the bound. Event
+// keys are not tracked at all (see tracked): they are written once and read
+// in ranges, so they would only push out the keys that are read again.
 //
 // So if the entry for a key says V and a snapshot S >= V, the newest version
 // at or below S is exactly V. A cached record is always the record of the
@@ -52,6 +56,10 @@ type latestIndex struct {
 	// cached only while it stays below maxCached.
 	cached    atomic.Int64
 	maxCached int64
+	// floor: only reads at or above it may add entries (see above).
+	floor atomic.Uint64
+	// appliedVersion reports the highest applied version.
+	appliedVersion func() uint64
 }
 
 type latestShard struct {
@@ -71,8 +79,11 @@ type latestEntry struct {
 // index caches.
 const maxCachedRecord = 512
 
-func newLatestIndex(maxEntries, maxCachedBytes int64) *latestIndex {
-	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries, maxCached: maxCachedBytes}
+// newLatestIndex returns an index for a store whose versions up to opened
+// were recovered, and whose highest applied version appliedVersion reports.
+func newLatestIndex(maxEntries, maxCachedBytes int64, opened uint64, appliedVersion func() uint64) *latestIndex {
+	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries, maxCached: maxCachedBytes, appliedVersion: appliedVersion}
+	x.floor.Store(opened)
 	for i := range x.shards {
 		x.shards[i].m = map[string]*latestEntry{}
 	}
@@ -101,22 +112,39 @@ func (x *latestIndex) get(prefix []byte) (v uint64, rec []byte, ok bool) {
 // inFlight marks an entry whose key a commit is applying.
 const inFlight = ^uint64(0)
 
-// writing marks prefix in flight before a commit applies a version of it,
-// and reports whether the index tracks it (then applied must follow).
-func (x *latestIndex) writing(prefix []byte) bool {
+// tracked reports whether the index tracks a key of tag.
+func tracked(tag keyenc.Tag) bool { return tag != keyenc.TagEvent }
+
+// writing marks prefix in flight before a commit applies a version of it;
+// applied must follow.
+func (x *latestIndex) writing(prefix []byte) {
 	s := x.shard(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.m[string(prefix)]; e != nil {
 		e.v, e.hasRec = inFlight, false
-		return true
+		return
 	}
 	if x.size.Load() >= x.max {
-		return false
+		x.evict(s)
 	}
 	x.size.Add(1)
 	s.m[string(prefix)] = &latestEntry{v: inFlight}
-	return true
+}
+
+// evict removes a random entry of s that is not in flight, if there is
+// one, after raising the floor above its version. The caller holds s.mu.
+func (x *latestIndex) evict(s *latestShard) {
+	for k, e := range s.m { // map order is random
+		if e.v == inFlight {
+			continue
+		}
+		x.raiseFloor(x.appliedVersion())
+		x.cached.Add(-int64(cap(e.rec)))
+		delete(s.m, k)
+		x.size.Add(-1)
+		return
+	}
 }
 
 // applied records that version v of prefix was applied, with its stored
@@ -153,12 +181,23 @@ func (x *latestIndex) cache(e *latestEntry, kind keyenc.Kind, ts int64, payload 
 	e.hasRec = true
 }
 
+// raiseFloor makes the floor at least v.
+func (x *latestIndex) raiseFloor(v uint64) {
+	for {
+		f := x.floor.Load()
+		if f >= v || x.floor.CompareAndSwap(f, v) {
+			return
+		}
+	}
+}
+
 // read records that rec, of version v (0: none), is the newest record of
-// prefix at or below a snapshot, if nothing is recorded for it yet.
-func (x *latestIndex) read(prefix []byte, v uint64, rec Record) {
+// prefix at or below snapshot at, if nothing is recorded for it yet and at
+// is at or above the floor.
+func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if s.m[string(prefix)] == nil && x.size.Load() < x.max {
+	if s.m[string(prefix)] == nil && x.size.Load() < x.max && at >= x.floor.Load() {
 		x.size.Add(1)
 		e := &latestEntry{v: v}
 		if v != 0 {

@@ -30,7 +30,7 @@ func testLatestIndexModel(t *testing.T, budget int64) {
 		require.NoError(t, err)
 		s, err := Open(db)
 		require.NoError(t, err)
-		s.latest = newLatestIndex(8, budget)
+		s.latest = newLatestIndex(8, budget, s.Applied(), s.applied.Load)
 		return db, s
 	}
 	db, s := open()
@@ -102,7 +102,7 @@ func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, c.Publish())
 	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
-	require.True(t, s.latest.writing(prefix)) // as a commit about to apply would
+	s.latest.writing(prefix) // as a commit about to apply would
 	for _, at := range []uint64{1, keyenc.MaxVersion} {
 		rec, found, err := s.Get(run, keyenc.TagKV, []byte("k"), at)
 		require.NoError(t, err)
@@ -137,7 +137,7 @@ func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
 	fast, found, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
 	require.NoError(t, err)
 	require.True(t, found)
-	s.latest = newLatestIndex(8, 0) // force the slow path
+	s.latest = newLatestIndex(8, 0, s.Applied(), s.applied.Load) // force the slow path
 	slow, found, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
 	require.NoError(t, err)
 	require.True(t, found)
@@ -153,13 +153,13 @@ func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
 // A key going in flight drops its cached record: no read can get the old
 // record once a newer version may be visible.
 func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
-	x := newLatestIndex(8, 1<<20)
+	x := newLatestIndex(8, 1<<20, 0, func() uint64 { return 4 })
 	p := []byte("prefix")
-	require.True(t, x.writing(p))
+	x.writing(p)
 	x.applied(p, 3, keyenc.KindBytes, 1, []byte("three"))
 	_, rec, _ := x.get(p)
 	require.NotNil(t, rec)
-	require.True(t, x.writing(p))
+	x.writing(p)
 	v, rec, ok := x.get(p)
 	require.True(t, ok)
 	require.Equal(t, inFlight, v)
@@ -172,10 +172,72 @@ func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 	require.Equal(t, "four", string(payload))
 	require.Equal(t, int64(2), h.Timestamp)
 	// Over budget, versions are still tracked but records are not cached.
-	y := newLatestIndex(8, 0)
-	require.True(t, y.writing(p))
+	y := newLatestIndex(8, 0, 0, func() uint64 { return 5 })
+	y.writing(p)
 	y.applied(p, 5, keyenc.KindBytes, 1, []byte("five"))
 	v, rec, _ = y.get(p)
 	require.Equal(t, uint64(5), v)
 	require.Nil(t, rec)
+}
+
+// A full index makes room for a commit's key by evicting an entry that is
+// not in flight, after raising the floor to the highest applied version: a
+// read below the floor never adds an entry, since a version newer than its
+// snapshot may be one the index forgot.
+func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
+	applied := uint64(10)
+	x := newLatestIndex(2, 1<<20, 3, func() uint64 { return applied })
+	for i, k := range []string{"a", "b"} {
+		x.writing([]byte(k))
+		x.applied([]byte(k), uint64(5+i), keyenc.KindBytes, 1, nil)
+	}
+	require.Equal(t, uint64(3), x.floor.Load())
+	x.writing([]byte("c")) // full: evicts a or b
+	require.Equal(t, int64(2), x.size.Load())
+	require.Equal(t, uint64(10), x.floor.Load())
+	_, _, okA := x.get([]byte("a"))
+	_, _, okB := x.get([]byte("b"))
+	require.True(t, okA != okB, "exactly one of a and b was evicted")
+
+	// An entry in flight is never evicted.
+	y := newLatestIndex(1, 1<<20, 0, func() uint64 { return applied })
+	y.writing([]byte("p")) // in flight
+	y.writing([]byte("q")) // no victim: the bound gives way
+	v, _, ok := y.get([]byte("p"))
+	require.True(t, ok)
+	require.Equal(t, inFlight, v)
+
+	// Reads below the floor teach nothing; at or above it they do, while
+	// there is room.
+	z := newLatestIndex(4, 1<<20, 7, func() uint64 { return applied })
+	z.read([]byte("r"), 6, 2, Record{Version: 2, Kind: keyenc.KindBytes})
+	_, _, ok = z.get([]byte("r"))
+	require.False(t, ok, "a read below the floor must not add an entry")
+	z.read([]byte("r"), 7, 2, Record{Version: 2, Kind: keyenc.KindBytes})
+	v, _, ok = z.get([]byte("r"))
+	require.True(t, ok)
+	require.Equal(t, uint64(2), v)
+}
+
+// Event keys are written once and read in ranges: the index does not track
+// them, and reads of them still find them.
+func TestLatestIndexSkipsEventKeys(t *testing.T) {
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := Open(db)
+	require.NoError(t, err)
+	run := keyenc.RunID{9}
+	c, err := s.Apply([]Write{
+		{Run: run, Tag: keyenc.TagEvent, Key: []byte{0, 0, 0, 0, 0, 0, 0, 0}, Kind: keyenc.KindBytes, Payload: []byte("e0")},
+		{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindBytes, Payload: []byte("v")},
+	}, false)
+	require.NoError(t, err)
+	require.NoError(t, c.Publish())
+	require.Equal(t, int64(1), s.latest.size.Load(), "only the KV key is tracked")
+	rec, found, err := s.Get(run, keyenc.TagEvent, []byte{0, 0, 0, 0, 0, 0, 0, 0}, c.Version)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "e0", string(rec.Payload))
+	require.Equal(t, int64(1), s.latest.size.Load(), "a read of an event key adds nothing")
 }

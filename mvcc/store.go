@@ -34,7 +34,6 @@ type Store struct {
 	applied atomic.Uint64 // highest version whose batch is in the WAL
 	vis     visibility
 	latest  *latestIndex
-	opened  uint64 // the highest version recovered on open
 }
 
 // LatestIndexEntries bounds the index of newest versions that turns point
@@ -50,7 +49,7 @@ var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
 // Open recovers the highest committed version from db and returns a Store
 // that continues above it.
 func Open(db *pebbleadapter.DB) (*Store, error) {
-	s := &Store{db: db, latest: newLatestIndex(LatestIndexEntries, LatestCacheBytes)}
+	s := &Store{db: db}
 	v, err := db.Get(lastVersionKey)
 	switch {
 	case errors.Is(err, serr.ErrNotFound):
@@ -64,9 +63,10 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.last, s.opened = last, last
+	s.last = last
 	s.applied.Store(last)
 	s.vis.init(last)
+	s.latest = newLatestIndex(LatestIndexEntries, LatestCacheBytes, last, s.applied.Load)
 	return s, nil
 }
 
@@ -103,12 +103,11 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	// Mark the written keys in flight in the latest index before the batch
 	// can be visible; record their version after it is applied. Neither
 	// needs the sequencing lock.
-	var trackedBuf [8]bool
-	tracked := trackedBuf[:0]
 	var pbuf [128]byte
 	for i := range ws {
-		w := &ws[i]
-		tracked = append(tracked, s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key)))
+		if w := &ws[i]; tracked(w.Tag) {
+			s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key))
+		}
 	}
 	b := s.db.NewBatch()
 
@@ -143,8 +142,7 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 		return nil, err // in-flight entries stay: those keys read the slow way
 	}
 	for i := range ws {
-		if tracked[i] {
-			w := &ws[i]
+		if w := &ws[i]; tracked(w.Tag) {
 			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), v, w.Kind, ts, w.Payload)
 		}
 	}
@@ -222,6 +220,9 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
 	prefix := seek[:keyenc.Split(seek)]
+	if !tracked(tag) {
+		return s.seek(seek, need)
+	}
 	if v, cached, ok := s.latest.get(prefix); ok && v != inFlight && v <= at {
 		if v == 0 {
 			return Record{}, false, nil
@@ -238,6 +239,19 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 		rec, err := decodeValue(raw, v)
 		return rec, err == nil, err
 	}
+	rec, found, err = s.seek(seek, need)
+	if err == nil {
+		// The index takes it only from a read at or above its floor: below,
+		// a newer version may exist that it never saw (a time-travel read).
+		s.latest.read(prefix, at, rec.Version, rec) // version 0 when absent
+	}
+	return rec, found, err
+}
+
+// seek reads the newest version at or below the seek key's version with a
+// prefix seek through an iterator that holds every write up to version
+// need.
+func (s *Store) seek(seek []byte, need uint64) (rec Record, found bool, err error) {
 	it, err := s.db.AcquirePointIter(need, s.applied.Load)
 	if err != nil {
 		return rec, false, err
@@ -248,12 +262,6 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	}
 	if rerr := s.db.ReleasePointIter(it); err == nil && rerr != nil {
 		return Record{}, false, rerr
-	}
-	if err == nil && at >= s.opened {
-		// Only a read at or above the version recovered on open may teach
-		// the index: below it, a newer version may exist that no commit of
-		// this process recorded (a time-travel read).
-		s.latest.read(prefix, rec.Version, rec) // version 0 when absent
 	}
 	return rec, found, err
 }
