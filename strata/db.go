@@ -299,14 +299,8 @@ func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.
 func (db *Database) submit(run RunID, r *commitReq, mode DurabilityMode) (commitResult, error) {
 	r.sync = mode.SyncsEachCommit() && db.persist == PersistenceDisk
 	rs := db.runState(run)
-	rs.qmu.Lock()
-	rs.queue = append(rs.queue, r)
-	rs.qmu.Unlock()
-	if rs.mu.TryLock() {
-		db.combine(rs, r)
-	} else {
-		<-r.done
-	}
+	enqueue(rs, r)
+	db.await(rs, r)
 	c, err, sync := r.c, r.err, r.sync
 	*r = commitReq{done: r.done}
 	commitReqPool.Put(r)
@@ -328,6 +322,30 @@ func (db *Database) submit(run RunID, r *commitReq, mode DurabilityMode) (commit
 		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 	}
 	return commitResult{version: c.Version, timestamp: c.Timestamp}, nil
+}
+
+// enqueue queues r on its run.
+func enqueue(rs *runState, r *commitReq) {
+	rs.qmu.Lock()
+	rs.queue = append(rs.queue, r)
+	rs.qmu.Unlock()
+}
+
+// await returns once the queued request r has been applied (or refused),
+// by this goroutine if the run's lock is free, or else by its holder.
+func (db *Database) await(rs *runState, r *commitReq) {
+	if !rs.mu.TryLock() {
+		<-r.done
+		return
+	}
+	db.combine(rs, r)
+	// The lock may have come free after the previous holder had already
+	// applied r and signalled it: take that signal, or it would wake the
+	// next user of r (from the pool) before its request is applied.
+	select {
+	case <-r.done:
+	default:
+	}
 }
 
 // combine runs with rs.mu held: it applies the queued requests in order
