@@ -239,9 +239,30 @@ func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
 		return nil, err
 	}
 	end = min(end, head.Len)
-	var out []Event
-	for seq := start; seq < end; seq++ {
-		e, err := t.event(seq)
+	if start >= end {
+		return nil, nil
+	}
+	// The committed events come from one scan at the snapshot; the
+	// transaction's own appends follow them.
+	out := make([]Event, 0, min(end-start, 1<<16))
+	next := start
+	err = t.db.scanEvents(t.run, t.snap, start, end, func(seq uint64, rec mvcc.Record) error {
+		if seq != next {
+			return fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, next)
+		}
+		e, err := decodeEvent(seq, rec)
+		if err != nil {
+			return err
+		}
+		out = append(out, e)
+		next++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for ; next < end; next++ {
+		e, err := t.event(next)
 		if err != nil {
 			return nil, err
 		}
@@ -397,7 +418,7 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 		if err != nil {
 			return err
 		}
-		return db.scanEvents(run, t.snap, head.Len, func(seq uint64, rec mvcc.Record) error {
+		return db.scanEvents(run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
 			r, err := events.DecodeRecord(rec.Payload)
 			if err != nil {
 				return fmt.Errorf("event %d: %w", seq, err)
@@ -416,10 +437,11 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 	return out, err
 }
 
-// scanEvents calls fn for each stored event of run below sequence end, in
-// key order, at version at.
-func (db *Database) scanEvents(run RunID, at, end uint64, fn func(seq uint64, rec mvcc.Record) error) error {
-	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, nil, at) {
+// scanEvents calls fn for each stored event of run with a sequence in
+// [start, end), in key order, at version at.
+func (db *Database) scanEvents(run RunID, at, start, end uint64, fn func(seq uint64, rec mvcc.Record) error) error {
+	var kb [8]byte
+	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, eventKey(&kb, start), at) {
 		if err != nil {
 			return err
 		}
@@ -462,7 +484,7 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 	var out events.Verification
 	err := db.readEvents(ctx, run, func(t *Txn) error {
 		v := events.NewVerifier(run, anchor)
-		err := db.scanEvents(run, t.snap, ^uint64(0), func(seq uint64, rec mvcc.Record) error {
+		err := db.scanEvents(run, t.snap, 0, ^uint64(0), func(seq uint64, rec mvcc.Record) error {
 			if !v.Add(seq, rec.Payload) {
 				return errStopScan
 			}
