@@ -34,10 +34,10 @@ import (
 //     means V is the newest. (A time-travel read below the floor teaches
 //     nothing: a newer version may exist.)
 //
-// Every commit tracks its keys: when the index holds maxEntries keys, adding
-// one evicts a random entry of the same shard that is not in flight (if the
-// shard has none, the index grows past the bound until in-flight entries
-// settle). Reads add entries only while the index is below the bound. Event
+// Every commit tracks its keys: when its key's shard holds its share of
+// maxEntries, adding one evicts the shard's oldest entry that is not in
+// flight (if it has none, the shard grows past its share until in-flight
+// entries settle). Reads add entries only while the shard is below its share. Event
 // keys are not tracked at all (see tracked): they are written once and read
 // in ranges, so they would only push out the keys that are read again.
 //
@@ -67,6 +67,10 @@ type latestShard struct {
 	// Values are pointers so that updating a known key needs no string
 	// conversion of the key (an allocation per update).
 	m map[string]*latestEntry
+	// fifo holds the shard's keys in insertion order from index head on:
+	// eviction takes the oldest (first in, first out).
+	fifo []string
+	head int
 }
 
 type latestEntry struct {
@@ -125,25 +129,45 @@ func (x *latestIndex) writing(prefix []byte) {
 		e.v, e.hasRec = inFlight, false
 		return
 	}
-	if x.size.Load() >= x.max {
+	if int64(len(s.m)) >= x.shardMax() {
 		x.evict(s)
 	}
-	x.size.Add(1)
-	s.m[string(prefix)] = &latestEntry{v: inFlight}
+	x.add(s, prefix, &latestEntry{v: inFlight})
 }
 
-// evict removes a random entry of s that is not in flight, if there is
+// shardMax is the number of entries a shard holds before it evicts: the
+// index's bound, spread over the shards.
+func (x *latestIndex) shardMax() int64 { return max(1, x.max/int64(len(x.shards))) }
+
+// add inserts a new entry. The caller holds s.mu.
+func (x *latestIndex) add(s *latestShard, prefix []byte, e *latestEntry) {
+	k := string(prefix)
+	x.size.Add(1)
+	s.m[k] = e
+	s.fifo = append(s.fifo, k)
+}
+
+// evict removes the oldest entry of s that is not in flight, if there is
 // one, after raising the floor above its version. The caller holds s.mu.
 func (x *latestIndex) evict(s *latestShard) {
-	for k, e := range s.m { // map order is random
+	for tries := len(s.fifo) - s.head; tries > 0; tries-- {
+		k := s.fifo[s.head]
+		s.fifo[s.head] = ""
+		s.head++
+		e := s.m[k]
 		if e.v == inFlight {
+			s.fifo = append(s.fifo, k) // look again later
 			continue
 		}
 		x.raiseFloor(x.appliedVersion())
 		x.cached.Add(-int64(cap(e.rec)))
 		delete(s.m, k)
 		x.size.Add(-1)
-		return
+		break
+	}
+	if s.head > 1024 && s.head > len(s.fifo)/2 {
+		s.fifo = append(s.fifo[:0], s.fifo[s.head:]...)
+		s.head = 0
 	}
 }
 
@@ -197,13 +221,12 @@ func (x *latestIndex) raiseFloor(v uint64) {
 func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if s.m[string(prefix)] == nil && x.size.Load() < x.max && at >= x.floor.Load() {
-		x.size.Add(1)
+	if s.m[string(prefix)] == nil && int64(len(s.m)) < x.shardMax() && at >= x.floor.Load() {
 		e := &latestEntry{v: v}
 		if v != 0 {
 			x.cache(e, rec.Kind, rec.Timestamp, rec.Payload)
 		}
-		s.m[string(prefix)] = e
+		x.add(s, prefix, e)
 	}
 	s.mu.Unlock()
 }

@@ -186,30 +186,31 @@ func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 // snapshot may be one the index forgot.
 func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	applied := uint64(10)
-	x := newLatestIndex(2, 1<<20, 3, func() uint64 { return applied })
-	for i, k := range []string{"a", "b"} {
-		x.writing([]byte(k))
-		x.applied([]byte(k), uint64(5+i), keyenc.KindBytes, 1, nil)
-	}
+	// One entry per shard; b shares a's shard.
+	x := newLatestIndex(int64(len(latestIndex{}.shards)), 1<<20, 3, func() uint64 { return applied })
+	a := []byte("a")
+	b := sameShard(x, a)
+	x.writing(a)
+	x.applied(a, 5, keyenc.KindBytes, 1, nil)
 	require.Equal(t, uint64(3), x.floor.Load())
-	x.writing([]byte("c")) // full: evicts a or b
-	require.Equal(t, int64(2), x.size.Load())
-	require.Equal(t, uint64(10), x.floor.Load())
-	_, _, okA := x.get([]byte("a"))
-	_, _, okB := x.get([]byte("b"))
-	require.True(t, okA != okB, "exactly one of a and b was evicted")
+	x.writing(b) // the shard is full: a goes
+	_, _, ok := x.get(a)
+	require.False(t, ok, "the oldest entry was evicted")
+	require.Equal(t, uint64(10), x.floor.Load(), "after the floor was raised to the applied version")
+	require.Equal(t, int64(1), x.size.Load())
 
-	// An entry in flight is never evicted.
-	y := newLatestIndex(1, 1<<20, 0, func() uint64 { return applied })
-	y.writing([]byte("p")) // in flight
-	y.writing([]byte("q")) // no victim: the bound gives way
-	v, _, ok := y.get([]byte("p"))
+	// An entry in flight is never evicted: the shard grows instead.
+	y := newLatestIndex(int64(len(latestIndex{}.shards)), 1<<20, 0, func() uint64 { return applied })
+	p := []byte("p")
+	y.writing(p) // in flight
+	y.writing(sameShard(y, p))
+	v, _, ok := y.get(p)
 	require.True(t, ok)
 	require.Equal(t, inFlight, v)
 
 	// Reads below the floor teach nothing; at or above it they do, while
-	// there is room.
-	z := newLatestIndex(4, 1<<20, 7, func() uint64 { return applied })
+	// the shard has room.
+	z := newLatestIndex(64, 1<<20, 7, func() uint64 { return applied })
 	z.read([]byte("r"), 6, 2, Record{Version: 2, Kind: keyenc.KindBytes})
 	_, _, ok = z.get([]byte("r"))
 	require.False(t, ok, "a read below the floor must not add an entry")
@@ -217,6 +218,49 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	v, _, ok = z.get([]byte("r"))
 	require.True(t, ok)
 	require.Equal(t, uint64(2), v)
+}
+
+// Eviction goes in insertion order, skipping entries in flight, and keeps
+// every shard at its share of the bound.
+func TestLatestIndexEvictsOldestFirst(t *testing.T) {
+	x := newLatestIndex(3*int64(len(latestIndex{}.shards)), 1<<20, 0, func() uint64 { return 1 })
+	keys := [][]byte{[]byte("k0")}
+	for len(keys) < 6 {
+		keys = append(keys, sameShard(x, keys[len(keys)-1]))
+	}
+	for i, k := range keys[:3] {
+		x.writing(k)
+		if i != 0 {
+			x.applied(k, 1, keyenc.KindBytes, 1, nil)
+		}
+	}
+	x.writing(keys[3]) // k0 is in flight: the next oldest goes
+	x.applied(keys[3], 1, keyenc.KindBytes, 1, nil)
+	present := func() (out []int) {
+		for i, k := range keys {
+			if _, _, ok := x.get(k); ok {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	require.Equal(t, []int{0, 2, 3}, present())
+	x.applied(keys[0], 1, keyenc.KindBytes, 1, nil)
+	x.writing(keys[4])
+	x.applied(keys[4], 1, keyenc.KindBytes, 1, nil)
+	x.writing(keys[5])
+	x.applied(keys[5], 1, keyenc.KindBytes, 1, nil)
+	require.Equal(t, []int{3, 4, 5}, present())
+}
+
+// sameShard returns a key other than k in k's shard.
+func sameShard(x *latestIndex, k []byte) []byte {
+	for i := 0; ; i++ {
+		c := fmt.Appendf(nil, "%s/%d", k, i)
+		if x.shard(c) == x.shard(k) {
+			return c
+		}
+	}
 }
 
 // Event keys are written once and read in ranges: the index does not track
