@@ -157,8 +157,9 @@ func (t *Txn) eventHeadForAppend() (events.Head, error) {
 // AppendEvent appends an event to the run's log when the transaction
 // commits and returns its sequence. The event's timestamp is the wall-clock
 // time of this call (so a transaction's events may carry a time earlier
-// than an event a concurrent commit appended before them). Appends read the log's head, so two transactions appending to
-// one run conflict (one commits; retry the other); the log never has a gap.
+// than an event a concurrent commit appended before them). Appends read the
+// log's head, so two transactions appending to one run conflict (one
+// commits; retry the other); the log never has a gap.
 func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 	return t.AppendEvents([]EventData{{Type: typ, Payload: payload}})
 }
@@ -175,17 +176,23 @@ func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	size := 0
-	for _, p := range evs {
-		size += 8 + 80 + len(p.typ) + len(p.payload)
-	}
-	if t.size+size > MaxTxnSize {
-		return 0, fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, t.size+size, MaxTxnSize)
-	}
 	ws, _ := chainEvents(t.run, head, time.Now().UnixNano(), evs, nil)
+	// Check the size of every write first, so that the batch is buffered
+	// whole or not at all: the events are new keys, the head replaces the
+	// transaction's own head write if it has one.
+	size := t.size
+	for _, w := range ws {
+		size += len(w.Key) + len(w.Payload)
+	}
+	if old, ok := t.writes[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]; ok {
+		size -= len(eventHeadKey) + len(old.payload)
+	}
+	if size > MaxTxnSize {
+		return 0, fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
+	}
 	for _, w := range ws {
 		if err := t.write(w.Tag, w.Key, txnWrite{kind: w.Kind, payload: w.Payload}); err != nil {
-			return 0, err // unreachable after the size check above
+			return 0, err // unreachable: the whole batch fits
 		}
 	}
 	return head.Len, nil

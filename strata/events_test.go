@@ -1029,3 +1029,39 @@ func TestEventKeysSurviveVersionGC(t *testing.T) {
 	require.Equal(t, before[19].Hash, e.PrevHash)
 	requireValidChain(t, db, run, 21)
 }
+
+// An event batch that does not fit in the transaction's size limit is not
+// buffered at all: neither its events nor the head that would follow them.
+func TestEventAppendAtTheTransactionSizeLimit(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	// An append of type "t" with an empty object writes an 8-byte event key
+	// with a 78-byte record, and the 10-byte head key with its 42 bytes.
+	const appendSize = 8 + 78 + 10 + 42
+	for _, room := range []int{appendSize - 1, appendSize} {
+		tx, err := db.Begin(ctx, run)
+		require.NoError(t, err)
+		defer tx.End() // a failed assertion must not leave Close waiting for it
+		big := make([]byte, strata.MaxValueSize)
+		for i := range 3 {
+			require.NoError(t, tx.Put([]byte{'k', byte('0' + i)}, value.Bytes(big)))
+		}
+		used := 3 * (2 + strata.MaxValueSize)
+		require.NoError(t, tx.Put([]byte("k3"), value.Bytes(make([]byte, strata.MaxTxnSize-room-used-2))))
+		_, err = tx.AppendEvent("t", value.Object(nil))
+		n, lerr := tx.EventLen()
+		require.NoError(t, lerr)
+		if room < appendSize {
+			require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+			require.Zero(t, n, "nothing of the refused append is buffered")
+			// ...not even its events: the room left is still all there.
+			require.NoError(t, tx.Put([]byte("x"), value.Bytes(make([]byte, room-1))))
+		} else {
+			require.NoError(t, err)
+			require.Equal(t, uint64(1), n)
+		}
+		tx.End()
+	}
+}
