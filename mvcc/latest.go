@@ -34,10 +34,15 @@ import (
 //     means V is the newest. (A time-travel read below the floor teaches
 //     nothing: a newer version may exist.)
 //
-// Every commit tracks its keys: when its key's shard holds its share of
-// maxEntries, adding one evicts the shard's oldest entry that is not in
-// flight (if it has none, the shard grows past its share until in-flight
-// entries settle). Reads add entries only while the shard is below its share. Event
+// While a key's shard holds less than its share of maxEntries, every commit
+// tracks its keys. Once the shard is full, a commit tracks a new key only on
+// its second recent write (a small filter of hashes remembers the first),
+// evicting the shard's oldest entry that is not in flight (if it has none,
+// the shard grows past its share until in-flight entries settle): a key
+// written once, like a fresh key of a bulk load, costs nothing, and a key
+// written again, like a run's event log head, gets in. An untracked write is
+// safe because reads add entries only while the shard is below its share,
+// and a shard never shrinks once full. Event
 // keys are not tracked at all (see tracked): they are written once and read
 // in ranges, so they would only push out the keys that are read again.
 //
@@ -71,7 +76,15 @@ type latestShard struct {
 	// eviction takes the oldest (first in, first out).
 	fifo []string
 	head int
+	// door remembers (as hash bits) keys a commit wrote while the shard was
+	// full without tracking them; a second write of such a key is admitted.
+	// It is cleared after doorBits/2 keys, so it remembers recent writes.
+	door     [doorBits / 64]uint64
+	doorKeys int
 }
+
+// doorBits is the size of a shard's admission filter.
+const doorBits = 1 << 15
 
 type latestEntry struct {
 	v      uint64
@@ -95,7 +108,30 @@ func newLatestIndex(maxEntries, maxCachedBytes int64, opened uint64, appliedVers
 }
 
 func (x *latestIndex) shard(prefix []byte) *latestShard {
-	return &x.shards[maphash.Bytes(x.seed, prefix)%uint64(len(x.shards))]
+	s, _ := x.shardHash(prefix)
+	return s
+}
+
+// shardHash returns prefix's shard and hash.
+func (x *latestIndex) shardHash(prefix []byte) (*latestShard, uint64) {
+	h := maphash.Bytes(x.seed, prefix)
+	return &x.shards[h%uint64(len(x.shards))], h
+}
+
+// admit reports whether a key of hash h, written while its full shard s
+// does not track it, was written recently already; if not, it remembers
+// it. The caller holds s.mu.
+func (s *latestShard) admit(h uint64) bool {
+	bit := (h >> 8) % doorBits
+	w, m := bit/64, uint64(1)<<(bit%64)
+	if s.door[w]&m != 0 {
+		return true
+	}
+	s.door[w] |= m
+	if s.doorKeys++; s.doorKeys >= doorBits/2 {
+		s.door, s.doorKeys = [doorBits / 64]uint64{}, 0
+	}
+	return false
 }
 
 // get returns the newest version recorded for prefix (a key's bare key) and,
@@ -122,7 +158,7 @@ func tracked(tag keyenc.Tag) bool { return tag != keyenc.TagEvent }
 // writing marks prefix in flight before a commit applies a version of it;
 // applied must follow.
 func (x *latestIndex) writing(prefix []byte) {
-	s := x.shard(prefix)
+	s, h := x.shardHash(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.m[string(prefix)]; e != nil {
@@ -130,6 +166,9 @@ func (x *latestIndex) writing(prefix []byte) {
 		return
 	}
 	if int64(len(s.m)) >= x.shardMax() {
+		if !s.admit(h) {
+			return // a first write: not tracked (see the type's comment)
+		}
 		x.evict(s)
 	}
 	x.add(s, prefix, &latestEntry{v: inFlight})

@@ -193,8 +193,13 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	x.writing(a)
 	x.applied(a, 5, keyenc.KindBytes, 1, nil)
 	require.Equal(t, uint64(3), x.floor.Load())
-	x.writing(b) // the shard is full: a goes
-	_, _, ok := x.get(a)
+	x.writing(b) // the shard is full: a first write of b is not tracked
+	_, _, ok := x.get(b)
+	require.False(t, ok)
+	_, _, ok = x.get(a)
+	require.True(t, ok)
+	x.writing(b) // its second write gets in: a goes
+	_, _, ok = x.get(a)
 	require.False(t, ok, "the oldest entry was evicted")
 	require.Equal(t, uint64(10), x.floor.Load(), "after the floor was raised to the applied version")
 	require.Equal(t, int64(1), x.size.Load())
@@ -203,7 +208,11 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	y := newLatestIndex(int64(len(latestIndex{}.shards)), 1<<20, 0, func() uint64 { return applied })
 	p := []byte("p")
 	y.writing(p) // in flight
-	y.writing(sameShard(y, p))
+	q := sameShard(y, p)
+	y.writing(q)
+	y.writing(q)
+	_, _, ok = y.get(q)
+	require.True(t, ok, "admitted on its second write")
 	v, _, ok := y.get(p)
 	require.True(t, ok)
 	require.Equal(t, inFlight, v)
@@ -234,7 +243,8 @@ func TestLatestIndexEvictsOldestFirst(t *testing.T) {
 			x.applied(k, 1, keyenc.KindBytes, 1, nil)
 		}
 	}
-	x.writing(keys[3]) // k0 is in flight: the next oldest goes
+	x.writing(keys[3]) // the shard is full: remembered, not tracked
+	x.writing(keys[3]) // admitted; k0 is in flight: the next oldest goes
 	x.applied(keys[3], 1, keyenc.KindBytes, 1, nil)
 	present := func() (out []int) {
 		for i, k := range keys {
@@ -246,10 +256,11 @@ func TestLatestIndexEvictsOldestFirst(t *testing.T) {
 	}
 	require.Equal(t, []int{0, 2, 3}, present())
 	x.applied(keys[0], 1, keyenc.KindBytes, 1, nil)
-	x.writing(keys[4])
-	x.applied(keys[4], 1, keyenc.KindBytes, 1, nil)
-	x.writing(keys[5])
-	x.applied(keys[5], 1, keyenc.KindBytes, 1, nil)
+	for _, k := range keys[4:] {
+		x.writing(k)
+		x.writing(k)
+		x.applied(k, 1, keyenc.KindBytes, 1, nil)
+	}
 	require.Equal(t, []int{3, 4, 5}, present())
 }
 
