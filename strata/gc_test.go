@@ -2,6 +2,7 @@ package strata
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -370,8 +371,8 @@ func TestGCNeverRemovesEvents(t *testing.T) {
 	gcSetRetention(t, db, run, KeepLast(1))
 
 	st := gcRun(t, db, run)
-	require.Equal(t, int64(1), st.Keys, "only the KV key is examined")
-	require.Equal(t, int64(3), st.Removed)
+	require.Equal(t, int64(1), st.Keys, "only the KV key is counted")
+	require.Equal(t, int64(3+99), st.Removed, "3 versions of the KV key and 99 of the log head")
 	require.Greater(t, st.Horizon, old.Snapshot())
 
 	n, err := db.EventLen(ctx, run)
@@ -388,18 +389,25 @@ func TestGCNeverRemovesEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ver.Valid, "%+v", ver)
 	require.Equal(t, uint64(100), ver.Length)
-	require.Len(t, gcStored(t, db, run, keyenc.TagRunMeta, string(eventHeadKey)), 100, "every version of the log head stays")
+	require.Len(t, gcStored(t, db, run, keyenc.TagRunMeta, string(eventHeadKey)), 1, "the log head's old versions follow the policy")
+	for seq := range uint64(100) {
+		require.NotEmpty(t, gcStored(t, db, run, keyenc.TagEvent, string(binary.BigEndian.AppendUint64(nil, seq))), "event %d stays", seq)
+	}
 
-	// The old transaction reads the log as it was at its snapshot...
-	n, err = old.EventLen()
-	require.NoError(t, err)
-	require.Equal(t, uint64(50), n)
-	evs, err = old.EventRange(0, 100)
-	require.NoError(t, err)
-	require.Len(t, evs, 50)
-	// ...but not the KV key, whose history it needed is gone.
+	// The old transaction's snapshot lost its version of the log head and of
+	// the KV key: both reads conflict, so that a retry runs at a newer
+	// snapshot.
+	_, err = old.EventLen()
+	gcRequireHorizonConflict(t, err, run)
 	_, err = old.Get([]byte("k"))
 	gcRequireHorizonConflict(t, err, run)
+
+	// Appending goes on from the kept head.
+	appendN(100, 5)
+	ver, err = db.VerifyEvents(ctx, run, &anchor)
+	require.NoError(t, err)
+	require.True(t, ver.Valid, "%+v", ver)
+	require.Equal(t, uint64(105), ver.Length)
 }
 
 // KeepFor keeps the versions younger than d and each key's newest version
@@ -1080,4 +1088,58 @@ func gcDirectReadsUnderGC(t *testing.T, check func(db *Database, run RunID, i in
 	require.Positive(t, passes)
 	require.Positive(t, removed.Load())
 	require.Positive(t, reads.Load())
+}
+
+// Appends, direct event reads and verification go on while GC prunes the
+// log head's old versions in a loop: no read fails, and the chain stays
+// whole.
+func TestGCConcurrentWithEventAppends(t *testing.T) {
+	ctx := context.Background()
+	db, run := gcOpen(t)
+	gcSetRetention(t, db, run, KeepLast(1))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.GC(ctx, run); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.EventLen(ctx, run); err != nil {
+				t.Error("EventLen:", err)
+				return
+			}
+			if v, err := db.VerifyEvents(ctx, run, nil); err != nil || !v.Valid {
+				t.Error("VerifyEvents:", v, err)
+				return
+			}
+		}
+	})
+	for i := range 2000 {
+		if _, err := db.AppendEvent(ctx, run, "tick", value.Object(map[string]Value{"i": value.Int(int64(i))})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	n, err := db.EventLen(ctx, run)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2000), n)
+	v, err := db.VerifyEvents(ctx, run, nil)
+	require.NoError(t, err)
+	require.True(t, v.Valid, "%+v", v)
 }

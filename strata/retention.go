@@ -42,8 +42,9 @@ func (m RetentionMode) String() string {
 	return fmt.Sprintf("RetentionMode(%d)", uint8(m))
 }
 
-// Retention is a run's version retention policy. It applies to KV keys and
-// state cells; event log keys are never removed. Whatever the policy, the
+// Retention is a run's version retention policy. It applies to KV keys,
+// state cells and the event log's head record (one version per append);
+// event keys themselves are never removed. Whatever the policy, the
 // newest version of every key stays.
 type Retention struct {
 	Mode RetentionMode
@@ -188,13 +189,13 @@ func (db *Database) retention(run RunID) (Retention, error) {
 // GCStats reports what a GC pass did.
 type GCStats struct {
 	Keys    int64  // KV keys and state cells examined
-	Removed int64  // versions removed
+	Removed int64  // versions removed (of those and of the event log head)
 	Horizon uint64 // the run's GC horizon after the pass
 }
 
-// GC removes the versions of run's KV keys and state cells that its
-// retention policy does not keep. Event log keys are never removed, and the
-// newest version of every key stays.
+// GC removes the versions of run's KV keys, state cells and event log head
+// that its retention policy does not keep. Event keys are never removed,
+// and the newest version of every key stays.
 //
 // Reads stay exact. GC records the run's horizon: the lowest version at
 // which every read still sees what it saw before. It is stored (and synced)
@@ -247,9 +248,22 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		}
 		return db.raiseHorizon(run, h)
 	}
-	for _, tag := range []keyenc.Tag{keyenc.TagKV, keyenc.TagState} {
-		ps, err := db.store.Prune(keyenc.RunID(run), tag, keep, publish)
-		st.Keys += ps.Keys
+	// Run metadata: only the event log head's old versions (one per append)
+	// follow the policy; the retention and horizon records keep theirs.
+	keepMeta := func(key []byte, vs []mvcc.VersionMeta) int {
+		if string(key) != string(eventHeadKey) {
+			return len(vs)
+		}
+		return keep(key, vs)
+	}
+	for _, p := range []struct {
+		tag  keyenc.Tag
+		keep func([]byte, []mvcc.VersionMeta) int
+	}{{keyenc.TagKV, keep}, {keyenc.TagState, keep}, {keyenc.TagRunMeta, keepMeta}} {
+		ps, err := db.store.Prune(keyenc.RunID(run), p.tag, p.keep, publish)
+		if p.tag != keyenc.TagRunMeta {
+			st.Keys += ps.Keys
+		}
 		st.Removed += ps.Removed
 		if err != nil {
 			return st, err

@@ -328,8 +328,11 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 	return out, nil
 }
 
-// gcTag reports whether version GC may remove versions of tag's keys.
-func gcTag(tag keyenc.Tag) bool { return tag == keyenc.TagKV || tag == keyenc.TagState }
+// gcTag reports whether version GC may remove versions of tag's keys (of
+// run metadata, only the event log head's).
+func gcTag(tag keyenc.Tag) bool {
+	return tag == keyenc.TagKV || tag == keyenc.TagState || tag == keyenc.TagRunMeta
+}
 
 // checkTrimmed, called after a read of a KV key or state cell, fails the
 // read if GC may have removed versions the snapshot needed: the transaction
