@@ -55,7 +55,6 @@ import (
 type latestIndex struct {
 	seed   maphash.Seed
 	shards [16]latestShard
-	size   atomic.Int64
 	max    int64
 	// cached is the sum of the cached records' capacities; records are
 	// cached only while it stays below maxCached.
@@ -181,7 +180,6 @@ func (x *latestIndex) shardMax() int64 { return max(1, x.max/int64(len(x.shards)
 // add inserts a new entry. The caller holds s.mu.
 func (x *latestIndex) add(s *latestShard, prefix []byte, e *latestEntry) {
 	k := string(prefix)
-	x.size.Add(1)
 	s.m[k] = e
 	s.fifo = append(s.fifo, k)
 }
@@ -201,7 +199,6 @@ func (x *latestIndex) evict(s *latestShard) {
 		x.raiseFloor(x.appliedVersion())
 		x.cached.Add(-int64(cap(e.rec)))
 		delete(s.m, k)
-		x.size.Add(-1)
 		break
 	}
 	if s.head > 1024 && s.head > len(s.fifo)/2 {
