@@ -276,7 +276,11 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 // gcHorizon returns run's GC horizon: reads at lower versions may miss
 // removed versions. It is loaded from the store on first use.
 func (db *Database) gcHorizon(run RunID) (uint64, error) {
-	rs := db.runState(run)
+	return db.horizonOf(run, db.runState(run))
+}
+
+// horizonOf is gcHorizon for a caller that holds the run's state already.
+func (db *Database) horizonOf(run RunID, rs *runState) (uint64, error) {
 	if rs.horizonLoaded.Load() {
 		return rs.horizon.Load(), nil
 	}

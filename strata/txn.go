@@ -60,6 +60,7 @@ type Txn struct {
 	run  RunID
 	snap uint64
 	mode DurabilityMode
+	rs   *runState // the run's state, looked up once
 
 	onCommit func(version uint64, timestamp int64)
 
@@ -133,7 +134,7 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	}
 	db.txnStarted.Add(1)
 	db.txnActive.Add(1)
-	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode, onCommit: cfg.onCommit, txnBuffers: db.txns.get()}, nil
+	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode, rs: db.runState(run), onCommit: cfg.onCommit, txnBuffers: db.txns.get()}, nil
 }
 
 // Snapshot returns the version the transaction reads at.
@@ -338,7 +339,7 @@ func gcTag(tag keyenc.Tag) bool {
 // read if GC may have removed versions the snapshot needed: the transaction
 // then conflicts, and a retry runs at a newer snapshot.
 func (t *Txn) checkTrimmed() error {
-	h, err := t.db.gcHorizon(t.run)
+	h, err := t.db.horizonOf(t.run, t.rs)
 	if err != nil || t.snap >= h {
 		return err
 	}
