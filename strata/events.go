@@ -354,17 +354,20 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 
 // checkNoOrphanEvents, for a run without a log head, makes sure it has no
 // event 0 either: a log whose head was lost must not be appended to from
-// sequence 0 again (that would hide the stored events).
-// at is the version to look at; keyenc.MaxVersion for the latest commit.
+// sequence 0 again (that would hide the stored events). It looks at version
+// at, or at the latest commit for keyenc.MaxVersion.
 func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 	var kb [8]byte
-	get := db.store.GetLatest
-	if at != keyenc.MaxVersion {
-		get = func(run keyenc.RunID, tag keyenc.Tag, key []byte) (mvcc.Record, bool, error) {
-			return db.store.Get(run, tag, key, at)
-		}
+	var (
+		rec   mvcc.Record
+		found bool
+		err   error
+	)
+	if at == keyenc.MaxVersion {
+		rec, found, err = db.store.GetLatest(keyenc.RunID(run), keyenc.TagEvent, eventKey(&kb, 0))
+	} else {
+		rec, found, err = db.store.Get(keyenc.RunID(run), keyenc.TagEvent, eventKey(&kb, 0), at)
 	}
-	rec, found, err := get(keyenc.RunID(run), keyenc.TagEvent, eventKey(&kb, 0))
 	if err != nil {
 		return err
 	}
@@ -374,35 +377,29 @@ func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 	return nil
 }
 
-// readEvents runs fn on a read-only transaction of run at the visible
-// version.
-func (db *Database) readEvents(ctx context.Context, run RunID, fn func(*Txn) error) error {
-	return db.readTxn(ctx, run, fn)
-}
-
 // EventLen returns the number of events in run's log.
 func (db *Database) EventLen(ctx context.Context, run RunID) (n uint64, err error) {
-	err = db.readEvents(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err })
+	err = db.readTxn(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err })
 	return n, err
 }
 
 // EventHead returns run's log head: its length and the hash of its last
 // event.
 func (db *Database) EventHead(ctx context.Context, run RunID) (h events.Head, err error) {
-	err = db.readEvents(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err })
+	err = db.readTxn(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err })
 	return h, err
 }
 
 // Event returns the event at sequence seq of run's log, or ErrNotFound.
 func (db *Database) Event(ctx context.Context, run RunID, seq uint64) (e Event, err error) {
-	err = db.readEvents(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err })
+	err = db.readTxn(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err })
 	return e, err
 }
 
 // EventRange returns the events of run with sequences in [start, end), in
 // order; end is capped at the log's length. All are read at one snapshot.
 func (db *Database) EventRange(ctx context.Context, run RunID, start, end uint64) (evs []Event, err error) {
-	err = db.readEvents(ctx, run, func(t *Txn) error { evs, err = t.EventRange(start, end); return err })
+	err = db.readTxn(ctx, run, func(t *Txn) error { evs, err = t.EventRange(start, end); return err })
 	return evs, err
 }
 
@@ -420,7 +417,7 @@ func (db *Database) EventRangeReverse(ctx context.Context, run RunID, start, end
 // order, at one snapshot. It reads the whole log: O(length).
 func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]Event, error) {
 	var out []Event
-	err := db.readEvents(ctx, run, func(t *Txn) error {
+	err := db.readTxn(ctx, run, func(t *Txn) error {
 		head, err := t.eventHead()
 		if err != nil {
 			return err
@@ -489,7 +486,7 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 // ErrCorruption. The returned error is for failures to read at all.
 func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.Anchor) (events.Verification, error) {
 	var out events.Verification
-	err := db.readEvents(ctx, run, func(t *Txn) error {
+	err := db.readTxn(ctx, run, func(t *Txn) error {
 		v := events.NewVerifier(run, anchor)
 		err := db.scanEvents(run, t.snap, 0, ^uint64(0), func(seq uint64, rec mvcc.Record) error {
 			if !v.Add(seq, rec.Payload) {
