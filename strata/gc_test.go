@@ -743,18 +743,7 @@ func TestGCConcurrentWithTransactions(t *testing.T) {
 			}
 		})
 	}
-	var passes int64
-	wg.Go(func() {
-		for !done.Load() {
-			st, err := db.GC(ctx, run)
-			if err != nil {
-				errs <- fmt.Errorf("GC: %w", err)
-				return
-			}
-			passes++
-			removed.Add(st.Removed)
-		}
-	})
+	passes := goGCLoop(&wg, db, run, done.Load, errs, &removed)
 	wwg.Wait()
 	done.Store(true)
 	wg.Wait()
@@ -763,8 +752,8 @@ func TestGCConcurrentWithTransactions(t *testing.T) {
 		require.NoError(t, err)
 	}
 	t.Logf("%d commits; %d GC passes removed %d versions; %d pair reads, %d attempts failed by the horizon",
-		commits.Load(), passes, removed.Load(), reads.Load(), horizonFails.Load())
-	require.Positive(t, passes)
+		commits.Load(), passes.Load(), removed.Load(), reads.Load(), horizonFails.Load())
+	require.Positive(t, passes.Load())
 	require.Positive(t, removed.Load())
 	require.Positive(t, reads.Load())
 
@@ -1066,18 +1055,7 @@ func gcDirectReadsUnderGC(t *testing.T, check func(db *Database, run RunID, i in
 			}
 		})
 	}
-	var passes int64
-	wg.Go(func() {
-		for !done.Load() {
-			st, err := db.GC(ctx, run)
-			if err != nil {
-				errs <- fmt.Errorf("GC: %w", err)
-				return
-			}
-			passes++
-			removed.Add(st.Removed)
-		}
-	})
+	passes := goGCLoop(&wg, db, run, done.Load, errs, &removed)
 	wwg.Wait()
 	done.Store(true)
 	wg.Wait()
@@ -1085,7 +1063,7 @@ func gcDirectReadsUnderGC(t *testing.T, check func(db *Database, run RunID, i in
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	require.Positive(t, passes)
+	require.Positive(t, passes.Load())
 	require.Positive(t, removed.Load())
 	require.Positive(t, reads.Load())
 }
@@ -1142,4 +1120,23 @@ func TestGCConcurrentWithEventAppends(t *testing.T) {
 	v, err := db.VerifyEvents(ctx, run, nil)
 	require.NoError(t, err)
 	require.True(t, v.Valid, "%+v", v)
+}
+
+// goGCLoop runs GC passes on run in a goroutine of wg until stop reports
+// true, adding the versions removed to removed and sending a failure to
+// errs; the returned counter counts the passes.
+func goGCLoop(wg *sync.WaitGroup, db *Database, run RunID, stop func() bool, errs chan<- error, removed *atomic.Int64) *atomic.Int64 {
+	passes := new(atomic.Int64)
+	wg.Go(func() {
+		for !stop() {
+			st, err := db.GC(context.Background(), run)
+			if err != nil {
+				errs <- fmt.Errorf("GC: %w", err)
+				return
+			}
+			passes.Add(1)
+			removed.Add(st.Removed)
+		}
+	})
+	return passes
 }
