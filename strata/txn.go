@@ -293,12 +293,24 @@ func (t *Txn) List(prefix []byte) ([][]byte, error) {
 // range. keep, if not nil, filters what is returned (not what is recorded):
 // it gets each key and the record the transaction sees.
 func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc.Record) bool) ([][]byte, error) {
-	seen, err := t.db.scanVersions(t.run, tag, prefix, t.snap)
-	if err == nil && gcTag(tag) {
-		err = t.checkTrimmed()
+	seen := map[string]uint64{}
+	var recs map[string]mvcc.Record // for keep: the records the scan read
+	if keep != nil {
+		recs = map[string]mvcc.Record{}
 	}
-	if err != nil {
-		return nil, err
+	for e, err := range t.db.store.Scan(keyenc.RunID(t.run), tag, prefix, nil, t.snap) {
+		if err != nil {
+			return nil, err
+		}
+		seen[string(e.Key)] = e.Version
+		if recs != nil {
+			recs[string(e.Key)] = e.Record
+		}
+	}
+	if gcTag(tag) {
+		if err := t.checkTrimmed(); err != nil {
+			return nil, err
+		}
 	}
 	t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
 	keys := map[string]bool{}
@@ -308,23 +320,16 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 	for tk, w := range t.writes {
 		if tk[0] == byte(tag) && strings.HasPrefix(tk[1:], string(prefix)) {
 			keys[tk[1:]] = w.kind != keyenc.KindTombstone
+			if recs != nil {
+				recs[tk[1:]] = mvcc.Record{Kind: w.kind, Payload: w.payload}
+			}
 		}
 	}
 	var out [][]byte
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if !keys[k] {
-			continue
+		if keys[k] && (keep == nil || keep([]byte(k), recs[k])) {
+			out = append(out, []byte(k))
 		}
-		if keep != nil {
-			rec, found, err := t.read(tag, []byte(k))
-			if err != nil {
-				return nil, err
-			}
-			if !found || !keep([]byte(k), rec) {
-				continue
-			}
-		}
-		out = append(out, []byte(k))
 	}
 	return out, nil
 }
