@@ -239,8 +239,8 @@ func SystemKey(name string) []byte {
 const (
 	// SysFormat holds the store's format marker (see format.go).
 	SysFormat = "format"
-	// SysLastVersion holds the highest commit version applied, written in
-	// the same batch as every commit.
+	// SysLastVersion holds the version reservation: every version ever
+	// applied is at or below it (see mvcc.VersionBlock).
 	SysLastVersion = "last-version"
 )
 

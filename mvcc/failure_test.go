@@ -20,7 +20,9 @@ func TestRefusedCommitNotVisibleAfterReopen(t *testing.T) {
 	require.ErrorIs(t, err, serr.ErrFailed)
 
 	ts.reopen(t)
-	require.Equal(t, uint64(1), ts.s.Visible(), "the refused commit took no version")
+	// A failed store cannot record its last version on Close: the next
+	// open continues above the reservation that version 1 wrote.
+	require.Equal(t, uint64(mvcc.VersionBlock), ts.s.Visible())
 	rec, found := get(t, ts.s, "k", keyenc.MaxVersion)
 	require.True(t, found)
 	require.Equal(t, "1", string(rec.Payload), "the refused commit is not readable")

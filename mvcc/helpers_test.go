@@ -41,9 +41,17 @@ func (ts *testStore) open(t *testing.T) {
 	ts.db, ts.s = db, s
 }
 
-// reopen closes the adapter and opens a new adapter and Store on the same
-// filesystem. Closing a failed adapter returns its failure.
+// reopen closes the Store and the adapter and opens a new adapter and Store
+// on the same filesystem. Closing a failed adapter returns its failure.
 func (ts *testStore) reopen(t *testing.T) {
+	t.Helper()
+	require.NoError(t, ts.s.Close())
+	ts.restart(t)
+}
+
+// restart is reopen without Store.Close: what a process that stopped
+// without closing leaves (a crash, for whatever reached the WAL).
+func (ts *testStore) restart(t *testing.T) {
 	t.Helper()
 	if err := ts.db.Close(); ts.db.Failed() == nil {
 		require.NoError(t, err)

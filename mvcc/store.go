@@ -30,6 +30,11 @@ type Store struct {
 	seqMu  sync.Mutex
 	last   uint64 // highest allocated version; guarded by seqMu
 	lastTS int64  // timestamp of the last commit; guarded by seqMu
+	// reserved is the version bound stored in the last-version record:
+	// every version ever applied is at or below it. A commit that would
+	// pass it raises it by block in its own batch. Guarded by seqMu.
+	reserved uint64
+	block    uint64
 
 	applied atomic.Uint64 // highest version whose batch is in the WAL
 	vis     visibility
@@ -44,12 +49,20 @@ const LatestIndexEntries = 1 << 18
 // Pebble access (records of at most 512 bytes, header included).
 const LatestCacheBytes = 32 << 20
 
+// VersionBlock is how far one write of the last-version record reserves
+// versions ahead: the record is rewritten once per VersionBlock commits, not
+// in every commit's batch. After a crash a database continues above the
+// reservation, so versions skip ahead by less than VersionBlock; after
+// Close they continue at the next version.
+const VersionBlock = 1 << 16
+
 var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
 
-// Open recovers the highest committed version from db and returns a Store
-// that continues above it.
+// Open recovers the version bound from db and returns a Store whose
+// versions continue above it: above the highest committed version after a
+// clean Close, above the last reservation after a crash.
 func Open(db *pebbleadapter.DB) (*Store, error) {
-	s := &Store{db: db}
+	s := &Store{db: db, block: VersionBlock}
 	v, err := db.Get(lastVersionKey)
 	switch {
 	case errors.Is(err, serr.ErrNotFound):
@@ -63,7 +76,7 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.last = last
+	s.last, s.reserved = last, last
 	s.applied.Store(last)
 	s.vis.init(last)
 	s.latest = newLatestIndex(LatestIndexEntries, LatestCacheBytes, last, s.applied.Load)
@@ -125,12 +138,18 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 		keyenc.AppendHeader(val[:0], w.Kind, ts)
 		finish()
 	}
-	var vrec [8]byte
-	binary.BigEndian.PutUint64(vrec[:], v) // keyenc.EncodeUint64, without the allocation
-	b.Set(lastVersionKey, vrec[:])
+	reserved := s.reserved
+	if v > reserved {
+		// The reservation travels in the batch of the first version above
+		// the old one: the WAL holds it before any version it covers.
+		reserved = v - 1 + s.block
+		var vrec [8]byte
+		binary.BigEndian.PutUint64(vrec[:], reserved) // keyenc.EncodeUint64, without the allocation
+		b.Set(lastVersionKey, vrec[:])
+	}
 	err := b.Apply(sync)
 	if err == nil {
-		s.last, s.lastTS = v, ts
+		s.last, s.lastTS, s.reserved = v, ts, reserved
 		s.applied.Store(v)
 		err = s.vis.noteApplied(v, sync)
 	}
@@ -147,6 +166,31 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 		}
 	}
 	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
+}
+
+// Close records the highest allocated version as the version bound, with a
+// synced write, so that the next Open continues at the next version instead
+// of above the reservation. Call it once no commit can start; it does
+// nothing on a failed store.
+func (s *Store) Close() error {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	if s.Err() != nil || s.reserved == s.last {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var vrec [8]byte
+	binary.BigEndian.PutUint64(vrec[:], s.last)
+	b.Set(lastVersionKey, vrec[:])
+	if err := b.Apply(true); err != nil {
+		return err
+	}
+	if err := b.SyncWait(); err != nil {
+		return err
+	}
+	s.reserved = s.last
+	return nil
 }
 
 // SyncWait waits for the commit's fsync if it was applied with sync. A

@@ -192,7 +192,9 @@ func (db *Database) Close() error {
 		db.closed.Store(true)
 		db.adb.StopAccepting()
 		_ = db.adb.WaitIdle(context.Background())
-		var errs []error
+		// No commit can start now: record the exact last version, so that
+		// the next Open continues at the next one.
+		errs := []error{db.store.Close()}
 		if db.adb.Failed() == nil && db.persist == PersistenceDisk {
 			errs = append(errs, db.dur.Close())
 		} else {
