@@ -14,37 +14,46 @@ import (
 // for small records and within a byte budget, the record itself, so that the
 // read needs no Pebble access at all (a row cache of newest versions).
 //
+// # Which keys it tracks
+//
+// A commit tracks a key it writes if the index already holds it, or if the
+// key was written recently (a small filter of hashes per shard remembers
+// the keys written without being tracked): a key written once, like a fresh
+// key of a bulk load or an event-like append, costs two hash lookups and no
+// allocation, and a key written again, like a run's event log head or a
+// state cell, gets in. A read that finds a key the index does not hold
+// teaches it (see below), so a key read after its first write gets in too.
+// A shard that reaches its share of maxEntries evicts its oldest entry that
+// is not in flight to admit a new one (if it has none, it grows past its
+// share until in-flight entries settle). Event keys are not tracked at all
+// (see tracked): they are written once and read in ranges, so they would
+// only push out the keys that are read again.
+//
 // # Why it is never stale
 //
-// An entry for a key changes only in two ways:
+// An entry for a key changes only in these ways:
 //
-//   - A commit that writes the key first marks the entry in flight (a version
-//     above every snapshot, so reads take the slow way) before its batch is
-//     applied, and sets it to its version once the batch is applied, unless
-//     a newer version is already recorded. So while a version newer than the
-//     entry's can be visible, the entry is in flight. Both steps run outside
-//     the sequencing lock.
+//   - A commit that writes a tracked key first marks the entry in flight (a
+//     version above every snapshot, so reads take the slow way) before its
+//     batch is applied, and sets it to its version once the batch is
+//     applied, unless a newer version is already recorded. So while a
+//     version newer than the entry's can be visible, the entry is in flight.
+//     Both steps run outside the sequencing lock.
+//   - A commit that writes a key without tracking it counts itself in flight
+//     in the key's shard until its batch is applied, then raises the shard's
+//     untracked mark to its version.
 //   - A read that found the newest version V at or below its snapshot S adds
-//     the entry only if there is none, and only if S is at or above the
-//     floor. The floor starts at the version recovered on open and is raised,
-//     before an entry is evicted, to the highest applied version. So any
-//     version newer than S was written by a commit after the index began (or
-//     after the last eviction of that key), and that commit created the entry
-//     before applying and it has not been evicted since; so an absent entry
+//     an entry only if there is none, the shard has room, no untracked write
+//     is in flight in the shard, S is at or above the shard's untracked mark,
+//     and S is at or above the floor. The floor starts at the version
+//     recovered on open and is raised, before an entry is evicted, to the
+//     highest applied version. So any version newer than S was written by a
+//     commit after the index began (or after the last eviction), and that
+//     commit either created the entry before applying (it is in flight or
+//     newer, and the read adds nothing) or did not track the key, and then
+//     it is in flight or below the untracked mark. An absent entry therefore
 //     means V is the newest. (A time-travel read below the floor teaches
 //     nothing: a newer version may exist.)
-//
-// While a key's shard holds less than its share of maxEntries, every commit
-// tracks its keys. Once the shard is full, a commit tracks a new key only on
-// its second recent write (a small filter of hashes remembers the first),
-// evicting the shard's oldest entry that is not in flight (if it has none,
-// the shard grows past its share until in-flight entries settle): a key
-// written once, like a fresh key of a bulk load, costs nothing, and a key
-// written again, like a run's event log head, gets in. An untracked write is
-// safe because reads add entries only while the shard is below its share,
-// and a shard never shrinks once full. Event
-// keys are not tracked at all (see tracked): they are written once and read
-// in ranges, so they would only push out the keys that are read again.
 //
 // So if the entry for a key says V and a snapshot S >= V, the newest version
 // at or below S is exactly V. A cached record is always the record of the
@@ -75,11 +84,17 @@ type latestShard struct {
 	// eviction takes the oldest (first in, first out).
 	fifo []string
 	head int
-	// door remembers (as hash bits) keys a commit wrote while the shard was
-	// full without tracking them; a second write of such a key is admitted.
-	// It is cleared after doorBits/2 keys, so it remembers recent writes.
+	// door remembers (as hash bits) keys a commit wrote without tracking
+	// them; a second write of such a key is admitted. It is cleared after
+	// doorBits/2 keys, so it remembers recent writes.
 	door     [doorBits / 64]uint64
 	doorKeys int
+	// untracked counts the writes of untracked keys between writing and
+	// applied; untrackedMark is the highest version such a write applied.
+	// Reads teach the shard nothing unless untracked is 0 and their
+	// snapshot is at or above untrackedMark.
+	untracked     int
+	untrackedMark uint64
 }
 
 // doorBits is the size of a shard's admission filter.
@@ -117,9 +132,8 @@ func (x *latestIndex) shardHash(prefix []byte) (*latestShard, uint64) {
 	return &x.shards[h%uint64(len(x.shards))], h
 }
 
-// admit reports whether a key of hash h, written while its full shard s
-// does not track it, was written recently already; if not, it remembers
-// it. The caller holds s.mu.
+// admit reports whether a key of hash h that s does not track was written
+// recently already; if not, it remembers it. The caller holds s.mu.
 func (s *latestShard) admit(h uint64) bool {
 	bit := (h >> 8) % doorBits
 	w, m := bit/64, uint64(1)<<(bit%64)
@@ -154,23 +168,26 @@ const inFlight = ^uint64(0)
 // tracked reports whether the index tracks a key of tag.
 func tracked(tag keyenc.Tag) bool { return tag != keyenc.TagEvent }
 
-// writing marks prefix in flight before a commit applies a version of it;
-// applied must follow.
-func (x *latestIndex) writing(prefix []byte) {
+// writing marks prefix in flight before a commit applies a version of it,
+// and reports whether the index tracks it; applied must follow, with the
+// same answer.
+func (x *latestIndex) writing(prefix []byte) (tracked bool) {
 	s, h := x.shardHash(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.m[string(prefix)]; e != nil {
 		e.v, e.hasRec = inFlight, false
-		return
+		return true
+	}
+	if !s.admit(h) {
+		s.untracked++ // a first write (see the type's comment)
+		return false
 	}
 	if int64(len(s.m)) >= x.shardMax() {
-		if !s.admit(h) {
-			return // a first write: not tracked (see the type's comment)
-		}
 		x.evict(s)
 	}
 	x.add(s, prefix, &latestEntry{v: inFlight})
+	return true
 }
 
 // shardMax is the number of entries a shard holds before it evicts: the
@@ -208,12 +225,16 @@ func (x *latestIndex) evict(s *latestShard) {
 }
 
 // applied records that version v of prefix was applied, with its stored
-// value (header then payload). An entry that is in flight takes v; one that
-// already holds a newer version keeps it.
-func (x *latestIndex) applied(prefix []byte, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
+// value (header then payload); tracked is what writing returned. An entry
+// that is in flight takes v; one that already holds a newer version keeps
+// it.
+func (x *latestIndex) applied(prefix []byte, tracked bool, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
+	if !tracked {
+		s.untracked--
+		s.untrackedMark = max(s.untrackedMark, v)
+	} else if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
 		e.v = v
 		x.cache(e, kind, ts, payload)
 	}
@@ -252,12 +273,14 @@ func (x *latestIndex) raiseFloor(v uint64) {
 }
 
 // read records that rec, of version v (0: none), is the newest record of
-// prefix at or below snapshot at, if nothing is recorded for it yet and at
-// is at or above the floor.
+// prefix at or below snapshot at, if nothing is recorded for it yet and the
+// rules of the type's comment allow it. at must be a snapshot every write
+// at or below which the read saw.
 func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record) {
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if s.m[string(prefix)] == nil && int64(len(s.m)) < x.shardMax() && at >= x.floor.Load() {
+	if s.m[string(prefix)] == nil && int64(len(s.m)) < x.shardMax() &&
+		s.untracked == 0 && at >= s.untrackedMark && at >= x.floor.Load() {
 		e := &latestEntry{v: v}
 		if v != 0 {
 			x.cache(e, rec.Kind, rec.Timestamp, rec.Payload)

@@ -3,6 +3,8 @@ package mvcc
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -102,15 +104,15 @@ func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, c.Publish())
 	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
-	s.latest.writing(prefix) // as a commit about to apply would
+	require.True(t, s.latest.writing(prefix), "a second write is tracked") // as a commit about to apply would
 	for _, at := range []uint64{1, keyenc.MaxVersion} {
 		rec, found, err := s.Get(run, keyenc.TagKV, []byte("k"), at)
 		require.NoError(t, err)
 		require.True(t, found)
 		require.Equal(t, uint64(1), rec.Version)
 	}
-	s.latest.applied(prefix, 7, keyenc.KindBytes, 1, []byte("seven"))
-	s.latest.applied(prefix, 5, keyenc.KindBytes, 1, []byte("five")) // an older commit finishing late does not go back
+	s.latest.applied(prefix, true, 7, keyenc.KindBytes, 1, []byte("seven"))
+	s.latest.applied(prefix, true, 5, keyenc.KindBytes, 1, []byte("five")) // an older commit finishing late does not go back
 	v, _, _ := s.latest.get(prefix)
 	require.Equal(t, uint64(7), v)
 }
@@ -124,9 +126,12 @@ func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
 	s, err := Open(db)
 	require.NoError(t, err)
 	run := keyenc.RunID{7}
-	c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindValue, Payload: []byte("payload")}}, false)
-	require.NoError(t, err)
-	require.NoError(t, c.Publish())
+	var c *Commit
+	for range 2 { // the second write is tracked
+		c, err = s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindValue, Payload: []byte("payload")}}, false)
+		require.NoError(t, err)
+		require.NoError(t, c.Publish())
+	}
 
 	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
 	v, cached, ok := s.latest.get(prefix)
@@ -155,8 +160,9 @@ func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
 func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 	x := newLatestIndex(8, 1<<20, 0, func() uint64 { return 4 })
 	p := []byte("prefix")
-	x.writing(p)
-	x.applied(p, 3, keyenc.KindBytes, 1, []byte("three"))
+	require.False(t, write(x, p, 2), "a first write is not tracked")
+	require.True(t, x.writing(p))
+	x.applied(p, true, 3, keyenc.KindBytes, 1, []byte("three"))
 	_, rec, _ := x.get(p)
 	require.NotNil(t, rec)
 	x.writing(p)
@@ -164,7 +170,7 @@ func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, inFlight, v)
 	require.Nil(t, rec)
-	x.applied(p, 4, keyenc.KindBytes, 2, []byte("four"))
+	x.applied(p, true, 4, keyenc.KindBytes, 2, []byte("four"))
 	v, rec, _ = x.get(p)
 	require.Equal(t, uint64(4), v)
 	h, payload, err := keyenc.DecodeHeader(rec)
@@ -173,8 +179,8 @@ func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 	require.Equal(t, int64(2), h.Timestamp)
 	// Over budget, versions are still tracked but records are not cached.
 	y := newLatestIndex(8, 0, 0, func() uint64 { return 5 })
-	y.writing(p)
-	y.applied(p, 5, keyenc.KindBytes, 1, []byte("five"))
+	write(y, p, 4)
+	require.True(t, write(y, p, 5))
 	v, rec, _ = y.get(p)
 	require.Equal(t, uint64(5), v)
 	require.Nil(t, rec)
@@ -190,15 +196,15 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	x := newLatestIndex(int64(len(latestIndex{}.shards)), 1<<20, 3, func() uint64 { return applied })
 	a := []byte("a")
 	b := sameShard(x, a)
-	x.writing(a)
-	x.applied(a, 5, keyenc.KindBytes, 1, nil)
+	write(x, a, 4)
+	write(x, a, 5)
 	require.Equal(t, uint64(3), x.floor.Load())
-	x.writing(b) // the shard is full: a first write of b is not tracked
+	require.False(t, write(x, b, 6), "a first write of b is not tracked")
 	_, _, ok := x.get(b)
 	require.False(t, ok)
 	_, _, ok = x.get(a)
 	require.True(t, ok)
-	x.writing(b) // its second write gets in: a goes
+	require.True(t, x.writing(b)) // its second write gets in: a goes
 	_, _, ok = x.get(a)
 	require.False(t, ok, "the oldest entry was evicted")
 	require.Equal(t, uint64(10), x.floor.Load(), "after the floor was raised to the applied version")
@@ -207,10 +213,11 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	// An entry in flight is never evicted: the shard grows instead.
 	y := newLatestIndex(int64(len(latestIndex{}.shards)), 1<<20, 0, func() uint64 { return applied })
 	p := []byte("p")
-	y.writing(p) // in flight
+	write(y, p, 1)
+	require.True(t, y.writing(p)) // in flight
 	q := sameShard(y, p)
-	y.writing(q)
-	y.writing(q)
+	write(y, q, 2)
+	require.True(t, y.writing(q))
 	_, _, ok = y.get(q)
 	require.True(t, ok, "admitted on its second write")
 	v, _, ok := y.get(p)
@@ -238,14 +245,14 @@ func TestLatestIndexEvictsOldestFirst(t *testing.T) {
 		keys = append(keys, sameShard(x, keys[len(keys)-1]))
 	}
 	for i, k := range keys[:3] {
-		x.writing(k)
+		write(x, k, 1)
+		require.True(t, x.writing(k))
 		if i != 0 {
-			x.applied(k, 1, keyenc.KindBytes, 1, nil)
+			x.applied(k, true, 1, keyenc.KindBytes, 1, nil)
 		}
 	}
-	x.writing(keys[3]) // the shard is full: remembered, not tracked
-	x.writing(keys[3]) // admitted; k0 is in flight: the next oldest goes
-	x.applied(keys[3], 1, keyenc.KindBytes, 1, nil)
+	require.False(t, write(x, keys[3], 1)) // the shard is full: remembered, not tracked
+	require.True(t, write(x, keys[3], 1))  // admitted; k0 is in flight: the next oldest goes
 	present := func() (out []int) {
 		for i, k := range keys {
 			if _, _, ok := x.get(k); ok {
@@ -255,13 +262,20 @@ func TestLatestIndexEvictsOldestFirst(t *testing.T) {
 		return out
 	}
 	require.Equal(t, []int{0, 2, 3}, present())
-	x.applied(keys[0], 1, keyenc.KindBytes, 1, nil)
+	x.applied(keys[0], true, 1, keyenc.KindBytes, 1, nil)
 	for _, k := range keys[4:] {
-		x.writing(k)
-		x.writing(k)
-		x.applied(k, 1, keyenc.KindBytes, 1, nil)
+		write(x, k, 1)
+		write(x, k, 1)
 	}
 	require.Equal(t, []int{3, 4, 5}, present())
+}
+
+// write runs a commit's two index steps for p at version v and reports
+// whether the index tracked it.
+func write(x *latestIndex, p []byte, v uint64) bool {
+	tracked := x.writing(p)
+	x.applied(p, tracked, v, keyenc.KindBytes, 1, nil)
+	return tracked
 }
 
 // sameShard returns a key other than k in k's shard.
@@ -289,8 +303,12 @@ func TestLatestIndexSkipsEventKeys(t *testing.T) {
 	}, false)
 	require.NoError(t, err)
 	require.NoError(t, c.Publish())
-	require.Equal(t, int64(1), s.latest.len(), "only the KV key is tracked")
-	rec, found, err := s.Get(run, keyenc.TagEvent, []byte{0, 0, 0, 0, 0, 0, 0, 0}, c.Version)
+	require.Zero(t, s.latest.len(), "first writes are not tracked")
+	rec, found, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, int64(1), s.latest.len(), "a read of the KV key teaches it")
+	rec, found, err = s.Get(run, keyenc.TagEvent, []byte{0, 0, 0, 0, 0, 0, 0, 0}, c.Version)
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Equal(t, "e0", string(rec.Payload))
@@ -307,4 +325,82 @@ func (x *latestIndex) len() int64 {
 		s.mu.Unlock()
 	}
 	return int64(n)
+}
+
+// A write the index does not track blocks reads of its shard from teaching
+// until it is applied, and afterwards reads below its version still teach
+// nothing: either could record a version older than the key's newest.
+func TestLatestIndexUntrackedWriteBlocksTeaching(t *testing.T) {
+	x := newLatestIndex(64, 1<<20, 0, func() uint64 { return 6 })
+	p := []byte("p")
+	q := sameShard(x, p)
+	old := Record{Version: 3, Kind: keyenc.KindBytes}
+	require.False(t, x.writing(p)) // a first write, in flight
+	x.read(p, 5, 3, old)
+	x.read(q, 5, 3, old)
+	require.Zero(t, x.len(), "no read teaches a shard while an untracked write is in flight")
+	x.applied(p, false, 6, keyenc.KindBytes, 1, nil)
+	x.read(p, 5, 3, old)
+	require.Zero(t, x.len(), "a read below the untracked mark teaches nothing")
+	x.read(p, 6, 6, Record{Version: 6, Kind: keyenc.KindBytes})
+	v, _, ok := x.get(p)
+	require.True(t, ok, "a read at the mark teaches")
+	require.Equal(t, uint64(6), v)
+}
+
+// Readers racing a writer that writes fresh keys (untracked first writes)
+// and rewrites recent ones never read a version older than one published
+// before their snapshot, whatever the index learned from reads in between.
+// The readers read the keys being written right now, where a read that
+// taught the index a version (or an absence) overtaken by the write would
+// show.
+func TestLatestIndexConcurrentReadsAreNeverStale(t *testing.T) {
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := Open(db)
+	require.NoError(t, err)
+	run := keyenc.RunID{5}
+	const keys = 30000
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%d", i) }
+	var published [keys]atomic.Uint64
+	var next atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for !stop.Load() {
+				i := max(0, int(next.Load())+r.IntN(4)-2)
+				if i >= keys {
+					continue
+				}
+				want := published[i].Load()
+				at := s.Visible()
+				rec, found, err := s.Get(run, keyenc.TagKV, key(i), at)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if want != 0 && (!found || rec.Version < want) {
+					t.Errorf("key %d at %d: read version %d (found %v), %d was published before", i, at, rec.Version, found, want)
+					return
+				}
+			}
+		})
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	for i := range keys {
+		if i > 0 && r.IntN(2) == 0 {
+			i = i - 1 - r.IntN(min(i, 3)) // rewrite a recent key
+		} else {
+			next.Store(int64(i))
+		}
+		c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: key(i), Kind: keyenc.KindBytes, Payload: []byte("v")}}, false)
+		require.NoError(t, err)
+		require.NoError(t, c.Publish())
+		published[i].Store(c.Version)
+	}
+	stop.Store(true)
+	wg.Wait()
 }

@@ -117,9 +117,14 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	// can be visible; record their version after it is applied. Neither
 	// needs the sequencing lock.
 	var pbuf [128]byte
+	var small [1]uint64
+	indexed := small[:] // bit i: the index tracks ws[i]
+	if len(ws) > 64 {
+		indexed = make([]uint64, (len(ws)+63)/64)
+	}
 	for i := range ws {
-		if w := &ws[i]; tracked(w.Tag) {
-			s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key))
+		if w := &ws[i]; tracked(w.Tag) && s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key)) {
+			indexed[i/64] |= 1 << (i % 64)
 		}
 	}
 	b := s.db.NewBatch()
@@ -162,7 +167,8 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	}
 	for i := range ws {
 		if w := &ws[i]; tracked(w.Tag) {
-			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), v, w.Kind, ts, w.Payload)
+			ix := indexed[i/64]&(1<<(i%64)) != 0
+			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), ix, v, w.Kind, ts, w.Payload)
 		}
 	}
 	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
@@ -287,7 +293,7 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	if err == nil {
 		// The index takes it only from a read at or above its floor: below,
 		// a newer version may exist that it never saw (a time-travel read).
-		s.latest.read(prefix, at, rec.Version, rec) // version 0 when absent
+		s.latest.read(prefix, min(at, need), rec.Version, rec) // version 0 when absent
 	}
 	return rec, found, err
 }
