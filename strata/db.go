@@ -340,29 +340,45 @@ func (db *Database) await(rs *runState, r *commitReq) {
 		<-r.done
 		return
 	}
-	db.combine(rs, r)
-	// The lock may have come free after the previous holder had already
-	// applied r and signalled it: take that signal, or it would wake the
-	// next user of r (from the pool) before its request is applied.
-	select {
-	case <-r.done:
-	default:
+	if !db.combine(rs, r) {
+		// The lock came free after the previous holder had already taken r
+		// from the queue: it signals r once r is done (for a synced commit,
+		// once the fsync is confirmed). Wait for that signal, or it would
+		// wake the next user of r (from the pool) too early.
+		<-r.done
 	}
 }
 
 // combine runs with rs.mu held: it applies the queued requests in order
-// until the queue is empty, signalling each one but own, then releases the
-// lock. A request queued after the last look finds the lock free, or is
-// picked up by the loop's look after the release.
-func (db *Database) combine(rs *runState, own *commitReq) {
-	var batch []*commitReq
+// until the queue is empty, then releases the lock. A request queued after
+// the last look finds the lock free, or is picked up by the loop's look
+// after the release.
+//
+// A request that was refused, or applied without sync, is signalled at
+// once. The requests applied with sync are signalled only after the lock is
+// released and the fsync of the last of them is confirmed (it confirms
+// every earlier one: Pebble syncs its WAL in order), so that each waiting
+// committer is woken once, with its commit durable, instead of once to
+// learn that it was applied and again by its own fsync wait. own is never
+// signalled: its committer is the caller. combine reports whether it
+// applied own (rather than an earlier holder).
+func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
+	var batch, synced []*commitReq
+	var lastSync *mvcc.Commit
 	for {
 		rs.qmu.Lock()
 		batch, rs.queue = rs.queue, batch[:0]
 		rs.qmu.Unlock()
 		for _, r := range batch {
 			db.applyReq(rs, r)
-			if r != own {
+			appliedOwn = appliedOwn || r == own
+			switch {
+			case r.c != nil && r.sync:
+				lastSync = r.c
+				if r != own {
+					synced = append(synced, r)
+				}
+			case r != own:
 				r.done <- struct{}{}
 			}
 		}
@@ -378,9 +394,18 @@ func (db *Database) combine(rs *runState, own *commitReq) {
 		more = len(rs.queue) > 0
 		rs.qmu.Unlock()
 		if !more || !rs.mu.TryLock() {
-			return // whoever holds the lock now drains the queue
+			break // whoever holds the lock now drains the queue
 		}
 	}
+	if len(synced) > 0 {
+		// A failed fsync fails the store; each committer's own wait
+		// reports it.
+		_ = lastSync.SyncWait()
+		for _, r := range synced {
+			r.done <- struct{}{}
+		}
+	}
+	return appliedOwn
 }
 
 // applyReq validates and applies one request, with rs.mu held.
