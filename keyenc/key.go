@@ -121,6 +121,15 @@ func CompareSuffixes(a, b []byte) int {
 
 // Compare orders two keys: by prefix bytewise, then by CompareSuffixes.
 func Compare(a, b []byte) int {
+	// A prefix is at least a key's length minus a suffix, so the first n
+	// bytes below lie in both prefixes: if they differ, they decide, and the
+	// keys' ends (where Split looks) need not be read. In a memtable's
+	// skiplist that saves a cache miss on most comparisons.
+	if n := min(len(a), len(b)) - SuffixLen; n > 0 {
+		if c := bytes.Compare(a[:n], b[:n]); c != 0 {
+			return c
+		}
+	}
 	ap, bp := Split(a), Split(b)
 	if c := bytes.Compare(a[:ap], b[:bp]); c != 0 {
 		return c

@@ -185,7 +185,18 @@ func FuzzDecodeDataKey(f *testing.F) {
 	})
 }
 
+// compareBySplit is Compare's definition: prefixes bytewise, then
+// suffixes.
+func compareBySplit(a, b []byte) int {
+	ap, bp := Split(a), Split(b)
+	if c := bytes.Compare(a[:ap], b[:bp]); c != 0 {
+		return c
+	}
+	return CompareSuffixes(a[ap:], b[bp:])
+}
+
 func FuzzCompare(f *testing.F) {
+	f.Add([]byte("\x02runrunrunrunrunr\x01a\x00\x00\x00\x00\x00\x00\x00\x00\x07\x09"), []byte("\x02runrunrunrunrunr\x01a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x09\x09"))
 	f.Add([]byte("a\x00"), []byte("a\x00\x00\x00\x00\x00\x00\x00\x00\x01\x09"))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		// Compare never panics, is antisymmetric, and agrees with the
@@ -193,6 +204,9 @@ func FuzzCompare(f *testing.F) {
 		c1, c2 := Compare(a, b), Compare(b, a)
 		if c1 != -c2 {
 			t.Fatalf("Compare not antisymmetric: %d %d", c1, c2)
+		}
+		if ref := compareBySplit(a, b); c1 != ref {
+			t.Fatalf("Compare(%x, %x) = %d, by split prefixes %d", a, b, c1, ref)
 		}
 		aa, ab := AbbreviatedKey(a), AbbreviatedKey(b)
 		if aa < ab && c1 >= 0 || aa > ab && c1 <= 0 {
