@@ -84,21 +84,33 @@ type latestShard struct {
 	// eviction takes the oldest (first in, first out).
 	fifo []string
 	head int
-	// door remembers (as hash bits) keys a commit wrote without tracking
-	// them; a second write of such a key is admitted. It is cleared after
-	// doorBits/2 keys, so it remembers recent writes.
+	// door remembers keys a commit wrote without tracking them, as two
+	// hash bits each (a Bloom filter); a second write of such a key is
+	// admitted. It is cleared after doorKeysMax keys, so it remembers recent
+	// writes, and at most an eighth of its bits are set: a fresh key is
+	// admitted by mistake less than 2 % of the time.
 	door     [doorBits / 64]uint64
 	doorKeys int
 	// untracked counts the writes of untracked keys between writing and
 	// applied; untrackedMark is the highest version such a write applied.
 	// Reads teach the shard nothing unless untracked is 0 and their
-	// snapshot is at or above untrackedMark.
-	untracked     int
-	untrackedMark uint64
+	// snapshot is at or above untrackedMark. applied updates both without
+	// the lock, the mark first.
+	untracked     atomic.Int64
+	untrackedMark atomic.Uint64
 }
 
-// doorBits is the size of a shard's admission filter.
-const doorBits = 1 << 15
+// Sizes of a shard's admission filter: bits, and keys before it is cleared.
+const (
+	doorBits    = 1 << 16
+	doorKeysMax = doorBits / 16
+)
+
+// writeTicket is what writing tells applied: the key's shard, and whether
+// the index tracks the key.
+type writeTicket uint8
+
+const ticketTracked writeTicket = 0x80
 
 type latestEntry struct {
 	v      uint64
@@ -126,7 +138,8 @@ func (x *latestIndex) shard(prefix []byte) *latestShard {
 	return s
 }
 
-// shardHash returns prefix's shard and hash.
+// shardHash returns prefix's shard and hash. The shard is the hash modulo
+// the number of shards (writeTicket relies on it).
 func (x *latestIndex) shardHash(prefix []byte) (*latestShard, uint64) {
 	h := maphash.Bytes(x.seed, prefix)
 	return &x.shards[h%uint64(len(x.shards))], h
@@ -135,13 +148,16 @@ func (x *latestIndex) shardHash(prefix []byte) (*latestShard, uint64) {
 // admit reports whether a key of hash h that s does not track was written
 // recently already; if not, it remembers it. The caller holds s.mu.
 func (s *latestShard) admit(h uint64) bool {
-	bit := (h >> 8) % doorBits
-	w, m := bit/64, uint64(1)<<(bit%64)
-	if s.door[w]&m != 0 {
+	// The low bits chose the shard; the filter's two bits come from others.
+	b1, b2 := (h>>8)%doorBits, (h>>32)%doorBits
+	w1, m1 := b1/64, uint64(1)<<(b1%64)
+	w2, m2 := b2/64, uint64(1)<<(b2%64)
+	if s.door[w1]&m1 != 0 && s.door[w2]&m2 != 0 {
 		return true
 	}
-	s.door[w] |= m
-	if s.doorKeys++; s.doorKeys >= doorBits/2 {
+	s.door[w1] |= m1
+	s.door[w2] |= m2
+	if s.doorKeys++; s.doorKeys >= doorKeysMax {
 		s.door, s.doorKeys = [doorBits / 64]uint64{}, 0
 	}
 	return false
@@ -169,26 +185,30 @@ const inFlight = ^uint64(0)
 func tracked(tag keyenc.Tag) bool { return tag != keyenc.TagEvent }
 
 // writing marks prefix in flight before a commit applies a version of it,
-// and reports whether the index tracks it; applied must follow, with the
-// same answer.
-func (x *latestIndex) writing(prefix []byte) (tracked bool) {
+// or counts an untracked write in flight (see the type's comment); applied
+// must follow, with the ticket.
+func (x *latestIndex) writing(prefix []byte) writeTicket {
 	s, h := x.shardHash(prefix)
+	t := writeTicket(h % uint64(len(x.shards)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.m[string(prefix)]; e != nil {
 		e.v, e.hasRec = inFlight, false
-		return true
+		return t | ticketTracked
 	}
 	if !s.admit(h) {
-		s.untracked++ // a first write (see the type's comment)
-		return false
+		s.untracked.Add(1) // a first write
+		return t
 	}
 	if int64(len(s.m)) >= x.shardMax() {
 		x.evict(s)
 	}
 	x.add(s, prefix, &latestEntry{v: inFlight})
-	return true
+	return t | ticketTracked
 }
+
+// tracks reports whether the write of ticket t is tracked.
+func (t writeTicket) tracks() bool { return t&ticketTracked != 0 }
 
 // shardMax is the number of entries a shard holds before it evicts: the
 // index's bound, spread over the shards.
@@ -225,16 +245,25 @@ func (x *latestIndex) evict(s *latestShard) {
 }
 
 // applied records that version v of prefix was applied, with its stored
-// value (header then payload); tracked is what writing returned. An entry
-// that is in flight takes v; one that already holds a newer version keeps
-// it.
-func (x *latestIndex) applied(prefix []byte, tracked bool, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
+// value (header then payload); t is what writing returned. An entry that
+// is in flight takes v; one that already holds a newer version keeps it.
+func (x *latestIndex) applied(prefix []byte, t writeTicket, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
+	if !t.tracks() {
+		// Without the lock: a read that sees the count back at 0 sees the
+		// raised mark.
+		s := &x.shards[t&^ticketTracked]
+		for {
+			m := s.untrackedMark.Load()
+			if m >= v || s.untrackedMark.CompareAndSwap(m, v) {
+				break
+			}
+		}
+		s.untracked.Add(-1)
+		return
+	}
 	s := x.shard(prefix)
 	s.mu.Lock()
-	if !tracked {
-		s.untracked--
-		s.untrackedMark = max(s.untrackedMark, v)
-	} else if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
+	if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
 		e.v = v
 		x.cache(e, kind, ts, payload)
 	}
@@ -280,7 +309,7 @@ func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record) {
 	s := x.shard(prefix)
 	s.mu.Lock()
 	if s.m[string(prefix)] == nil && int64(len(s.m)) < x.shardMax() &&
-		s.untracked == 0 && at >= s.untrackedMark && at >= x.floor.Load() {
+		s.untracked.Load() == 0 && at >= s.untrackedMark.Load() && at >= x.floor.Load() {
 		e := &latestEntry{v: v}
 		if v != 0 {
 			x.cache(e, rec.Kind, rec.Timestamp, rec.Payload)

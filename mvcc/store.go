@@ -117,14 +117,14 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	// can be visible; record their version after it is applied. Neither
 	// needs the sequencing lock.
 	var pbuf [128]byte
-	var small [1]uint64
-	indexed := small[:] // bit i: the index tracks ws[i]
-	if len(ws) > 64 {
-		indexed = make([]uint64, (len(ws)+63)/64)
+	var small [16]writeTicket
+	tickets := small[:] // of ws[i], if the index tracks its tag
+	if len(ws) > len(small) {
+		tickets = make([]writeTicket, len(ws))
 	}
 	for i := range ws {
-		if w := &ws[i]; tracked(w.Tag) && s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key)) {
-			indexed[i/64] |= 1 << (i % 64)
+		if w := &ws[i]; tracked(w.Tag) {
+			tickets[i] = s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key))
 		}
 	}
 	b := s.db.NewBatch()
@@ -167,8 +167,7 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	}
 	for i := range ws {
 		if w := &ws[i]; tracked(w.Tag) {
-			ix := indexed[i/64]&(1<<(i%64)) != 0
-			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), ix, v, w.Kind, ts, w.Payload)
+			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), tickets[i], v, w.Kind, ts, w.Payload)
 		}
 	}
 	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
