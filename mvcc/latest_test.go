@@ -425,10 +425,16 @@ func TestLatestIndexAdmitsSecondWritesOnly(t *testing.T) {
 	}
 	t.Logf("fresh keys admitted by mistake: %d of %d", admitted, n)
 	require.Less(t, admitted, n/50)
+	// A filter cleared between the two writes forgets the first (about one
+	// clear per 4,096 keys of a shard).
+	missed := 0
 	for i := range 1000 {
 		k := fmt.Appendf(nil, "again-%d", i)
 		write(x, k, 1)
 		write(x, fmt.Appendf(nil, "between-%d", i), 1)
-		require.True(t, write(x, k, 2), "second write of %s", k)
+		if !write(x, k, 2) {
+			missed++
+		}
 	}
+	require.LessOrEqual(t, missed, len(x.shards), "second writes not admitted")
 }

@@ -110,8 +110,18 @@ type Commit struct {
 // Publish. A commit that returns an error was never visible to anyone; a
 // storage failure marks the store failed and every later Apply fails.
 func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
-	if err := s.Err(); err != nil {
+	c := new(Commit)
+	if err := s.ApplyTo(c, ws, sync); err != nil {
 		return nil, err
+	}
+	return c, nil
+}
+
+// ApplyTo is Apply into a Commit the caller provides (to spare an
+// allocation); c is overwritten, and set only if ApplyTo returns nil.
+func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
+	if err := s.Err(); err != nil {
+		return err
 	}
 	// Mark the written keys in flight in the latest index before the batch
 	// can be visible; record their version after it is applied. Neither
@@ -137,11 +147,11 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	}
 	for i := range ws {
 		w := &ws[i]
-		k, val, finish := b.SetDeferred(keyenc.PrefixLen(len(w.Key))+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
-		keyenc.AppendVersioned(k[:0], w.Run, w.Tag, w.Key, v)
-		copy(val[keyenc.HeaderLen:], w.Payload)
-		keyenc.AppendHeader(val[:0], w.Kind, ts)
-		finish()
+		d := b.SetDeferred(keyenc.PrefixLen(len(w.Key))+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
+		keyenc.AppendVersioned(d.Key[:0], w.Run, w.Tag, w.Key, v)
+		copy(d.Value[keyenc.HeaderLen:], w.Payload)
+		keyenc.AppendHeader(d.Value[:0], w.Kind, ts)
+		d.Finish()
 	}
 	reserved := s.reserved
 	if v > reserved {
@@ -163,14 +173,15 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	if err != nil {
 		b.Close()
 		s.vis.fail(err)
-		return nil, err // in-flight entries stay: those keys read the slow way
+		return err // in-flight entries stay: those keys read the slow way
 	}
 	for i := range ws {
 		if w := &ws[i]; tracked(w.Tag) {
 			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), tickets[i], v, w.Kind, ts, w.Payload)
 		}
 	}
-	return &Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}, nil
+	*c = Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}
+	return nil
 }
 
 // Close records the highest allocated version as the version bound, with a
@@ -201,7 +212,11 @@ func (s *Store) Close() error {
 // SyncWait waits for the commit's fsync if it was applied with sync. A
 // confirmed fsync makes the commit, and every version below it, durable.
 func (c *Commit) SyncWait() error {
-	if err := c.b.SyncWait(); err != nil {
+	if c.b == nil { // published: the batch's Close waited
+		if err := c.s.db.Failed(); err != nil {
+			return err
+		}
+	} else if err := c.b.SyncWait(); err != nil {
 		c.s.vis.fail(err)
 		return err
 	}
@@ -216,6 +231,7 @@ func (c *Commit) SyncWait() error {
 // SyncWait first.
 func (c *Commit) Publish() error {
 	c.b.Close()
+	c.b = nil // released to a pool
 	if err := c.s.vis.wait(c.Version); err != nil {
 		return err
 	}

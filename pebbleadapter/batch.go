@@ -2,6 +2,7 @@ package pebbleadapter
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -13,15 +14,33 @@ type Batch struct {
 	pending bool // applied with a sync whose wait is still outstanding
 }
 
-// NewBatch returns an empty batch.
-func (d *DB) NewBatch() *Batch { return &Batch{d: d, b: d.pdb.NewBatch()} }
+// batchPool recycles Batch wrappers (Pebble pools its own batches).
+var batchPool = sync.Pool{New: func() any { return new(Batch) }}
+
+// NewBatch returns an empty batch. Close releases it; a closed batch must
+// not be used again.
+func (d *DB) NewBatch() *Batch {
+	b := batchPool.Get().(*Batch)
+	b.d, b.b = d, d.pdb.NewBatch()
+	return b
+}
+
+// DeferredSet is a write reserved in a batch by SetDeferred: fill Key and
+// Value, then call Finish.
+type DeferredSet struct {
+	Key, Value []byte
+	op         *pebble.DeferredBatchOp
+}
+
+// Finish completes the write.
+func (d DeferredSet) Finish() { _ = d.op.Finish() }
 
 // SetDeferred reserves room for a key and a value of the given lengths and
 // returns the two slices to fill in; this saves a copy when keys are encoded
 // straight into the batch.
-func (b *Batch) SetDeferred(keyLen, valueLen int) (key, value []byte, finish func()) {
+func (b *Batch) SetDeferred(keyLen, valueLen int) DeferredSet {
 	op := b.b.SetDeferred(keyLen, valueLen)
-	return op.Key, op.Value, func() { _ = op.Finish() }
+	return DeferredSet{Key: op.Key, Value: op.Value, op: op}
 }
 
 // Set adds a write of value under key.
@@ -87,6 +106,8 @@ func (b *Batch) Close() {
 		_ = b.SyncWait()
 	}
 	_ = b.b.Close()
+	*b = Batch{}
+	batchPool.Put(b)
 }
 
 // Delete adds a point deletion of key.

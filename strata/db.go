@@ -225,6 +225,8 @@ type runState struct {
 	// queue holds the commit requests waiting for the lock (see commitReq).
 	qmu   sync.Mutex
 	queue []*commitReq
+	// spare is the lock holder's slice to swap with queue; guarded by mu.
+	spare []*commitReq
 
 	// horizon is the run's GC horizon (see Database.GC), valid once
 	// horizonLoaded is set. It only grows, and is stored before any version
@@ -265,11 +267,13 @@ type commitReq struct {
 	build func(lastInRun uint64) ([]mvcc.Write, error)
 	ws    []mvcc.Write // used when build is nil
 	check func(lastInRun uint64) error
+	txn   *Txn // validates like check (a method value would be an allocation)
 	sync  bool
 
-	c    *mvcc.Commit
-	err  error
-	done chan struct{} // signalled when another committer applied it; buffered 1
+	c      *mvcc.Commit // &commit once applied
+	commit mvcc.Commit
+	err    error
+	done   chan struct{} // signalled when another committer applied it; buffered 1
 }
 
 var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
@@ -283,6 +287,13 @@ func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint
 	r := commitReqPool.Get().(*commitReq)
 	r.ws, r.check = ws, check
 	return db.submit(run, r, mode)
+}
+
+// commitTxn is commit for a transaction's write set, validated by t.
+func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
+	r := commitReqPool.Get().(*commitReq)
+	r.ws, r.txn = ws, t
+	return db.submit(t.run, r, t.mode)
 }
 
 // commitBuilt is commit for a write set that can only be built under the
@@ -303,13 +314,14 @@ func (db *Database) submit(run RunID, r *commitReq, mode DurabilityMode) (commit
 	rs := db.runState(run)
 	enqueue(rs, r)
 	db.await(rs, r)
-	c, err, sync := r.c, r.err, r.sync
+	applied, err, sync := r.c != nil, r.err, r.sync
+	c := r.commit // r goes back to the pool
 	*r = commitReq{done: r.done}
 	commitReqPool.Put(r)
 	if err != nil {
 		return commitResult{}, err
 	}
-	if c == nil {
+	if !applied {
 		return commitResult{}, nil // nothing to write
 	}
 	if sync {
@@ -363,8 +375,9 @@ func (db *Database) await(rs *runState, r *commitReq) {
 // signalled: its committer is the caller. combine reports whether it
 // applied own (rather than an earlier holder).
 func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
-	var batch, synced []*commitReq
+	var synced []*commitReq
 	var lastSync *mvcc.Commit
+	batch := rs.spare // swapped with the queue, so that neither is reallocated
 	for {
 		rs.qmu.Lock()
 		batch, rs.queue = rs.queue, batch[:0]
@@ -389,6 +402,7 @@ func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 		if more {
 			continue
 		}
+		rs.spare = batch[:0]
 		rs.mu.Unlock()
 		rs.qmu.Lock()
 		more = len(rs.queue) > 0
@@ -396,6 +410,7 @@ func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 		if !more || !rs.mu.TryLock() {
 			break // whoever holds the lock now drains the queue
 		}
+		batch = rs.spare
 	}
 	if len(synced) > 0 {
 		// A failed fsync fails the store; each committer's own wait
@@ -411,21 +426,24 @@ func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 // applyReq validates and applies one request, with rs.mu held.
 func (db *Database) applyReq(rs *runState, r *commitReq) {
 	ws := r.ws
-	if r.check != nil {
-		if r.err = r.check(rs.last); r.err != nil {
-			return
-		}
+	switch {
+	case r.check != nil:
+		r.err = r.check(rs.last)
+	case r.txn != nil:
+		r.err = r.txn.validate(rs.last)
+	}
+	if r.err != nil {
+		return
 	}
 	if r.build != nil {
 		if ws, r.err = r.build(rs.last); r.err != nil || len(ws) == 0 {
 			return
 		}
 	}
-	c, err := db.store.Apply(ws, r.sync)
-	if err != nil {
+	if err := db.store.ApplyTo(&r.commit, ws, r.sync); err != nil {
 		r.err = fmt.Errorf("strata: commit: %w", err)
 		return
 	}
-	rs.last = c.Version
-	r.c = c
+	rs.last = r.commit.Version
+	r.c = &r.commit
 }

@@ -388,7 +388,7 @@ func (t *Txn) Commit() (uint64, error) {
 		ws = append(ws, mvcc.Write{Run: t.run, Tag: keyenc.Tag(tk[0]), Key: key, Kind: w.kind, Payload: w.payload})
 	}
 	t.ws = ws
-	res, err := t.db.commit(t.run, ws, t.validate, t.mode)
+	res, err := t.db.commitTxn(t, ws)
 	if err != nil {
 		t.db.txnAborted.Add(1)
 		return 0, err

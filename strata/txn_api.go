@@ -64,10 +64,25 @@ func (db *Database) Transaction(ctx context.Context, run RunID, fn func(*Txn) er
 // TransactionWithVersion is Transaction, also returning the commit version
 // (0 for a transaction that wrote nothing).
 func (db *Database) TransactionWithVersion(ctx context.Context, run RunID, fn func(*Txn) error, opts ...TxnOption) (uint64, error) {
+	if len(opts) == 0 {
+		return db.runOnce(ctx, run, fn, txnConfig{}) // no retry, no timeout
+	}
+	return db.transaction(ctx, run, fn, applyTxnOptions(opts))
+}
+
+// applyTxnOptions returns the configuration opts set. (A configuration
+// whose address goes to an option is allocated: Transaction without options
+// spares it.)
+func applyTxnOptions(opts []TxnOption) txnConfig {
 	var cfg txnConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+// transaction runs fn with retries and a timeout as cfg says.
+func (db *Database) transaction(ctx context.Context, run RunID, fn func(*Txn) error, cfg txnConfig) (uint64, error) {
 	if cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)

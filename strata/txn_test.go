@@ -441,3 +441,25 @@ func TestShutdownRacingBegin(t *testing.T) {
 		require.NoError(t, db.Close())
 	}
 }
+
+// A single-put transaction in the steady state allocates three objects: the
+// Txn handle (never reused, so that a handle kept past its end fails
+// cleanly), the write-set map key and the copy of the value. Everything else
+// (contexts, commit requests, batches, the commit record) is pooled or on
+// the stack.
+func TestSinglePutTransactionAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	db, run := openTxnDB(t)
+	db.WarmupTxns(1)
+	ctx := context.Background()
+	key, v := []byte("k"), value.Bytes([]byte("v"))
+	put := func(tx *strata.Txn) error { return tx.Put(key, v) }
+	n := testing.AllocsPerRun(1000, func() {
+		if err := db.Transaction(ctx, run, put); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.LessOrEqual(t, n, 3.0)
+}
