@@ -452,3 +452,59 @@ func TestVersionReservationSurvivesCrash(t *testing.T) {
 		require.NoError(t, db.Close())
 	}
 }
+
+// A group applies each write set at its own consecutive version, in one
+// batch with one timestamp; every version reads back exactly its writes,
+// including two versions of one key in the same group.
+func TestApplyGroup(t *testing.T) {
+	ts := newStore(t)
+	commit(t, ts.s, put("k", "0"))
+	var c mvcc.Commit
+	require.NoError(t, ts.s.ApplyGroup(&c, [][]mvcc.Write{
+		{put("k", "a"), put("x", "a")},
+		{put("y", "b")},
+		{put("k", "c"), del("x")},
+	}, false))
+	require.Equal(t, uint64(2), c.First)
+	require.Equal(t, uint64(4), c.Version)
+	require.NoError(t, c.Publish())
+	require.Equal(t, uint64(4), ts.s.Visible())
+	for _, tc := range []struct {
+		key     string
+		at      uint64
+		version uint64
+		payload string
+		deleted bool
+	}{
+		{"k", 1, 1, "0", false}, {"k", 2, 2, "a", false}, {"k", 3, 2, "a", false}, {"k", 4, 4, "c", false},
+		{"x", 2, 2, "a", false}, {"x", 4, 4, "", true}, {"y", 3, 3, "b", false},
+	} {
+		rec, found := get(t, ts.s, tc.key, tc.at)
+		require.True(t, found, "%s at %d", tc.key, tc.at)
+		require.Equal(t, tc.version, rec.Version, "%s at %d", tc.key, tc.at)
+		require.Equal(t, tc.deleted, rec.Deleted())
+		require.Equal(t, tc.payload, string(rec.Payload))
+		if rec.Version >= c.First {
+			require.Equal(t, c.Timestamp, rec.Timestamp, "one timestamp for the group")
+		}
+	}
+	var empty mvcc.Commit
+	require.Error(t, ts.s.ApplyGroup(&empty, nil, false))
+	require.Equal(t, uint64(5), commit(t, ts.s, put("z", "z")).Version)
+}
+
+// A group that crosses the version reservation reserves above its last
+// version, so a restart never reuses one of the group's versions.
+func TestApplyGroupCrossesTheReservation(t *testing.T) {
+	ts := newStore(t)
+	ts.s.SetVersionBlock(4)
+	commit(t, ts.s, put("a", "1")) // reserves 1-4
+	var c mvcc.Commit
+	require.NoError(t, ts.s.ApplyGroup(&c, [][]mvcc.Write{{put("b", "2")}, {put("c", "3")}, {put("d", "4")}, {put("e", "5")}, {put("f", "6")}}, false))
+	require.Equal(t, uint64(6), c.Version)
+	require.NoError(t, c.Publish())
+	require.GreaterOrEqual(t, lastVersionRecord(t, ts), uint64(6))
+	ts.restart(t)
+	require.GreaterOrEqual(t, ts.s.Visible(), uint64(6))
+	require.Greater(t, commit(t, ts.s, put("g", "7")).Version, uint64(6))
+}
