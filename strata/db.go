@@ -509,4 +509,3 @@ func (db *Database) applyGroup(rs *runState, own *commitReq) {
 	}
 	g.reset()
 }
-
