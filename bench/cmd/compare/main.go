@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/strata-db/strata/bench/harness"
@@ -33,6 +34,7 @@ func run() error {
 		memMiB   = flag.Uint64("memtable-mib", cfg.MemTableSize>>20, "memtable size of Strata and Pebble, MiB")
 		cacheMiB = flag.Int64("cache-mib", cfg.CacheSize>>20, "block cache of Strata and Pebble in the put groups, MiB")
 		readMiB  = flag.Int64("read-cache-mib", cfg.ReadCacheSize>>20, "block cache in the get group, MiB")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (every system) to this file")
 	)
 	flag.IntVar(&cfg.Reps, "reps", cfg.Reps, "reps per workload, interleaved across systems")
 	flag.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "untimed warm-up before each rep")
@@ -58,6 +60,17 @@ func run() error {
 		return err
 	}
 
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	machine := harness.ReadMachine(strings.Join(append([]string{"compare"}, os.Args[1:]...), " "))
 	if err := harness.WriteHeader(os.Stdout, machine, cfg); err != nil {
 		return err
