@@ -21,7 +21,7 @@ const contendedGoroutines = 4
 func txnGroups() []Group {
 	put := func(mode strata.DurabilityMode) func(Config) []Workload {
 		return func(cfg Config) []Workload {
-			return []Workload{strataTxnPut(cfg, mode, 1, false), pebblePut(cfg, pebble.NoSync, 1), badgerPut(false, 1)}
+			return []Workload{strataTxnPut(cfg, mode, 1, false), pebblePut(cfg, pebble.NoSync, 1), badgerPut(false, 1), pebbleShapedPut(cfg, pebble.NoSync, 1)}
 		}
 	}
 	strict := func(goroutines int, withBadger bool) func(Config) []Workload {
