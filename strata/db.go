@@ -419,22 +419,17 @@ func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 		if more {
 			continue
 		}
-		synced := g.takeSynced() // the group is empty while the lock is free
+		synced := g.takeSynced()
 		rs.spare = batch[:0]
 		rs.mu.Unlock()
+		finishSynced(synced)
 		rs.qmu.Lock()
 		more = len(rs.queue) > 0
 		rs.qmu.Unlock()
-		if more && rs.mu.TryLock() {
-			// Requests queued after the last look, by committers that found
-			// the lock taken: go on, and wait for every fsync at the end.
-			g.synced = synced
-			batch = rs.spare
-			continue
+		if !more || !rs.mu.TryLock() {
+			return appliedOwn // whoever holds the lock now drains the queue
 		}
-		// Whoever holds the lock now drains the queue.
-		finishSynced(synced)
-		return appliedOwn
+		batch = rs.spare
 	}
 }
 
