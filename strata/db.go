@@ -509,3 +509,4 @@ func (db *Database) applyGroup(rs *runState, own *commitReq) {
 	}
 	g.reset()
 }
+
