@@ -93,11 +93,8 @@ func (s *Store) Applied() uint64 { return s.applied.Load() }
 
 // Commit is a write set applied at a version but not yet published.
 type Commit struct {
-	s *Store
-	b *pebbleadapter.Batch
-	// First is the version of the first write set of a group (ApplyGroup);
-	// Version is the last one's, and for Apply the commit's.
-	First   uint64
+	s       *Store
+	b       *pebbleadapter.Batch
 	Version uint64
 	// Timestamp is the commit time in Unix nanoseconds; it never decreases
 	// from one version to the next.
@@ -123,79 +120,53 @@ func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 // ApplyTo is Apply into a Commit the caller provides (to spare an
 // allocation); c is overwritten, and set only if ApplyTo returns nil.
 func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
-	one := [1][]Write{ws}
-	return s.ApplyGroup(c, one[:], sync)
-}
-
-// ApplyGroup applies several write sets in one Pebble batch, each at its
-// own version: wss[i] at c.First+i, so c.Version is the last. They share a
-// timestamp, become visible together and are recovered together or not at
-// all. It is Apply for callers that sequence many commits at once: one
-// batch, one WAL record and one fsync wait instead of one each. An empty
-// wss is an error.
-func (s *Store) ApplyGroup(c *Commit, wss [][]Write, sync bool) error {
-	if len(wss) == 0 {
-		return errors.New("mvcc: empty commit group")
-	}
 	if err := s.Err(); err != nil {
 		return err
 	}
 	// Mark the written keys in flight in the latest index before the batch
 	// can be visible; record their version after it is applied. Neither
 	// needs the sequencing lock.
-	n := 0
-	for _, ws := range wss {
-		n += len(ws)
-	}
 	var pbuf [128]byte
 	var small [16]writeTicket
-	tickets := small[:] // of each write in order, if the index tracks its tag
-	if n > len(small) {
-		tickets = make([]writeTicket, n)
+	tickets := small[:] // of ws[i], if the index tracks its tag
+	if len(ws) > len(small) {
+		tickets = make([]writeTicket, len(ws))
 	}
-	i := 0
-	for _, ws := range wss {
-		for j := range ws {
-			if w := &ws[j]; tracked(w.Tag) {
-				tickets[i] = s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key))
-			}
-			i++
+	for i := range ws {
+		if w := &ws[i]; tracked(w.Tag) {
+			tickets[i] = s.latest.writing(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key))
 		}
 	}
 	b := s.db.NewBatch()
 
 	s.seqMu.Lock()
-	first := s.last + 1
-	last := first + uint64(len(wss)) - 1
+	v := s.last + 1
 	ts := time.Now().UnixNano()
 	if ts < s.lastTS {
 		ts = s.lastTS
 	}
-	for g, ws := range wss {
-		v := first + uint64(g)
-		for j := range ws {
-			w := &ws[j]
-			d := b.SetDeferred(keyenc.PrefixLen(len(w.Key))+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
-			keyenc.AppendVersioned(d.Key[:0], w.Run, w.Tag, w.Key, v)
-			copy(d.Value[keyenc.HeaderLen:], w.Payload)
-			keyenc.AppendHeader(d.Value[:0], w.Kind, ts)
-			d.Finish()
-		}
+	for i := range ws {
+		w := &ws[i]
+		d := b.SetDeferred(keyenc.PrefixLen(len(w.Key))+keyenc.SuffixLen, keyenc.HeaderLen+len(w.Payload))
+		keyenc.AppendVersioned(d.Key[:0], w.Run, w.Tag, w.Key, v)
+		copy(d.Value[keyenc.HeaderLen:], w.Payload)
+		keyenc.AppendHeader(d.Value[:0], w.Kind, ts)
+		d.Finish()
 	}
 	reserved := s.reserved
-	if last > reserved {
+	if v > reserved {
 		// The reservation travels in the batch of the first version above
 		// the old one: the WAL holds it before any version it covers.
-		reserved = last - 1 + s.block
+		reserved = v - 1 + s.block
 		var vrec [8]byte
 		binary.BigEndian.PutUint64(vrec[:], reserved) // keyenc.EncodeUint64, without the allocation
 		b.Set(lastVersionKey, vrec[:])
 	}
 	err := b.Apply(sync)
 	if err == nil {
-		s.last, s.lastTS, s.reserved = last, ts, reserved
-		s.applied.Store(last)
-		err = s.vis.noteApplied(last, sync)
+		s.last, s.lastTS, s.reserved = v, ts, reserved
+		s.applied.Store(v)
+		err = s.vis.noteApplied(v, sync)
 	}
 	s.seqMu.Unlock()
 
@@ -204,17 +175,12 @@ func (s *Store) ApplyGroup(c *Commit, wss [][]Write, sync bool) error {
 		s.vis.fail(err)
 		return err // in-flight entries stay: those keys read the slow way
 	}
-	i = 0
-	for g, ws := range wss {
-		v := first + uint64(g)
-		for j := range ws {
-			if w := &ws[j]; tracked(w.Tag) {
-				s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), tickets[i], v, w.Kind, ts, w.Payload)
-			}
-			i++
+	for i := range ws {
+		if w := &ws[i]; tracked(w.Tag) {
+			s.latest.applied(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), tickets[i], v, w.Kind, ts, w.Payload)
 		}
 	}
-	*c = Commit{s: s, b: b, First: first, Version: last, Timestamp: ts, sync: sync}
+	*c = Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}
 	return nil
 }
 
@@ -264,25 +230,12 @@ func (c *Commit) SyncWait() error {
 // new snapshot then includes it. A commit applied with sync must have called
 // SyncWait first.
 func (c *Commit) Publish() error {
-	c.Release()
-	return c.s.WaitVisible(c.Version)
-}
-
-// Release releases the commit's batch without waiting for visibility; a
-// commit applied with sync must have called SyncWait first. Publish and
-// Release may each be called once, and only one of them.
-func (c *Commit) Release() {
 	c.b.Close()
 	c.b = nil // released to a pool
-}
-
-// WaitVisible returns once version v is visible (every new snapshot
-// includes it), or with the failure that stopped the store.
-func (s *Store) WaitVisible(v uint64) error {
-	if err := s.vis.wait(v); err != nil {
+	if err := c.s.vis.wait(c.Version); err != nil {
 		return err
 	}
-	return s.db.Failed()
+	return c.s.db.Failed()
 }
 
 // Fail stops the store: the visible version never advances again, commits

@@ -35,14 +35,14 @@ func TestCombineConsumesTheSignalOfARequestAppliedByAnother(t *testing.T) {
 			enqueue(rs, other)
 			db.await(rs, other) // ...while another takes the lock and applies both
 			require.NoError(t, other.err)
-			require.NotZero(t, mine.version, "the lock holder applied the queued request")
+			require.NotNil(t, mine.c, "the lock holder applied the queued request")
 			require.Len(t, mine.done, 1, "and signalled it")
 
 			db.await(rs, mine) // the lock is free again when this committer resumes
 			require.Len(t, mine.done, 0, "the signal is consumed")
-			for _, r := range []*commitReq{mine, other} {
-				require.NoError(t, r.err)
-				require.NoError(t, db.store.WaitVisible(r.version))
+			for _, c := range []*mvcc.Commit{mine.c, other.c} {
+				require.NoError(t, c.SyncWait())
+				require.NoError(t, c.Publish())
 			}
 		})
 	}
@@ -71,10 +71,12 @@ func TestCombineSignalsSyncedCommitsAfterTheirFsync(t *testing.T) {
 	require.Len(t, own.done, 0, "the holder signals no one for its own request")
 	for _, r := range queued {
 		require.Len(t, r.done, 1)
-		require.LessOrEqual(t, r.version, db.store.Visible(), "signalled after its fsync made it visible")
+		require.LessOrEqual(t, r.c.Version, db.store.Visible(), "signalled after its fsync made it visible")
 	}
-	require.LessOrEqual(t, own.version, db.store.Visible())
-	for i, r := range append(queued, own) {
-		require.Equal(t, queued[0].version+uint64(i), r.version, "versions in queue order")
+	require.NoError(t, own.c.SyncWait())
+	require.NoError(t, own.c.Publish())
+	for _, r := range queued {
+		require.NoError(t, r.c.SyncWait())
+		require.NoError(t, r.c.Publish())
 	}
 }

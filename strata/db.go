@@ -225,10 +225,8 @@ type runState struct {
 	// queue holds the commit requests waiting for the lock (see commitReq).
 	qmu   sync.Mutex
 	queue []*commitReq
-	// spare is the lock holder's slice to swap with queue, and group the
-	// requests it is applying together; guarded by mu.
+	// spare is the lock holder's slice to swap with queue; guarded by mu.
 	spare []*commitReq
-	group commitGroup
 
 	// horizon is the run's GC horizon (see Database.GC), valid once
 	// horizonLoaded is set. It only grows, and is stored before any version
@@ -262,9 +260,7 @@ type commitResult struct {
 // once per group rather than once per commit, and the waiting committers
 // need not be scheduled one after the other to get through it: that handoff
 // latency, not the work, is what bounds a run's commit rate when many
-// goroutines commit with an fsync each. Consecutive requests that need not
-// read the store to be validated are applied together, each at its own
-// version, in one Pebble batch (see combine).
+// goroutines commit with an fsync each.
 type commitReq struct {
 	// build returns the writes, given the version of the run's latest
 	// commit, or an error that refuses the commit.
@@ -274,19 +270,10 @@ type commitReq struct {
 	txn   *Txn // validates like check (a method value would be an allocation)
 	sync  bool
 
-	// Set by the holder: the commit's version and timestamp once applied
-	// (version 0 if there was nothing to write), or the error that refused
-	// or failed it.
-	version   uint64
-	timestamp int64
-	err       error
-	done      chan struct{} // signalled when another committer applied it; buffered 1
-}
-
-// readsStore reports whether validating or building r reads the store: it
-// must then see every earlier commit of the run applied.
-func (r *commitReq) readsStore() bool {
-	return r.build != nil || r.check != nil || r.txn != nil && r.txn.readsStore()
+	c      *mvcc.Commit // &commit once applied
+	commit mvcc.Commit
+	err    error
+	done   chan struct{} // signalled when another committer applied it; buffered 1
 }
 
 var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
@@ -327,26 +314,28 @@ func (db *Database) submit(run RunID, r *commitReq, mode DurabilityMode) (commit
 	rs := db.runState(run)
 	enqueue(rs, r)
 	db.await(rs, r)
-	v, ts, err, sync := r.version, r.timestamp, r.err, r.sync
+	applied, err, sync := r.c != nil, r.err, r.sync
+	c := r.commit // r goes back to the pool
 	*r = commitReq{done: r.done}
 	commitReqPool.Put(r)
 	if err != nil {
 		return commitResult{}, err
 	}
-	if v == 0 {
+	if !applied {
 		return commitResult{}, nil // nothing to write
 	}
-	// A synced commit is signalled once its fsync is confirmed (see
-	// combine), so it is visible unless the store failed.
 	if sync {
-		db.dur.Synced(v)
+		if err := c.SyncWait(); err != nil {
+			return commitResult{}, fmt.Errorf("strata: commit: %w", err)
+		}
+		db.dur.Synced(c.Version)
 	} else {
 		db.dur.Committed()
 	}
-	if err := db.store.WaitVisible(v); err != nil {
+	if err := c.Publish(); err != nil {
 		return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 	}
-	return commitResult{version: v, timestamp: ts}, nil
+	return commitResult{version: c.Version, timestamp: c.Timestamp}, nil
 }
 
 // enqueue queues r on its run.
@@ -372,46 +361,40 @@ func (db *Database) await(rs *runState, r *commitReq) {
 	}
 }
 
-// combine runs with rs.mu held: it validates and applies the queued
-// requests in order until the queue is empty, then releases the lock. A
-// request queued after the last look finds the lock free, or is picked up
-// by the loop's look after the release.
+// combine runs with rs.mu held: it applies the queued requests in order
+// until the queue is empty, then releases the lock. A request queued after
+// the last look finds the lock free, or is picked up by the loop's look
+// after the release.
 //
-// Requests are applied in groups (see group): a run of consecutive requests
-// with the same sync setting that need not read the store to be validated
-// goes into one Pebble batch. A refused request is signalled at once, and so
-// is an applied one without sync. The requests applied with sync are
-// signalled only after the lock is released and the fsync of the last group
-// is confirmed (it confirms every earlier one: Pebble syncs its WAL in
-// order), so that each waiting committer is woken once, with its commit
-// durable. own is never signalled: its committer is the caller. combine
-// reports whether it applied own (rather than an earlier holder).
+// A request that was refused, or applied without sync, is signalled at
+// once. The requests applied with sync are signalled only after the lock is
+// released and the fsync of the last of them is confirmed (it confirms
+// every earlier one: Pebble syncs its WAL in order), so that each waiting
+// committer is woken once, with its commit durable, instead of once to
+// learn that it was applied and again by its own fsync wait. own is never
+// signalled: its committer is the caller. combine reports whether it
+// applied own (rather than an earlier holder).
 func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
-	g := &rs.group
+	var synced []*commitReq
+	var lastSync *mvcc.Commit
 	batch := rs.spare // swapped with the queue, so that neither is reallocated
 	for {
 		rs.qmu.Lock()
 		batch, rs.queue = rs.queue, batch[:0]
 		rs.qmu.Unlock()
 		for _, r := range batch {
+			db.applyReq(rs, r)
 			appliedOwn = appliedOwn || r == own
-			// Once signalled, r belongs to its committer again: look first.
-			reads := r.readsStore()
-			if reads || len(g.reqs) > 0 && (r.sync != g.reqs[0].sync || g.full()) {
-				db.applyGroup(rs, own)
-			}
-			if prepareReq(rs, r) {
-				g.add(r)
-			} else if r != own {
+			switch {
+			case r.c != nil && r.sync:
+				lastSync = r.c
+				if r != own {
+					synced = append(synced, r)
+				}
+			case r != own:
 				r.done <- struct{}{}
 			}
-			if reads {
-				// Alone: the next request's validation (or build) must
-				// see it applied.
-				db.applyGroup(rs, own)
-			}
 		}
-		db.applyGroup(rs, own)
 		clear(batch)
 		rs.qmu.Lock()
 		more := len(rs.queue) > 0
@@ -419,43 +402,30 @@ func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 		if more {
 			continue
 		}
-		synced := g.takeSynced()
 		rs.spare = batch[:0]
 		rs.mu.Unlock()
-		finishSynced(synced)
 		rs.qmu.Lock()
 		more = len(rs.queue) > 0
 		rs.qmu.Unlock()
 		if !more || !rs.mu.TryLock() {
-			return appliedOwn // whoever holds the lock now drains the queue
+			break // whoever holds the lock now drains the queue
 		}
 		batch = rs.spare
 	}
+	if len(synced) > 0 {
+		// A failed fsync fails the store; each committer's own wait
+		// reports it.
+		_ = lastSync.SyncWait()
+		for _, r := range synced {
+			r.done <- struct{}{}
+		}
+	}
+	return appliedOwn
 }
 
-// finishSynced waits, with no lock held, for the fsync of the last synced
-// group (it confirms every earlier one), releases the groups' batches and
-// signals their requests. s may be nil.
-func finishSynced(s *syncedGroups) {
-	if s == nil {
-		return
-	}
-	// A failed fsync fails the store, and the committers' visibility waits
-	// report it.
-	_ = s.commits[len(s.commits)-1].SyncWait()
-	for i := range s.commits {
-		s.commits[i].Release()
-	}
-	for _, r := range s.reqs {
-		r.done <- struct{}{}
-	}
-	s.release()
-}
-
-// prepareReq validates r (or builds its writes) against everything applied
-// in the run so far, with rs.mu held. It reports whether r has writes to
-// apply; if not, r is done (refused, or with nothing to write).
-func prepareReq(rs *runState, r *commitReq) bool {
+// applyReq validates and applies one request, with rs.mu held.
+func (db *Database) applyReq(rs *runState, r *commitReq) {
+	ws := r.ws
 	switch {
 	case r.check != nil:
 		r.err = r.check(rs.last)
@@ -463,50 +433,17 @@ func prepareReq(rs *runState, r *commitReq) bool {
 		r.err = r.txn.validate(rs.last)
 	}
 	if r.err != nil {
-		return false
+		return
 	}
 	if r.build != nil {
-		if r.ws, r.err = r.build(rs.last); r.err != nil {
-			return false
+		if ws, r.err = r.build(rs.last); r.err != nil || len(ws) == 0 {
+			return
 		}
 	}
-	return len(r.ws) > 0
+	if err := db.store.ApplyTo(&r.commit, ws, r.sync); err != nil {
+		r.err = fmt.Errorf("strata: commit: %w", err)
+		return
+	}
+	rs.last = r.commit.Version
+	r.c = &r.commit
 }
-
-// applyGroup applies the pending group, if any, with rs.mu held: its
-// requests get their versions, and those without sync are released and
-// signalled (except own); those with sync wait in the group for the fsync.
-func (db *Database) applyGroup(rs *runState, own *commitReq) {
-	g := &rs.group
-	if len(g.reqs) == 0 {
-		return
-	}
-	var c mvcc.Commit
-	if err := db.store.ApplyGroup(&c, g.wss, g.reqs[0].sync); err != nil {
-		err = fmt.Errorf("strata: commit: %w", err)
-		for _, r := range g.reqs {
-			r.err = err
-			if r != own {
-				r.done <- struct{}{}
-			}
-		}
-		g.reset()
-		return
-	}
-	rs.last = c.Version
-	for i, r := range g.reqs {
-		r.version, r.timestamp = c.First+uint64(i), c.Timestamp
-	}
-	if g.reqs[0].sync {
-		g.keepSynced(c, own)
-		return
-	}
-	c.Release()
-	for _, r := range g.reqs {
-		if r != own {
-			r.done <- struct{}{}
-		}
-	}
-	g.reset()
-}
-

@@ -400,12 +400,6 @@ func (t *Txn) Commit() (uint64, error) {
 	return res.version, nil
 }
 
-// readsStore reports whether validate may read the store: the transaction
-// read, listed or compared something.
-func (t *Txn) readsStore() bool {
-	return len(t.reads) > 0 || len(t.scans) > 0 || len(t.cas) > 0
-}
-
 // validate runs under the run's commit lock and sees every commit of the
 // run applied so far; lastInRun is the version of the latest of them.
 func (t *Txn) validate(lastInRun uint64) error {
