@@ -32,6 +32,8 @@ func Groups() []Group {
 			ws := []Workload{strataPut(cfg, strata.DurabilityStrict, goroutines), pebblePut(cfg, pebble.Sync, goroutines)}
 			if withBadger {
 				ws = append(ws, badgerPut(true, goroutines))
+			} else {
+				ws = append(ws, pebbleShapedPut(cfg, pebble.Sync, goroutines))
 			}
 			return ws
 		}

@@ -29,6 +29,8 @@ func txnGroups() []Group {
 			ws := []Workload{strataTxnPut(cfg, strata.DurabilityStrict, goroutines, false), pebblePut(cfg, pebble.Sync, goroutines)}
 			if withBadger {
 				ws = append(ws, badgerPut(true, goroutines))
+			} else {
+				ws = append(ws, pebbleShapedPut(cfg, pebble.Sync, goroutines))
 			}
 			return ws
 		}
