@@ -94,11 +94,7 @@ func testLatestIndexModel(t *testing.T, budget int64) {
 
 // A key whose commit is in flight reads the slow way, even at MaxVersion.
 func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
-	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
-	require.NoError(t, err)
-	defer db.Close()
-	s, err := Open(db)
-	require.NoError(t, err)
+	s := openMemStore(t)
 	run := keyenc.RunID{2}
 	c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindBytes, Payload: []byte("v")}}, false)
 	require.NoError(t, err)
@@ -120,13 +116,10 @@ func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
 // A record served from the cache is the stored record (same version, kind,
 // timestamp and payload as the slow path reads) and the caller's own copy.
 func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
-	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
-	require.NoError(t, err)
-	defer db.Close()
-	s, err := Open(db)
-	require.NoError(t, err)
+	s := openMemStore(t)
 	run := keyenc.RunID{7}
 	var c *Commit
+	var err error
 	for range 2 { // the second write is tracked
 		c, err = s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindValue, Payload: []byte("payload")}}, false)
 		require.NoError(t, err)
@@ -284,6 +277,18 @@ func trackedTicket(x *latestIndex, p []byte) writeTicket {
 	return writeTicket(h%uint64(len(x.shards))) | ticketTracked
 }
 
+// openMemStore opens a Store on a fresh in-memory filesystem, closed when
+// the test ends.
+func openMemStore(t *testing.T) *Store {
+	t.Helper()
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	s, err := Open(db)
+	require.NoError(t, err)
+	return s
+}
+
 // sameShard returns a key other than k in k's shard.
 func sameShard(x *latestIndex, k []byte) []byte {
 	for i := 0; ; i++ {
@@ -297,11 +302,7 @@ func sameShard(x *latestIndex, k []byte) []byte {
 // Event keys are written once and read in ranges: the index does not track
 // them, and reads of them still find them.
 func TestLatestIndexSkipsEventKeys(t *testing.T) {
-	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
-	require.NoError(t, err)
-	defer db.Close()
-	s, err := Open(db)
-	require.NoError(t, err)
+	s := openMemStore(t)
 	run := keyenc.RunID{9}
 	c, err := s.Apply([]Write{
 		{Run: run, Tag: keyenc.TagEvent, Key: []byte{0, 0, 0, 0, 0, 0, 0, 0}, Kind: keyenc.KindBytes, Payload: []byte("e0")},
@@ -362,11 +363,7 @@ func TestLatestIndexUntrackedWriteBlocksTeaching(t *testing.T) {
 // taught the index a version (or an absence) overtaken by the write would
 // show.
 func TestLatestIndexConcurrentReadsAreNeverStale(t *testing.T) {
-	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "db", FS: vfs.NewMem()})
-	require.NoError(t, err)
-	defer db.Close()
-	s, err := Open(db)
-	require.NoError(t, err)
+	s := openMemStore(t)
 	run := keyenc.RunID{5}
 	const keys = 30000
 	key := func(i int) []byte { return fmt.Appendf(nil, "k%d", i) }

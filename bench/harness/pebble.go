@@ -39,16 +39,20 @@ func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Err
 
 func (quietLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }
 
+// syncName names a write option's sync setting.
+func syncName(wo *pebble.WriteOptions) string {
+	if wo.Sync {
+		return "Sync"
+	}
+	return "NoSync"
+}
+
 // pebblePut writes a fresh key per op with DB.Set into a new Pebble store
 // per rep.
 func pebblePut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
-	sync := "NoSync"
-	if wo.Sync {
-		sync = "Sync"
-	}
 	return Workload{
 		System:     "pebble",
-		Setting:    "Set, " + sync,
+		Setting:    "Set, " + syncName(wo),
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
@@ -73,25 +77,17 @@ func pebblePut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
 // comparer. It measures what Pebble itself costs for the records a Strata
 // commit writes, without anything Strata does around them.
 func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
-	sync := "NoSync"
-	if wo.Sync {
-		sync = "Sync"
-	}
 	return Workload{
 		System:     "pebble, strata records",
-		Setting:    "Set, " + sync + ", Strata's key, header and comparer",
+		Setting:    "Set, " + syncName(wo) + ", Strata's key, header and comparer",
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
 			opts := pebbleOptions(cfg.MemTableSize, cfg.CacheSize)
 			opts.Comparer = pebbleadapter.Comparer
-			dir, err := freshDir("pebble")
+			db, dir, err := openPebbleWith(opts)
 			if err != nil {
 				return Instance{}, err
-			}
-			db, err := pebble.Open(dir, opts)
-			if err != nil {
-				return Instance{}, errors.Join(err, os.RemoveAll(dir))
 			}
 			run := keyenc.RunID(strata.NewRunID())
 			var version atomic.Uint64
@@ -112,11 +108,16 @@ func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Worklo
 // openPebble opens a Pebble store in a fresh directory, with the write
 // groups' memtable and cache sizes.
 func openPebble(cfg Config) (*pebble.DB, string, error) {
+	return openPebbleWith(pebbleOptions(cfg.MemTableSize, cfg.CacheSize))
+}
+
+// openPebbleWith opens a Pebble store with opts in a fresh directory.
+func openPebbleWith(opts *pebble.Options) (*pebble.DB, string, error) {
 	dir, err := freshDir("pebble")
 	if err != nil {
 		return nil, "", err
 	}
-	db, err := pebble.Open(dir, pebbleOptions(cfg.MemTableSize, cfg.CacheSize))
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, "", errors.Join(err, os.RemoveAll(dir))
 	}
