@@ -31,6 +31,11 @@ import (
 //
 // # Why it is never stale
 //
+// The argument assumes what Store.Apply requires: two commits that write the
+// same key do not overlap, and a commit writes a key once. (If they
+// overlapped, a tracked writer could record its version after an untracked
+// one recorded a newer one, and the entry would stay behind.)
+//
 // An entry for a key changes only in these ways:
 //
 //   - A commit that writes a tracked key first marks the entry in flight (a

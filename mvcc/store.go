@@ -103,12 +103,18 @@ type Commit struct {
 }
 
 // Apply allocates the next version and applies ws at that version in one
-// Pebble batch, together with the version record. Without sync the commit is
-// visible when Apply returns (unless an earlier commit is still waiting for
-// its fsync). With sync, the fsync is not awaited: call Commit.SyncWait
-// outside any lock; the commit becomes visible once it is durable. Then call
-// Publish. A commit that returns an error was never visible to anyone; a
-// storage failure marks the store failed and every later Apply fails.
+// Pebble batch (with a new version reservation when the version passes the
+// old one). Without sync the commit is visible when Apply returns (unless an
+// earlier commit is still waiting for its fsync). With sync, the fsync is
+// not awaited: call Commit.SyncWait outside any lock; the commit becomes
+// visible once it is durable. Then call Publish. A commit that returns an
+// error was never visible to anyone; a storage failure marks the store
+// failed and every later Apply fails.
+//
+// The keys of ws must be distinct, and two Applies that write the same key
+// must not overlap (one returns before the other starts): the latest index
+// relies on both. Strata's run lock guarantees them, since a key belongs to
+// one run.
 func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	c := new(Commit)
 	if err := s.ApplyTo(c, ws, sync); err != nil {
@@ -173,7 +179,10 @@ func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
 	if err != nil {
 		b.Close()
 		s.vis.fail(err)
-		return err // in-flight entries stay: those keys read the slow way
+		// In-flight entries and untracked counts stay: those keys read the
+		// slow way and their shards learn nothing more from reads (the
+		// store has failed; nothing is ever stale).
+		return err
 	}
 	for i := range ws {
 		if w := &ws[i]; tracked(w.Tag) {
@@ -230,8 +239,10 @@ func (c *Commit) SyncWait() error {
 // new snapshot then includes it. A commit applied with sync must have called
 // SyncWait first.
 func (c *Commit) Publish() error {
-	c.b.Close()
-	c.b = nil // released to a pool
+	if c.b != nil {
+		c.b.Close()
+		c.b = nil // released to a pool
+	}
 	if err := c.s.vis.wait(c.Version); err != nil {
 		return err
 	}
@@ -306,8 +317,9 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 	}
 	rec, found, err = s.seek(seek, need)
 	if err == nil {
-		// The index takes it only from a read at or above its floor: below,
-		// a newer version may exist that it never saw (a time-travel read).
+		// The index learns from the read under the rules of latestIndex (the
+		// floor, the shard's untracked writes), at the snapshot the seek
+		// covered: every version at or below min(at, need).
 		s.latest.read(prefix, min(at, need), rec.Version, rec) // version 0 when absent
 	}
 	return rec, found, err

@@ -65,7 +65,8 @@ func OpenEphemeral() (*Database, error) {
 }
 
 // OpenWith opens or creates a database with the given options. It recovers
-// the highest committed version and continues above it. A directory held by
+// the committed versions and continues above them (at the next version after
+// Close, above the version reservation after a crash). A directory held by
 // another open database returns ErrLocked at once.
 func OpenWith(opts Options) (*Database, error) {
 	if err := opts.Validate(); err != nil {
@@ -367,13 +368,13 @@ func (db *Database) await(rs *runState, r *commitReq) {
 // after the release.
 //
 // A request that was refused, or applied without sync, is signalled at
-// once. The requests applied with sync are signalled only after the lock is
-// released and the fsync of the last of them is confirmed (it confirms
-// every earlier one: Pebble syncs its WAL in order), so that each waiting
-// committer is woken once, with its commit durable, instead of once to
-// learn that it was applied and again by its own fsync wait. own is never
-// signalled: its committer is the caller. combine reports whether it
-// applied own (rather than an earlier holder).
+// once. The requests applied with sync are signalled after the lock is
+// released; if own was applied with sync too, only once the fsync of the
+// last of them is confirmed (it confirms every earlier one: Pebble syncs its
+// WAL in order), so that each waiting committer is woken once, with its
+// commit durable, instead of once to learn that it was applied and again by
+// its own fsync wait. own is never signalled: its committer is the caller.
+// combine reports whether it applied own (rather than an earlier holder).
 func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 	var synced []*commitReq
 	var lastSync *mvcc.Commit
@@ -413,9 +414,13 @@ func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
 		batch = rs.spare
 	}
 	if len(synced) > 0 {
-		// A failed fsync fails the store; each committer's own wait
-		// reports it.
-		_ = lastSync.SyncWait()
+		// If this committer's own commit waits for an fsync anyway, it
+		// waits for all of them (a failed fsync fails the store, and each
+		// committer's own wait reports it); otherwise each committer waits
+		// for its own.
+		if appliedOwn && own.c != nil && own.sync {
+			_ = lastSync.SyncWait()
+		}
 		for _, r := range synced {
 			r.done <- struct{}{}
 		}
