@@ -238,7 +238,7 @@ func (x *latestIndex) evict(s *latestShard) {
 			s.fifo = append(s.fifo, k) // look again later
 			continue
 		}
-		x.raiseFloor(x.appliedVersion())
+		raiseTo(&x.floor, x.appliedVersion())
 		x.cached.Add(-int64(cap(e.rec)))
 		delete(s.m, k)
 		break
@@ -253,20 +253,14 @@ func (x *latestIndex) evict(s *latestShard) {
 // value (header then payload); t is what writing returned. An entry that
 // is in flight takes v; one that already holds a newer version keeps it.
 func (x *latestIndex) applied(prefix []byte, t writeTicket, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
+	s := &x.shards[t&^ticketTracked]
 	if !t.tracks() {
 		// Without the lock: a read that sees the count back at 0 sees the
 		// raised mark.
-		s := &x.shards[t&^ticketTracked]
-		for {
-			m := s.untrackedMark.Load()
-			if m >= v || s.untrackedMark.CompareAndSwap(m, v) {
-				break
-			}
-		}
+		raiseTo(&s.untrackedMark, v)
 		s.untracked.Add(-1)
 		return
 	}
-	s := x.shard(prefix)
 	s.mu.Lock()
 	if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
 		e.v = v
@@ -296,11 +290,11 @@ func (x *latestIndex) cache(e *latestEntry, kind keyenc.Kind, ts int64, payload 
 	e.hasRec = true
 }
 
-// raiseFloor makes the floor at least v.
-func (x *latestIndex) raiseFloor(v uint64) {
+// raiseTo makes a at least v.
+func raiseTo(a *atomic.Uint64, v uint64) {
 	for {
-		f := x.floor.Load()
-		if f >= v || x.floor.CompareAndSwap(f, v) {
+		cur := a.Load()
+		if cur >= v || a.CompareAndSwap(cur, v) {
 			return
 		}
 	}

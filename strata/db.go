@@ -287,14 +287,14 @@ var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(cha
 func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
 	r.ws, r.check = ws, check
-	return db.submit(run, r, mode)
+	return db.submit(db.runState(run), r, mode)
 }
 
 // commitTxn is commit for a transaction's write set, validated by t.
 func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
 	r.ws, r.txn = ws, t
-	return db.submit(t.run, r, t.mode)
+	return db.submit(t.rs, r, t.mode) // the run's state the transaction looked up
 }
 
 // commitBuilt is commit for a write set that can only be built under the
@@ -304,15 +304,14 @@ func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
 func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
 	r.build = build
-	return db.submit(run, r, mode)
+	return db.submit(db.runState(run), r, mode)
 }
 
 // submit runs a commit request through the run's lock (see commitReq), then
 // waits for the fsync (if mode asks for one) and for the commit to become
 // visible.
-func (db *Database) submit(run RunID, r *commitReq, mode DurabilityMode) (commitResult, error) {
+func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (commitResult, error) {
 	r.sync = mode.SyncsEachCommit() && db.persist == PersistenceDisk
-	rs := db.runState(run)
 	enqueue(rs, r)
 	db.await(rs, r)
 	applied, err, sync := r.c != nil, r.err, r.sync
