@@ -744,13 +744,7 @@ func TestGCConcurrentWithTransactions(t *testing.T) {
 		})
 	}
 	passes := goGCLoop(&wg, db, run, done.Load, errs, &removed)
-	wwg.Wait()
-	done.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	stopGCRace(t, &wwg, &wg, &done, errs)
 	t.Logf("%d commits; %d GC passes removed %d versions; %d pair reads, %d attempts failed by the horizon",
 		commits.Load(), passes.Load(), removed.Load(), reads.Load(), horizonFails.Load())
 	require.Positive(t, passes.Load())
@@ -1056,13 +1050,7 @@ func gcDirectReadsUnderGC(t *testing.T, check func(db *Database, run RunID, i in
 		})
 	}
 	passes := goGCLoop(&wg, db, run, done.Load, errs, &removed)
-	wwg.Wait()
-	done.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	stopGCRace(t, &wwg, &wg, &done, errs)
 	require.Positive(t, passes.Load())
 	require.Positive(t, removed.Load())
 	require.Positive(t, reads.Load())
@@ -1124,6 +1112,19 @@ func TestGCConcurrentWithEventAppends(t *testing.T) {
 
 // goGCLoop runs GC passes on run in a goroutine of wg until stop reports
 // true, adding the versions removed to removed and sending a failure to
+// stopGCRace waits for the writers, then stops the readers and the GC loop
+// and fails on any error they sent.
+func stopGCRace(t *testing.T, writers, others *sync.WaitGroup, done *atomic.Bool, errs chan error) {
+	t.Helper()
+	writers.Wait()
+	done.Store(true)
+	others.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
 // errs; the returned counter counts the passes.
 func goGCLoop(wg *sync.WaitGroup, db *Database, run RunID, stop func() bool, errs chan<- error, removed *atomic.Int64) *atomic.Int64 {
 	passes := new(atomic.Int64)
