@@ -40,16 +40,19 @@ func checkKey(run RunID, key []byte) error {
 // encodeValue returns the stored kind and payload of v. Bytes pass through
 // without a copy.
 func encodeValue(v Value) (keyenc.Kind, []byte, error) {
-	kind, payload := keyenc.KindBytes, []byte(nil)
 	if b, ok := v.AsBytes(); ok {
-		payload = b
-	} else {
-		var err error
-		if payload, err = value.Encode(v); err != nil {
-			return 0, nil, err
-		}
-		kind = keyenc.KindValue
+		return checkedPayload(keyenc.KindBytes, b)
 	}
+	payload, err := value.Encode(v)
+	if err != nil {
+		return 0, nil, err
+	}
+	return checkedPayload(keyenc.KindValue, payload)
+}
+
+// checkedPayload returns kind and payload if the payload is within
+// MaxValueSize.
+func checkedPayload(kind keyenc.Kind, payload []byte) (keyenc.Kind, []byte, error) {
 	if len(payload) > MaxValueSize {
 		return 0, nil, fmt.Errorf("%w: value of %d bytes exceeds the maximum of %d", ErrInvalidValue, len(payload), MaxValueSize)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/value"
 )
 
 // MaxTxnSize is the largest write set a transaction may commit: the sum of
@@ -184,7 +185,9 @@ func (t *Txn) tkey(tag keyenc.Tag, key []byte) []byte {
 func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err error) {
 	tk := t.tkey(tag, key)
 	if w, ok := t.writes[string(tk)]; ok {
-		return mvcc.Record{Kind: w.kind, Payload: w.payload}, w.kind != keyenc.KindTombstone, nil
+		// A copy: what the caller gets must not share the pending write's
+		// bytes, which may live in the pooled context's arena.
+		return mvcc.Record{Kind: w.kind, Payload: bytes.Clone(w.payload)}, w.kind != keyenc.KindTombstone, nil
 	}
 	rec, found, err = t.db.store.Get(keyenc.RunID(t.run), tag, key, t.snap)
 	if err == nil && gcTag(tag) {
@@ -222,11 +225,25 @@ func (t *Txn) Put(key []byte, v Value) error {
 	if err := checkKey(t.run, key); err != nil {
 		return err
 	}
-	kind, payload, err := encodeValue(v)
+	kind, payload, err := t.encodeValue(v)
 	if err != nil {
 		return err
 	}
-	return t.write(keyenc.TagKV, key, txnWrite{kind: kind, payload: bytes.Clone(payload)})
+	return t.write(keyenc.TagKV, key, txnWrite{kind: kind, payload: t.hold(payload)})
+}
+
+// encodeValue is the package's encodeValue, encoding a structured value
+// into the context's scratch buffer (the caller copies the payload out).
+func (t *Txn) encodeValue(v Value) (keyenc.Kind, []byte, error) {
+	if _, ok := v.AsBytes(); ok {
+		return encodeValue(v)
+	}
+	enc, err := value.Append(t.vbuf[:0], v)
+	if err != nil {
+		return 0, nil, err
+	}
+	t.vbuf = enc
+	return checkedPayload(keyenc.KindValue, enc)
 }
 
 // Delete deletes key when the transaction commits and reports whether it
@@ -270,7 +287,7 @@ func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite) error {
 	if size > MaxTxnSize {
 		return fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
 	}
-	t.writes[string(tk)] = w
+	t.writes[t.holdString(tk)] = w
 	t.size = size
 	return nil
 }

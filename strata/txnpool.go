@@ -1,8 +1,10 @@
 package strata
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/strata-db/strata/mvcc"
 )
@@ -19,6 +21,43 @@ type txnBuffers struct {
 	scans  []scanRead
 	ws     []mvcc.Write // the write set handed to the commit, reused
 	kbuf   []byte       // scratch for tagged map keys
+	vbuf   []byte       // scratch for encoding structured values
+
+	// arena holds copies of small payloads and write-map keys. It is
+	// allocated once per context and never grows: what does not fit is
+	// allocated on its own, so nothing placed here moves or is overwritten
+	// until the context is reused, after its maps were cleared.
+	arena []byte
+}
+
+// Arena sizing: a context's arena holds arenaSize bytes, and only pieces
+// of at most arenaMaxPiece bytes go there, so that one large payload does
+// not use it up.
+const (
+	arenaSize     = 8 << 10
+	arenaMaxPiece = 1 << 10
+)
+
+// hold returns a copy of p that stays valid and unchanged until the
+// context goes back to the pool.
+func (b *txnBuffers) hold(p []byte) []byte {
+	if len(p) > arenaMaxPiece || len(b.arena)+len(p) > cap(b.arena) {
+		return bytes.Clone(p)
+	}
+	n := len(b.arena)
+	b.arena = append(b.arena, p...)
+	return b.arena[n:len(b.arena):len(b.arena)]
+}
+
+// holdString is hold for a map key: the string shares the held copy's
+// bytes, which nothing writes to again while the key is in a map (maps are
+// cleared before the arena is reused).
+func (b *txnBuffers) holdString(p []byte) string {
+	if len(p) > arenaMaxPiece || len(b.arena)+len(p) > cap(b.arena) {
+		return string(p)
+	}
+	h := b.hold(p)
+	return unsafe.String(unsafe.SliceData(h), len(h))
 }
 
 // maxPooledTxns bounds the pool; maxPooledEntries drops contexts whose maps
@@ -26,6 +65,7 @@ type txnBuffers struct {
 const (
 	maxPooledTxns    = 64
 	maxPooledEntries = 4096
+	maxPooledScratch = 64 << 10
 )
 
 type txnPool struct {
@@ -39,6 +79,7 @@ func newTxnBuffers() *txnBuffers {
 		writes: map[string]txnWrite{},
 		reads:  map[string]uint64{},
 		cas:    map[string]uint64{},
+		arena:  make([]byte, 0, arenaSize),
 	}
 }
 
@@ -66,6 +107,13 @@ func (p *txnPool) put(b *txnBuffers) {
 	b.scans = b.scans[:0]
 	clear(b.ws)
 	b.ws = b.ws[:0]
+	b.arena = b.arena[:0]
+	if cap(b.vbuf) > maxPooledScratch {
+		b.vbuf = nil
+	}
+	if cap(b.kbuf) > maxPooledScratch {
+		b.kbuf = nil
+	}
 	p.mu.Lock()
 	if len(p.free) < maxPooledTxns {
 		p.free = append(p.free, b)
