@@ -1,7 +1,6 @@
 package strata
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,10 +54,9 @@ type ConflictError struct {
 	// Reason says what failed, for example
 	// "compare-and-swap expected version 3, found 5".
 	Reason string
-
-	trimmed bool // the snapshot is below the run's GC horizon
 }
 
+// Error describes the conflict: the run, the keys and the reason.
 func (e *ConflictError) Error() string {
 	keys := make([]string, len(e.Keys))
 	for i, k := range e.Keys {
@@ -71,14 +69,6 @@ func (e *ConflictError) Error() string {
 		return fmt.Sprintf("strata: conflict in run %s: %s", e.Run, e.Reason)
 	}
 	return fmt.Sprintf("strata: conflict in run %s on %s: %s", e.Run, strings.Join(keys, ", "), e.Reason)
-}
-
-// trimmedSnapshot reports whether err is the conflict of a transaction whose
-// snapshot fell below its run's GC horizon: running it again at the current
-// version cannot meet the same conflict.
-func trimmedSnapshot(err error) bool {
-	var ce *ConflictError
-	return errors.As(err, &ce) && ce.trimmed
 }
 
 // Unwrap makes errors.Is(err, ErrConflict) true.
@@ -94,6 +84,7 @@ const (
 	PrimitiveState
 )
 
+// String returns the primitive's name: "kv", "event log" or "state cell".
 func (p Primitive) String() string {
 	switch p {
 	case PrimitiveKV:

@@ -498,9 +498,6 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 			return err
 		}
 		rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey, t.snap)
-		if err == nil {
-			err = t.checkTrimmed() // GC may have removed the head of this snapshot
-		}
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,17 +96,6 @@ func gcRun(t *testing.T, db *Database, run RunID) GCStats {
 	st, err := db.GC(context.Background(), run)
 	require.NoError(t, err)
 	return st
-}
-
-// gcRequireHorizonConflict asserts err is the conflict of a read below the
-// run's GC horizon.
-func gcRequireHorizonConflict(t *testing.T, err error, run RunID) {
-	t.Helper()
-	var ce *ConflictError
-	require.ErrorAs(t, err, &ce)
-	require.ErrorIs(t, err, ErrConflict)
-	require.Equal(t, run, ce.Run)
-	require.Contains(t, ce.Reason, "GC horizon")
 }
 
 // ---- Policies and records ----
@@ -370,12 +358,28 @@ func TestGCNeverRemovesEvents(t *testing.T) {
 	require.NoError(t, err)
 	gcSetRetention(t, db, run, KeepLast(1))
 
+	// The open transaction holds back what its snapshot reads: of the KV
+	// key's 4 versions and the log head's 100, the newest at its snapshot
+	// and those above it stay.
 	st := gcRun(t, db, run)
 	require.Equal(t, int64(1), st.Keys, "only the KV key is counted")
-	require.Equal(t, int64(3+99), st.Removed, "3 versions of the KV key and 99 of the log head")
-	require.Greater(t, st.Horizon, old.Snapshot())
+	require.Equal(t, int64(2+49), st.Removed, "2 versions of the KV key and 49 of the log head")
+	require.LessOrEqual(t, st.Horizon, old.Snapshot())
+	n, err := old.EventLen()
+	require.NoError(t, err)
+	require.Equal(t, uint64(50), n)
+	got, err := old.Get([]byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "k#2", gcShow(got.Value, false))
+	snap := old.Snapshot()
+	old.End()
 
-	n, err := db.EventLen(ctx, run)
+	// Once it ended, the next pass removes them.
+	st = gcRun(t, db, run)
+	require.Equal(t, int64(1+50), st.Removed, "the rest: 1 version of the KV key and 50 of the log head")
+	require.Greater(t, st.Horizon, snap)
+
+	n, err = db.EventLen(ctx, run)
 	require.NoError(t, err)
 	require.Equal(t, uint64(100), n)
 	evs, err := db.EventRange(ctx, run, 0, 100)
@@ -393,14 +397,6 @@ func TestGCNeverRemovesEvents(t *testing.T) {
 	for seq := range uint64(100) {
 		require.NotEmpty(t, gcStored(t, db, run, keyenc.TagEvent, string(binary.BigEndian.AppendUint64(nil, seq))), "event %d stays", seq)
 	}
-
-	// The old transaction's snapshot lost its version of the log head and of
-	// the KV key: both reads conflict, so that a retry runs at a newer
-	// snapshot.
-	_, err = old.EventLen()
-	gcRequireHorizonConflict(t, err, run)
-	_, err = old.Get([]byte("k"))
-	gcRequireHorizonConflict(t, err, run)
 
 	// Appending goes on from the kept head.
 	appendN(100, 5)
@@ -432,12 +428,14 @@ func TestGCKeepFor(t *testing.T) {
 
 // ---- The horizon ----
 
-// A transaction whose snapshot is below the horizon fails its KV and state
-// reads with a conflict; later transactions and direct reads are unaffected.
-func TestGCHorizonConflictsOlderTransactions(t *testing.T) {
+// GC keeps every version an open transaction's snapshot reads, whatever
+// the policy: its KV, state and list reads see what they saw, and as a
+// read-only transaction it commits without a conflict. Once it ended, the
+// next pass removes those versions.
+func TestGCKeepsWhatOpenTransactionsRead(t *testing.T) {
 	ctx := context.Background()
 	db, run := gcOpen(t)
-	gcWrite(t, db, run, "k", 3)
+	k := gcWrite(t, db, run, "k", 3)
 	gcWrite(t, db, run, "other", 1)
 	_, err := db.StateSet(ctx, run, "cell", value.Int(1))
 	require.NoError(t, err)
@@ -446,51 +444,50 @@ func TestGCHorizonConflictsOlderTransactions(t *testing.T) {
 	defer old.End()
 
 	vs := gcWrite(t, db, run, "k", 2)
+	_, err = db.StateSet(ctx, run, "cell", value.Int(2))
+	require.NoError(t, err)
 	gcSetRetention(t, db, run, KeepLast(1))
 	st := gcRun(t, db, run)
-	require.Equal(t, vs[1], st.Horizon)
-	require.Greater(t, st.Horizon, old.Snapshot())
+	require.LessOrEqual(t, st.Horizon, old.Snapshot())
+	require.Equal(t, []uint64{vs[1], vs[0], k[2]}, gcStored(t, db, run, keyenc.TagKV, "k"), "the version at the open snapshot stays")
 
-	_, err = old.Get([]byte("k"))
-	gcRequireHorizonConflict(t, err, run)
-	_, err = old.Get([]byte("other"))
-	gcRequireHorizonConflict(t, err, run) // the horizon is per run, not per key
-	_, err = old.Exists([]byte("k"))
-	gcRequireHorizonConflict(t, err, run)
-	_, err = old.List(nil)
-	gcRequireHorizonConflict(t, err, run)
-	_, err = old.StateRead("cell")
-	gcRequireHorizonConflict(t, err, run)
-	_, err = old.StateList("")
-	gcRequireHorizonConflict(t, err, run)
+	got, err := old.Get([]byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "k#2", gcShow(got.Value, false))
+	ok, err := old.Exists([]byte("other"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	keys, err := old.List(nil)
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("k"), []byte("other")}, keys)
+	cell, err := old.StateRead("cell")
+	require.NoError(t, err)
+	require.True(t, value.Equal(value.Int(1), cell.Value))
+	names, err := old.StateList("")
+	require.NoError(t, err)
+	require.Equal(t, []string{"cell"}, names)
+	ver, err := old.Commit()
+	require.NoError(t, err, "a read-only transaction never conflicts")
+	require.Zero(t, ver)
 
-	// Without a retry, Transaction returns the conflict.
-	ran := 0
-	err = db.Transaction(ctx, run, func(tx *Txn) error {
-		ran++
-		if ran == 1 {
-			gcWrite(t, db, run, "k", 1)
-			require.Greater(t, gcRun(t, db, run).Horizon, tx.Snapshot())
-		}
-		_, err := tx.Get([]byte("k"))
-		return err
-	})
-	gcRequireHorizonConflict(t, err, run)
-	require.Equal(t, 1, ran)
+	st = gcRun(t, db, run)
+	require.Equal(t, vs[1]+1, st.Horizon, "the cell's newest version, committed right after k's")
+	require.Equal(t, []uint64{vs[1]}, gcStored(t, db, run, keyenc.TagKV, "k"))
 
-	// A transaction begun after the GC reads the newest value.
+	// A transaction begun after the GC reads the newest value, and so do
+	// direct reads.
 	tx, err := db.Begin(ctx, run)
 	require.NoError(t, err)
 	defer tx.End()
-	got, err := tx.Get([]byte("k"))
+	got, err = tx.Get([]byte("k"))
 	require.NoError(t, err)
-	require.Equal(t, "k#5", gcShow(got.Value, false))
+	require.Equal(t, "k#4", gcShow(got.Value, false))
 	got, err = db.Get(ctx, run, []byte("k"))
 	require.NoError(t, err)
-	require.Equal(t, "k#5", gcShow(got.Value, false))
+	require.Equal(t, "k#4", gcShow(got.Value, false))
 	s, err := db.StateRead(ctx, run, "cell")
 	require.NoError(t, err)
-	require.True(t, value.Equal(value.Int(1), s.Value))
+	require.True(t, value.Equal(value.Int(2), s.Value))
 }
 
 // A transaction at or above the horizon keeps reading after GC, even if it
@@ -514,9 +511,10 @@ func TestGCTransactionAtHorizonReads(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// A retried transaction whose first snapshot falls below the horizon runs
-// again at a newer one and succeeds.
-func TestGCHorizonRetriedTransactionSucceeds(t *testing.T) {
+// A GC pass that runs while a transaction is open neither disturbs its
+// reads nor makes it retry: its read-modify-write commits on the first
+// attempt, with the value of its snapshot.
+func TestGCDuringTransactionNeedsNoRetry(t *testing.T) {
 	ctx := context.Background()
 	db, run := gcOpen(t)
 	gcWrite(t, db, run, "k", 3)
@@ -525,12 +523,10 @@ func TestGCHorizonRetriedTransactionSucceeds(t *testing.T) {
 	var seen string
 	err := db.Transaction(ctx, run, func(tx *Txn) error {
 		snaps = append(snaps, tx.Snapshot())
-		if len(snaps) == 1 {
-			// After this attempt began: more writes and a GC pass whose
-			// horizon passes its snapshot.
-			gcWrite(t, db, run, "k", 2)
-			require.Greater(t, gcRun(t, db, run).Horizon, tx.Snapshot())
-		}
+		// After this attempt began: more writes of another key and a GC
+		// pass.
+		gcWrite(t, db, run, "other", 2)
+		require.LessOrEqual(t, gcRun(t, db, run).Horizon, tx.Snapshot())
 		v, err := tx.Get([]byte("k"))
 		if err != nil {
 			return err
@@ -539,12 +535,11 @@ func TestGCHorizonRetriedTransactionSucceeds(t *testing.T) {
 		return tx.Put([]byte("copy"), v.Value)
 	}, WithRetry(RetryConfig{BaseDelay: time.Microsecond}))
 	require.NoError(t, err)
-	require.Len(t, snaps, 2, "one retry")
-	require.Greater(t, snaps[1], snaps[0])
-	require.Equal(t, "k#4", seen, "the retry reads the newest value")
+	require.Len(t, snaps, 1, "no retry")
+	require.Equal(t, "k#2", seen)
 	got, err := db.Get(ctx, run, []byte("copy"))
 	require.NoError(t, err)
-	require.Equal(t, "k#4", gcShow(got.Value, false))
+	require.Equal(t, "k#2", gcShow(got.Value, false))
 }
 
 // Reads at an explicit version below the horizon fail with
@@ -611,15 +606,12 @@ func TestGCRetentionSurvivesRestart(t *testing.T) {
 	require.Equal(t, []uint64{vs[3], vs[2]}, gcStored(t, db, last, keyenc.TagKV, "k"), "removals survive the restart")
 	require.Len(t, gcStored(t, db, hour, keyenc.TagKV, "k"), 4)
 
-	// The reloaded horizon still guards transactions: one begun before a
-	// post-restart pass that raises it conflicts.
-	tx, err := db.Begin(ctx, last)
-	require.NoError(t, err)
-	defer tx.End()
+	// The reloaded horizon still guards explicit reads, and a pass after
+	// the restart raises it.
+	_, err = db.GetAt(ctx, last, []byte("k"), vs[1])
+	require.ErrorIs(t, err, ErrHistoryTrimmed)
 	more := gcWrite(t, db, last, "k", 2)
 	require.Equal(t, more[0], gcRun(t, db, last).Horizon)
-	_, err = tx.Get([]byte("k"))
-	gcRequireHorizonConflict(t, err, last)
 }
 
 // GC with a cancelled context stores no horizon and removes nothing.
@@ -640,10 +632,10 @@ func TestGCCancelled(t *testing.T) {
 // ---- Concurrency ----
 
 // Writers update pairs of KV keys and pairs of state cells, each pair in one
-// transaction; readers check in retried transactions that both halves are
-// equal; a GC loop prunes everything to one version meanwhile. No reader
-// may see a torn pair, and the only errors are conflicts that a retry
-// absorbs.
+// transaction (retried on conflicts); readers check, in transactions that
+// are not retried, that both halves are equal; a GC loop prunes everything
+// to one version meanwhile. No reader may see a torn pair or fail: GC keeps
+// what open snapshots read, so a read-only transaction never conflicts.
 func TestGCConcurrentWithTransactions(t *testing.T) {
 	ctx := context.Background()
 	db, run := gcOpen(t)
@@ -671,13 +663,12 @@ func TestGCConcurrentWithTransactions(t *testing.T) {
 	retry := WithRetry(RetryConfig{MaxRetries: 10000, BaseDelay: time.Microsecond, MaxDelay: 200 * time.Microsecond})
 
 	var (
-		wg, wwg      sync.WaitGroup
-		done         atomic.Bool
-		horizonFails atomic.Int64 // reader attempts failed by the horizon
-		reads        atomic.Int64
-		removed      atomic.Int64
-		commits      atomic.Int64
-		errs         = make(chan error, writers+readers+1)
+		wg, wwg sync.WaitGroup
+		done    atomic.Bool
+		reads   atomic.Int64
+		removed atomic.Int64
+		commits atomic.Int64
+		errs    = make(chan error, writers+readers+1)
 	)
 	// Writers go on past perWriter commits until GC has removed versions
 	// under the readers' feet (or 10s have passed, which then fails).
@@ -727,14 +718,10 @@ func TestGCConcurrentWithTransactions(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 2))
 			for !done.Load() {
 				i := rng.IntN(pairs)
+				// No retry: a read-only transaction never fails, GC or not.
 				err := db.Transaction(ctx, run, func(tx *Txn) error {
-					err := gcReadPair(tx, a(i), b(i), sa(i), sb(i))
-					var ce *ConflictError
-					if errors.As(err, &ce) && strings.Contains(ce.Reason, "GC horizon") {
-						horizonFails.Add(1)
-					}
-					return err
-				}, retry)
+					return gcReadPair(tx, a(i), b(i), sa(i), sb(i))
+				})
 				if err != nil {
 					errs <- fmt.Errorf("reader %d: %w", r, err)
 					return
@@ -745,8 +732,8 @@ func TestGCConcurrentWithTransactions(t *testing.T) {
 	}
 	passes := goGCLoop(&wg, db, run, done.Load, errs, &removed)
 	stopGCRace(t, &wwg, &wg, &done, errs)
-	t.Logf("%d commits; %d GC passes removed %d versions; %d pair reads, %d attempts failed by the horizon",
-		commits.Load(), passes.Load(), removed.Load(), reads.Load(), horizonFails.Load())
+	t.Logf("%d commits; %d GC passes removed %d versions; %d pair reads",
+		commits.Load(), passes.Load(), removed.Load(), reads.Load())
 	require.Positive(t, passes.Load())
 	require.Positive(t, removed.Load())
 	require.Positive(t, reads.Load())

@@ -30,6 +30,7 @@ const (
 	RetainFor
 )
 
+// String returns the mode's name.
 func (m RetentionMode) String() string {
 	switch m {
 	case RetainAll:
@@ -197,14 +198,15 @@ type GCStats struct {
 // that its retention policy does not keep. Event keys are never removed,
 // and the newest version of every key stays.
 //
-// Reads stay exact. GC records the run's horizon: the lowest version at
-// which every read still sees what it saw before. It is stored (and synced)
-// before any version is removed. A read at an older version (GetAt,
-// History, and the like) returns ErrHistoryTrimmed; a transaction whose
-// snapshot is older fails its read with a *ConflictError, so a retried
-// transaction simply runs again at a newer snapshot; a direct read at the
-// current version retries by itself. With the default policy, GC removes
-// nothing.
+// Reads stay exact. GC never removes a version that the snapshot of an open
+// transaction (of any run) reads, nor one the visible version reads: open
+// transactions keep reading what they saw, and a long-lived one holds back
+// GC until it ends. GC records the run's horizon, the lowest version at
+// which every read still sees what it saw before, and stores it (synced)
+// before removing anything. A read at an older explicit version (GetAt,
+// History with Before) returns ErrHistoryTrimmed; a direct read at the
+// current version that GC overtakes starts again by itself. With the
+// default policy, GC removes nothing.
 func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	if err := run.Validate(); err != nil {
 		return GCStats{}, err
@@ -223,13 +225,17 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		return st, err
 	}
 	cutoff := time.Now().Add(-pol.For).UnixNano()
-	// Versions above the visible version (applied, waiting for an fsync)
-	// are kept on top of the policy, so the horizon never passes the
-	// visible version and current reads never see it move.
-	visible := db.store.Visible()
+	// Versions above the oldest open transaction's snapshot, or above the
+	// visible version (applied, waiting for an fsync) if that is older, are
+	// kept on top of the policy, and so is the newest version at or below
+	// it. So the horizon never passes an open snapshot or the visible
+	// version: open transactions and current reads see exactly what they
+	// saw before. (Transactions that begin later read at or above the
+	// visible version read here; see txnPool.get.)
+	pin := db.txns.oldestPin(db.store.Visible())
 	keep := func(_ []byte, vs []mvcc.VersionMeta) int {
 		newer := 0
-		for newer < len(vs) && vs[newer].Version > visible {
+		for newer < len(vs) && vs[newer].Version > pin {
 			newer++
 		}
 		vs = vs[newer:]
@@ -276,11 +282,7 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 // gcHorizon returns run's GC horizon: reads at lower versions may miss
 // removed versions. It is loaded from the store on first use.
 func (db *Database) gcHorizon(run RunID) (uint64, error) {
-	return db.horizonOf(run, db.runState(run))
-}
-
-// horizonOf is gcHorizon for a caller that holds the run's state already.
-func (db *Database) horizonOf(run RunID, rs *runState) (uint64, error) {
+	rs := db.runState(run)
 	if rs.horizonLoaded.Load() {
 		return rs.horizon.Load(), nil
 	}

@@ -261,7 +261,7 @@ func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Val
 	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
 		c, err = t.StateInit(name, v)
 		return err
-	}, stateRetry)
+	}, stateRetry, directOp)
 	return c, err
 }
 
@@ -283,7 +283,7 @@ func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Valu
 	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
 		c, err = t.StateSet(name, v)
 		return err
-	}, stateRetry)
+	}, stateRetry, directOp)
 	return c, err
 }
 
@@ -308,7 +308,7 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
 		existed, err = t.StateDelete(name)
 		return err
-	}, stateRetry)
+	}, stateRetry, directOp)
 	return existed, err
 }
 
@@ -334,7 +334,7 @@ func (db *Database) StateTransition(ctx context.Context, run RunID, name string,
 		}
 		out = State{Name: name, Value: next, Counter: c}
 		return nil
-	}, stateRetry, withCommitHook(func(version uint64, ts int64) {
+	}, stateRetry, directOp, withCommitHook(func(version uint64, ts int64) {
 		out.Version, out.Timestamp = version, time.Unix(0, ts)
 	}))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -64,10 +65,14 @@ type Txn struct {
 	rs   *runState // the run's state, looked up once
 
 	onCommit func(version uint64, timestamp int64)
+	cancel   context.CancelFunc // releases WithTimeout's context (Begin only)
+	direct   bool               // not counted in TxnMetrics
 
 	*txnBuffers // nil once the transaction ended
 	size        int
 	done        bool
+	committed   bool   // Commit succeeded
+	version     uint64 // and returned this version
 }
 
 type txnWrite struct {
@@ -86,14 +91,21 @@ type scanRead struct {
 type TxnOption func(*txnConfig)
 
 type txnConfig struct {
-	mode    DurabilityMode
-	modeSet bool
-	retry   *RetryConfig
-	timeout time.Duration // 0 for none
+	mode       DurabilityMode
+	modeSet    bool
+	retry      *RetryConfig
+	timeout    time.Duration // 0 for none
+	timeoutSet bool
+	// direct marks the transactions that direct operations (state calls,
+	// event and state reads) run in: they are not counted in TxnMetrics.
+	direct bool
 	// onCommit, if set, gets the commit version and timestamp of a
 	// successful commit that wrote something (internal callers only).
 	onCommit func(version uint64, timestamp int64)
 }
+
+// directOp sets txnConfig.direct.
+func directOp(c *txnConfig) { c.direct = true }
 
 // withCommitHook sets txnConfig.onCommit.
 func withCommitHook(f func(version uint64, timestamp int64)) TxnOption {
@@ -112,19 +124,33 @@ func WithDurability(mode DurabilityMode) TxnOption {
 // bounds the whole transaction: once it is done, every operation and the
 // commit fail with its error. End the transaction when done with it.
 func (db *Database) Begin(ctx context.Context, run RunID, opts ...TxnOption) (*Txn, error) {
-	var cfg txnConfig
-	for _, o := range opts {
-		o(&cfg)
+	cfg := applyTxnOptions(opts)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	return db.begin(ctx, run, cfg)
+	if cfg.retry != nil {
+		return nil, fmt.Errorf("%w: WithRetry applies to Transaction, not to a transaction from Begin", ErrInvalidOptions)
+	}
+	var cancel context.CancelFunc
+	if cfg.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
+	}
+	t, err := db.begin(ctx, run, cfg)
+	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
+		return nil, err
+	}
+	t.cancel = cancel
+	return t, nil
 }
 
+// begin starts a transaction; cfg was validated, and its retry and timeout
+// are the caller's business.
 func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, error) {
 	if err := run.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.modeSet && !cfg.mode.Valid() {
-		return nil, fmt.Errorf("%w: unknown durability mode %d", ErrInvalidOptions, cfg.mode)
 	}
 	if err := db.enter(ctx); err != nil {
 		return nil, err
@@ -133,9 +159,14 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	if cfg.modeSet {
 		mode = cfg.mode
 	}
-	db.txnStarted.Add(1)
-	db.txnActive.Add(1)
-	return &Txn{db: db, ctx: ctx, run: run, snap: db.store.Visible(), mode: mode, rs: db.runState(run), onCommit: cfg.onCommit, txnBuffers: db.txns.get()}, nil
+	if !cfg.direct {
+		db.txnStarted.Add(1)
+		db.txnActive.Add(1)
+	}
+	b := db.txns.get() // pinned at 0 until the snapshot is known
+	snap := db.store.Visible()
+	b.pin.Store(snap + 1)
+	return &Txn{db: db, ctx: ctx, run: run, snap: snap, mode: mode, rs: db.runState(run), onCommit: cfg.onCommit, direct: cfg.direct, txnBuffers: b}, nil
 }
 
 // Snapshot returns the version the transaction reads at.
@@ -190,9 +221,6 @@ func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err
 		return mvcc.Record{Kind: w.kind, Payload: bytes.Clone(w.payload)}, w.kind != keyenc.KindTombstone, nil
 	}
 	rec, found, err = t.db.store.Get(keyenc.RunID(t.run), tag, key, t.snap)
-	if err == nil && gcTag(tag) {
-		err = t.checkTrimmed()
-	}
 	if err != nil {
 		return mvcc.Record{}, false, err
 	}
@@ -324,11 +352,6 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 			recs[string(e.Key)] = e.Record
 		}
 	}
-	if gcTag(tag) {
-		if err := t.checkTrimmed(); err != nil {
-			return nil, err
-		}
-	}
 	t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
 	keys := map[string]bool{}
 	for k := range seen {
@@ -349,23 +372,6 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		}
 	}
 	return out, nil
-}
-
-// gcTag reports whether version GC may remove versions of tag's keys (of
-// run metadata, only the event log head's).
-func gcTag(tag keyenc.Tag) bool {
-	return tag == keyenc.TagKV || tag == keyenc.TagState || tag == keyenc.TagRunMeta
-}
-
-// checkTrimmed, called after a read of a KV key or state cell, fails the
-// read if GC may have removed versions the snapshot needed: the transaction
-// then conflicts, and a retry runs at a newer snapshot.
-func (t *Txn) checkTrimmed() error {
-	h, err := t.db.horizonOf(t.run, t.rs)
-	if err != nil || t.snap >= h {
-		return err
-	}
-	return &ConflictError{Run: t.run, Reason: fmt.Sprintf("snapshot %d is older than the run's GC horizon %d", t.snap, h), trimmed: true}
 }
 
 // scanVersions returns key -> version of every live key of (run, tag) under
@@ -390,11 +396,12 @@ func (t *Txn) Commit() (uint64, error) {
 	}
 	defer t.end()
 	if err := t.ctx.Err(); err != nil {
-		t.db.txnAborted.Add(1)
+		t.tally(&t.db.txnAborted)
 		return 0, err
 	}
 	if len(t.writes) == 0 {
-		t.db.txnCommitted.Add(1)
+		t.tally(&t.db.txnCommitted)
+		t.committed = true
 		return 0, nil // read-only: no version, no WAL record, no conflict
 	}
 	ws := t.ws[:0]
@@ -407,10 +414,11 @@ func (t *Txn) Commit() (uint64, error) {
 	t.ws = ws
 	res, err := t.db.commitTxn(t, ws)
 	if err != nil {
-		t.db.txnAborted.Add(1)
+		t.tally(&t.db.txnAborted)
 		return 0, err
 	}
-	t.db.txnCommitted.Add(1)
+	t.tally(&t.db.txnCommitted)
+	t.committed, t.version = true, res.version
 	if t.onCommit != nil {
 		t.onCommit(res.version, res.timestamp)
 	}
@@ -473,11 +481,18 @@ func (t *Txn) validate(lastInRun uint64) error {
 	return c.err(t.run)
 }
 
+// tally counts the transaction's outcome in c, unless it is direct.
+func (t *Txn) tally(c *atomic.Int64) {
+	if !t.direct {
+		c.Add(1)
+	}
+}
+
 // End ends the transaction, discarding its writes if it did not commit. It
 // is idempotent and safe after Commit.
 func (t *Txn) End() {
 	if !t.done {
-		t.db.txnAborted.Add(1)
+		t.tally(&t.db.txnAborted)
 		t.end()
 	}
 }
@@ -489,6 +504,11 @@ func (t *Txn) end() {
 	t.done = true
 	t.db.txns.put(t.txnBuffers)
 	t.txnBuffers = nil
-	t.db.txnActive.Add(-1)
+	if !t.direct {
+		t.db.txnActive.Add(-1)
+	}
 	t.db.leave()
+	if t.cancel != nil {
+		t.cancel()
+	}
 }

@@ -3,21 +3,23 @@ package strata
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 )
 
 // RetryConfig says how Transaction retries a transaction that failed with a
-// conflict. Other errors are never retried.
+// conflict. Other errors are never retried. Without WithRetry, a
+// transaction runs once.
 type RetryConfig struct {
-	// MaxRetries is the number of retries after the first attempt. The
-	// default is 5.
+	// MaxRetries is the number of retries after the first attempt. Zero
+	// means the default, 5.
 	MaxRetries int
 	// BaseDelay is the delay before the first retry; each retry doubles it,
 	// up to MaxDelay, and waits a random duration up to it (full jitter).
-	// The default is 10ms.
+	// Zero means the default, 10ms.
 	BaseDelay time.Duration
-	// MaxDelay caps the delay. The default is 200ms.
+	// MaxDelay caps the delay. Zero means the default, 200ms.
 	MaxDelay time.Duration
 }
 
@@ -42,15 +44,33 @@ func (c RetryConfig) withDefaults() RetryConfig {
 }
 
 // WithRetry retries the transaction on conflicts, with exponential backoff
-// and jitter. Zero fields take their defaults.
+// and jitter. Zero fields take their defaults; a negative one makes the
+// transaction fail with ErrInvalidOptions. It applies to Transaction and
+// TransactionWithVersion: Begin refuses it, since the caller of a manual
+// transaction runs it again itself.
 func WithRetry(c RetryConfig) TxnOption {
 	return func(t *txnConfig) { r := c.withDefaults(); t.retry = &r }
 }
 
 // WithTimeout bounds the transaction, retries included: after d, every
 // operation fails and the commit is refused with context.DeadlineExceeded.
+// d must be positive; otherwise the transaction fails with
+// ErrInvalidOptions.
 func WithTimeout(d time.Duration) TxnOption {
-	return func(t *txnConfig) { t.timeout = d }
+	return func(t *txnConfig) { t.timeout, t.timeoutSet = d, true }
+}
+
+// validate checks the options' values.
+func (c *txnConfig) validate() error {
+	switch {
+	case c.modeSet && !c.mode.Valid():
+		return fmt.Errorf("%w: unknown durability mode %d", ErrInvalidOptions, c.mode)
+	case c.timeoutSet && c.timeout <= 0:
+		return fmt.Errorf("%w: timeout %v is not positive", ErrInvalidOptions, c.timeout)
+	case c.retry != nil && (c.retry.MaxRetries < 0 || c.retry.BaseDelay < 0 || c.retry.MaxDelay < 0):
+		return fmt.Errorf("%w: negative retry setting %+v", ErrInvalidOptions, *c.retry)
+	}
+	return nil
 }
 
 // Transaction runs fn in a transaction on run and commits it if fn returns
@@ -83,6 +103,9 @@ func applyTxnOptions(opts []TxnOption) txnConfig {
 
 // transaction runs fn with retries and a timeout as cfg says.
 func (db *Database) transaction(ctx context.Context, run RunID, fn func(*Txn) error, cfg txnConfig) (uint64, error) {
+	if err := cfg.validate(); err != nil {
+		return 0, err
+	}
 	if cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
@@ -104,6 +127,9 @@ func (db *Database) transaction(ctx context.Context, run RunID, fn func(*Txn) er
 }
 
 func (db *Database) runOnce(ctx context.Context, run RunID, fn func(*Txn) error, cfg txnConfig) (uint64, error) {
+	if fn == nil {
+		return 0, fmt.Errorf("%w: nil transaction function", ErrInvalidOptions)
+	}
 	t, err := db.begin(ctx, run, cfg)
 	if err != nil {
 		return 0, err
@@ -111,6 +137,12 @@ func (db *Database) runOnce(ctx context.Context, run RunID, fn func(*Txn) error,
 	defer t.End()
 	if err := fn(t); err != nil {
 		return 0, err
+	}
+	if t.done { // fn committed or ended the transaction itself
+		if !t.committed {
+			return 0, fmt.Errorf("%w: the function ended the transaction without committing it", ErrTxnDone)
+		}
+		return t.version, nil
 	}
 	return t.Commit()
 }
@@ -135,15 +167,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// readTxn runs fn in a transaction on run at the current version, as the
-// direct reads do: if fn's reads meet version GC (the snapshot fell below
-// the run's horizon while fn ran), it runs fn again at the new version;
-// other errors, conflicts included, are returned.
+// readTxn runs fn in a transaction on run at the current version, for the
+// direct reads built on transactions. The transaction's pin keeps version GC
+// from removing anything its snapshot reads, so a read never has to start
+// again.
 func (db *Database) readTxn(ctx context.Context, run RunID, fn func(*Txn) error) error {
-	for {
-		err := db.Transaction(ctx, run, fn)
-		if !trimmedSnapshot(err) {
-			return err
-		}
-	}
+	return db.Transaction(ctx, run, fn, directOp)
 }

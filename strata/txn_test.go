@@ -338,6 +338,79 @@ func TestTransactionWithVersionAndDurabilityOverride(t *testing.T) {
 	require.Equal(t, v, db.DurableVersion(), "a Strict override waits for its own fsync")
 }
 
+// A weaker override skips the fsync wait; the next Strict commit makes both
+// durable (commits reach the WAL in version order).
+func TestWeakerDurabilityOverride(t *testing.T) {
+	db, err := strata.OpenWithMode(t.TempDir(), strata.DurabilityStrict)
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	v1, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		return tx.Put([]byte("a"), value.Int(1))
+	}, strata.WithDurability(strata.DurabilityNone))
+	require.NoError(t, err)
+	require.Less(t, db.DurableVersion(), v1, "a None override does not wait for an fsync")
+	v2, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		return tx.Put([]byte("b"), value.Int(2))
+	})
+	require.NoError(t, err)
+	require.Greater(t, v2, v1)
+	require.GreaterOrEqual(t, db.DurableVersion(), v2)
+}
+
+// Options are checked: bad values fail with ErrInvalidOptions instead of
+// being ignored or panicking.
+func TestTxnOptionsAreValidated(t *testing.T) {
+	db, run := openTxnDB(t)
+	noop := func(*strata.Txn) error { return nil }
+	for name, opt := range map[string]strata.TxnOption{
+		"zero timeout":        strata.WithTimeout(0),
+		"negative timeout":    strata.WithTimeout(-time.Second),
+		"negative retries":    strata.WithRetry(strata.RetryConfig{MaxRetries: -1}),
+		"negative base delay": strata.WithRetry(strata.RetryConfig{BaseDelay: -1}),
+		"negative max delay":  strata.WithRetry(strata.RetryConfig{MaxDelay: -time.Millisecond}),
+		"unknown durability":  strata.WithDurability(strata.DurabilityMode(99)),
+	} {
+		require.ErrorIs(t, db.Transaction(ctx, run, noop, opt), strata.ErrInvalidOptions, name)
+		_, err := db.Begin(ctx, run, opt)
+		require.ErrorIs(t, err, strata.ErrInvalidOptions, name)
+	}
+	_, err := db.Begin(ctx, run, strata.WithRetry(strata.RetryConfig{}))
+	require.ErrorIs(t, err, strata.ErrInvalidOptions, "Begin does not retry")
+	require.ErrorIs(t, db.Transaction(ctx, run, nil), strata.ErrInvalidOptions, "nil function")
+	require.Equal(t, strata.TxnMetrics{}, db.Metrics().Transactions, "no transaction started")
+}
+
+// A closure may commit the transaction itself: Transaction then reports
+// that commit. Ending it without a commit is an error.
+func TestClosureThatCommitsItself(t *testing.T) {
+	db, run := openTxnDB(t)
+	var inner uint64
+	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		if err := tx.Put([]byte("k"), value.Int(1)); err != nil {
+			return err
+		}
+		var err error
+		inner, err = tx.Commit()
+		return err
+	})
+	require.NoError(t, err)
+	require.Equal(t, inner, v)
+	require.NotZero(t, v)
+
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		if err := tx.Put([]byte("k2"), value.Int(1)); err != nil {
+			return err
+		}
+		tx.End()
+		return nil
+	})
+	require.ErrorIs(t, err, strata.ErrTxnDone)
+	_, err = db.Get(ctx, run, []byte("k2"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+	require.Equal(t, strata.TxnMetrics{Started: 2, Committed: 1, Aborted: 1}, db.Metrics().Transactions)
+}
+
 func TestManualAPIMisuse(t *testing.T) {
 	db, run := openTxnDB(t)
 	tx, err := db.Begin(ctx, run)
@@ -378,6 +451,18 @@ func TestTimeoutIsEnforced(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	_, err = db.Get(ctx, run, []byte("k"))
 	require.ErrorIs(t, err, strata.ErrNotFound)
+
+	// The same through Begin.
+	tx, err := db.Begin(ctx, run, strata.WithTimeout(10*time.Millisecond))
+	require.NoError(t, err)
+	defer tx.End()
+	require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+	time.Sleep(30 * time.Millisecond)
+	require.ErrorIs(t, tx.Put([]byte("k2"), value.Int(1)), context.DeadlineExceeded)
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = db.Get(ctx, run, []byte("k"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
 }
 
 func TestRetryOnConflictOnly(t *testing.T) {
@@ -409,6 +494,19 @@ func TestRetryOnConflictOnly(t *testing.T) {
 		strata.WithRetry(strata.RetryConfig{}))
 	require.ErrorIs(t, err, boom)
 	require.Equal(t, 1, attempts, "only conflicts are retried")
+
+	// Out of retries, the last conflict is returned.
+	attempts = 0
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		attempts++
+		if _, err := tx.Get([]byte("x")); err != nil {
+			return err
+		}
+		put(t, db, run, "x", 0) // every attempt conflicts
+		return tx.Put([]byte("x"), value.Int(1))
+	}, strata.WithRetry(strata.RetryConfig{MaxRetries: 2, BaseDelay: time.Microsecond}))
+	requireConflict(t, err, "x")
+	require.Equal(t, 3, attempts, "the first attempt and 2 retries")
 }
 
 func TestTxnTooLarge(t *testing.T) {
@@ -443,6 +541,8 @@ func TestTxnContextsArePooled(t *testing.T) {
 	db, run := openTxnDB(t)
 	db.WarmupTxns(4)
 	require.Equal(t, strata.TxnPoolStats{Pooled: 4, Created: 4}, db.TxnPoolStats())
+	db.WarmupTxns(4)
+	require.Equal(t, strata.TxnPoolStats{Pooled: 4, Created: 4}, db.TxnPoolStats(), "warm-up fills up to n")
 	for i := range 1000 {
 		require.NoError(t, db.Transaction(ctx, run, func(tx *strata.Txn) error {
 			_, _ = tx.Get([]byte("k"))
@@ -474,6 +574,31 @@ func TestTxnMetricsRates(t *testing.T) {
 	require.Equal(t, int64(2), m.Completed())
 	require.InDelta(t, 0.5, m.CommitRate(), 1e-9)
 	require.InDelta(t, 0.5, m.AbortRate(), 1e-9)
+}
+
+// Direct operations are not transactions in the metrics, even those built
+// on one internally (state calls, event and state reads).
+func TestDirectOperationsAreNotCountedAsTransactions(t *testing.T) {
+	db, run := openTxnDB(t)
+	_, err := db.Put(ctx, run, []byte("k"), value.Int(1))
+	require.NoError(t, err)
+	_, err = db.Get(ctx, run, []byte("k"))
+	require.NoError(t, err)
+	_, err = db.StateSet(ctx, run, "c", value.Int(1))
+	require.NoError(t, err)
+	_, err = db.StateCAS(ctx, run, "c", 1, value.Int(2))
+	require.NoError(t, err)
+	_, err = db.StateTransition(ctx, run, "c", func(s strata.State) (value.Value, error) { return value.Int(3), nil })
+	require.NoError(t, err)
+	_, err = db.StateRead(ctx, run, "c")
+	require.NoError(t, err)
+	_, err = db.AppendEvent(ctx, run, "e", value.Object(nil))
+	require.NoError(t, err)
+	_, err = db.EventLen(ctx, run)
+	require.NoError(t, err)
+	_, err = db.VerifyEvents(ctx, run, nil)
+	require.NoError(t, err)
+	require.Equal(t, strata.TxnMetrics{}, db.Metrics().Transactions)
 }
 
 // Shutdown racing transactions that are starting: every Begin either fails

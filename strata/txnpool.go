@@ -15,6 +15,11 @@ import (
 // steady stream of transactions allocates no new ones (the counterpart of
 // the original engine's thread-local pool).
 type txnBuffers struct {
+	// pin is the snapshot of the transaction using the context, plus one
+	// (0: idle). Version GC reads it, so that it never removes a version an
+	// open transaction may read.
+	pin atomic.Uint64
+
 	writes map[string]txnWrite
 	reads  map[string]uint64
 	cas    map[string]uint64
@@ -69,8 +74,10 @@ const (
 )
 
 type txnPool struct {
-	mu      sync.Mutex
-	free    []*txnBuffers
+	mu   sync.Mutex
+	free []*txnBuffers
+	// live holds every context not dropped: idle in free or in use.
+	live    map[*txnBuffers]struct{}
 	created atomic.Int64
 }
 
@@ -83,21 +90,42 @@ func newTxnBuffers() *txnBuffers {
 	}
 }
 
+// get returns an idle context, pinned at version 0 (which holds back all
+// version GC) until the caller pins its snapshot: a GC pass that reads the
+// visible version before it sees the pin either sees this pin or runs
+// before the caller reads its snapshot, which then is at least that
+// visible version.
 func (p *txnPool) get() *txnBuffers {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b *txnBuffers
 	if n := len(p.free); n > 0 {
-		b := p.free[n-1]
+		b = p.free[n-1]
 		p.free = p.free[:n-1]
-		p.mu.Unlock()
-		return b
+	} else {
+		b = p.add()
 	}
-	p.mu.Unlock()
-	p.created.Add(1)
-	return newTxnBuffers()
+	b.pin.Store(1)
+	return b
 }
 
+// add creates a context and counts it live; p.mu is held.
+func (p *txnPool) add() *txnBuffers {
+	b := newTxnBuffers()
+	if p.live == nil {
+		p.live = map[*txnBuffers]struct{}{}
+	}
+	p.live[b] = struct{}{}
+	p.created.Add(1)
+	return b
+}
+
+// put unpins b and keeps it for reuse, or drops it if it grew large or the
+// pool is full.
 func (p *txnPool) put(b *txnBuffers) {
+	b.pin.Store(0)
 	if len(b.writes)+len(b.reads)+len(b.cas) > maxPooledEntries {
+		p.drop(b)
 		return
 	}
 	clear(b.writes)
@@ -115,18 +143,43 @@ func (p *txnPool) put(b *txnBuffers) {
 		b.kbuf = nil
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if len(p.free) < maxPooledTxns {
 		p.free = append(p.free, b)
+	} else {
+		delete(p.live, b)
 	}
+}
+
+func (p *txnPool) drop(b *txnBuffers) {
+	p.mu.Lock()
+	delete(p.live, b)
 	p.mu.Unlock()
 }
 
-// WarmupTxns fills the transaction-context pool with up to n contexts
-// (at most 64), so that the first transactions allocate none.
+// oldestPin returns the oldest snapshot of an open transaction, or visible
+// if it is older. The caller must read visible before calling.
+func (p *txnPool) oldestPin(visible uint64) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	oldest := visible
+	for b := range p.live {
+		if pin := b.pin.Load(); pin != 0 {
+			oldest = min(oldest, pin-1)
+		}
+	}
+	return oldest
+}
+
+// WarmupTxns fills the transaction-context pool with contexts until it
+// holds n of them (at most 64), so that the first transactions allocate
+// none.
 func (db *Database) WarmupTxns(n int) {
-	for range min(n, maxPooledTxns) {
-		db.txns.created.Add(1)
-		db.txns.put(newTxnBuffers())
+	p := &db.txns
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.free) < min(n, maxPooledTxns) {
+		p.free = append(p.free, p.add())
 	}
 }
 
