@@ -100,22 +100,29 @@ func TestExactlyOneCASWinner(t *testing.T) {
 	db, run := openTxnDB(t)
 	v1 := put(t, db, run, "x", 1)
 	const n = 16
-	var wins atomic.Int64
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+			errs[i] = db.Transaction(ctx, run, func(tx *strata.Txn) error {
 				return tx.CAS([]byte("x"), v1, value.Int(int64(i)))
 			})
-			if err == nil {
-				wins.Add(1)
-			} else {
-				require.ErrorIs(t, err, strata.ErrConflict)
-			}
 		})
 	}
 	wg.Wait()
-	require.Equal(t, int64(1), wins.Load())
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "two CAS winners: %d and %d", winner, i)
+			winner = i
+			continue
+		}
+		requireConflict(t, err, "x")
+	}
+	require.NotEqual(t, -1, winner, "no CAS winner")
+	got, err := db.Get(ctx, run, []byte("x"))
+	require.NoError(t, err)
+	require.True(t, value.Equal(value.Int(int64(winner)), got.Value), "the winner's value is stored")
 }
 
 func TestCASExpectingAbsentFailsOnExistingKey(t *testing.T) {
@@ -128,7 +135,10 @@ func TestCASExpectingAbsentFailsOnExistingKey(t *testing.T) {
 }
 
 func TestReadOnlyNeverConflicts(t *testing.T) {
-	db, run := openTxnDB(t)
+	db, err := strata.OpenWithMode(t.TempDir(), strata.DurabilityStrict)
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
 	put(t, db, run, "x", 1)
 	a := begin(t, db, run)
 	got, err := a.Get([]byte("x"))
@@ -139,11 +149,14 @@ func TestReadOnlyNeverConflicts(t *testing.T) {
 	require.Equal(t, got.Version, again.Version, "repeatable read")
 	_, err = a.List(nil)
 	require.NoError(t, err)
-	before := db.CurrentVersion()
+	before, m := db.CurrentVersion(), db.Metrics()
 	v, err := a.Commit()
 	require.NoError(t, err)
 	require.Zero(t, v, "a read-only transaction allocates no version")
 	require.Equal(t, before, db.CurrentVersion())
+	after := db.Metrics()
+	require.Equal(t, m.Storage.WALBytesWritten, after.Storage.WALBytesWritten, "and writes nothing")
+	require.Equal(t, m.Syncs, after.Syncs, "and never syncs")
 }
 
 func TestWriteSkewAborts(t *testing.T) {
@@ -518,6 +531,26 @@ func TestTxnTooLarge(t *testing.T) {
 		err = tx.Put(fmt.Appendf(nil, "k%d", i), big)
 	}
 	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+
+	// The limit counts the keys and values of the live writes of every
+	// primitive, and a refused write leaves the transaction usable.
+	tx = begin(t, db, run)
+	for i := range 3 {
+		require.NoError(t, tx.Put(fmt.Appendf(nil, "k%d", i), big))
+	}
+	rest := strata.MaxTxnSize - 3*(2+strata.MaxValueSize) - 2
+	require.NoError(t, tx.Put([]byte("k3"), value.Bytes(make([]byte, rest))), "exactly at the limit")
+	require.ErrorIs(t, tx.Put([]byte("k4"), value.Bytes([]byte{1})), strata.ErrTxnTooLarge)
+	_, err = tx.AppendEvent("e", value.Object(nil))
+	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+	_, err = tx.StateSet("cell", value.Int(1))
+	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+	_, err = tx.Delete([]byte("k0")) // a tombstone replaces 16 MiB
+	require.NoError(t, err)
+	require.NoError(t, tx.Put([]byte("k4"), value.Bytes([]byte{1})))
+	_, err = tx.StateSet("cell", value.Int(1))
+	require.NoError(t, err)
+	tx.End()
 }
 
 func TestShutdownWaitsForActiveTransaction(t *testing.T) {
