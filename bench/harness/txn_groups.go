@@ -11,6 +11,10 @@ const (
 	twoRunsSystem = "strata 2 runs/2 goroutines"
 )
 
+// runPerWriterSystem names txn-strict-64's Strata workload with a run per
+// writer (the targeted one shares one run).
+const runPerWriterSystem = "strata, a run per writer"
+
 // contendedGoroutines is the number of goroutines incrementing the one key
 // of txn-contended.
 const contendedGoroutines = 4
@@ -30,7 +34,12 @@ func txnGroups() []Group {
 			if withBadger {
 				ws = append(ws, badgerPut(true, goroutines))
 			} else {
-				ws = append(ws, pebbleShapedPut(cfg, pebble.Sync, goroutines))
+				// The target is on one shared run, where the run's commit
+				// lock applies the writers' batches one at a time; with a
+				// run per writer they reach Pebble's pipeline concurrently.
+				perRun := strataTxnPut(cfg, strata.DurabilityStrict, goroutines, true)
+				perRun.System = runPerWriterSystem
+				ws = append(ws, pebbleShapedPut(cfg, pebble.Sync, goroutines), perRun)
 			}
 			return ws
 		}
