@@ -191,7 +191,7 @@ func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
 		return 0, fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
 	}
 	for _, w := range ws {
-		if err := t.write(w.Tag, w.Key, txnWrite{kind: w.Kind, payload: w.Payload}); err != nil {
+		if err := t.write(w.Tag, w.Key, txnWrite{kind: w.Kind, payload: w.Payload}, false); err != nil {
 			return 0, err // unreachable: the whole batch fits
 		}
 	}

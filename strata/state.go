@@ -204,7 +204,7 @@ func (t *Txn) StateDelete(name string) (bool, error) {
 		return false, err
 	}
 	rec := appendStateRecord(nil, stateRecord{deleted: true, counter: r.counter})
-	return true, t.write(keyenc.TagState, []byte(name), txnWrite{kind: keyenc.KindBytes, payload: rec})
+	return true, t.write(keyenc.TagState, []byte(name), txnWrite{kind: keyenc.KindBytes, payload: rec}, false)
 }
 
 // StateList returns, in order, the names of the live cells that start with
@@ -243,7 +243,7 @@ func (t *Txn) stateWrite(name string, counter uint64, v Value) (uint64, error) {
 		return 0, err
 	}
 	rec := appendStateRecord(make([]byte, 0, stateHeaderLen+len(enc)), stateRecord{counter: counter, value: enc})
-	if err := t.write(keyenc.TagState, []byte(name), txnWrite{kind: keyenc.KindBytes, payload: rec}); err != nil {
+	if err := t.write(keyenc.TagState, []byte(name), txnWrite{kind: keyenc.KindBytes, payload: rec}, false); err != nil {
 		return 0, err
 	}
 	return counter, nil

@@ -73,6 +73,7 @@ type Txn struct {
 	done        bool
 	committed   bool   // Commit succeeded
 	version     uint64 // and returned this version
+	commitErr   error  // or failed with this error
 }
 
 type txnWrite struct {
@@ -257,11 +258,15 @@ func (t *Txn) Put(key []byte, v Value) error {
 	if err != nil {
 		return err
 	}
-	return t.write(keyenc.TagKV, key, txnWrite{kind: kind, payload: t.hold(payload)})
+	borrowed := true // the caller's bytes, or the scratch buffer
+	if kind == keyenc.KindValue && len(payload) > arenaMaxPiece {
+		t.vbuf, borrowed = nil, false // too large to copy: keep the scratch buffer itself
+	}
+	return t.write(keyenc.TagKV, key, txnWrite{kind: kind, payload: payload}, borrowed)
 }
 
 // encodeValue is the package's encodeValue, encoding a structured value
-// into the context's scratch buffer (the caller copies the payload out).
+// into the context's scratch buffer t.vbuf.
 func (t *Txn) encodeValue(v Value) (keyenc.Kind, []byte, error) {
 	if _, ok := v.AsBytes(); ok {
 		return encodeValue(v)
@@ -289,7 +294,7 @@ func (t *Txn) Delete(key []byte) (bool, error) {
 			return false, nil
 		}
 	}
-	return existed, t.write(keyenc.TagKV, key, txnWrite{kind: keyenc.KindTombstone})
+	return existed, t.write(keyenc.TagKV, key, txnWrite{kind: keyenc.KindTombstone}, false)
 }
 
 // CAS writes v under key when the transaction commits, provided the key's
@@ -304,8 +309,10 @@ func (t *Txn) CAS(key []byte, expected uint64, v Value) error {
 	return nil
 }
 
-// write buffers w for (tag, key), within the transaction size limit.
-func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite) error {
+// write buffers w for (tag, key), within the transaction size limit. If
+// borrowed, w's payload is not the transaction's own and is copied once
+// the write is accepted.
+func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite, borrowed bool) error {
 	tk := t.tkey(tag, key)
 	old, had := t.writes[string(tk)]
 	size := t.size + len(key) + len(w.payload)
@@ -315,7 +322,14 @@ func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite) error {
 	if size > MaxTxnSize {
 		return fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
 	}
-	t.writes[t.holdString(tk)] = w
+	if borrowed {
+		w.payload = t.hold(w.payload)
+	}
+	if had {
+		t.writes[string(tk)] = w // a rewrite does not spend arena space on the key again
+	} else {
+		t.writes[t.holdString(tk)] = w
+	}
 	t.size = size
 	return nil
 }
@@ -397,6 +411,7 @@ func (t *Txn) Commit() (uint64, error) {
 	defer t.end()
 	if err := t.ctx.Err(); err != nil {
 		t.tally(&t.db.txnAborted)
+		t.commitErr = err
 		return 0, err
 	}
 	if len(t.writes) == 0 {
@@ -415,6 +430,7 @@ func (t *Txn) Commit() (uint64, error) {
 	res, err := t.db.commitTxn(t, ws)
 	if err != nil {
 		t.tally(&t.db.txnAborted)
+		t.commitErr = err
 		return 0, err
 	}
 	t.tally(&t.db.txnCommitted)

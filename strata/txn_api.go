@@ -85,7 +85,8 @@ func (db *Database) Transaction(ctx context.Context, run RunID, fn func(*Txn) er
 // (0 for a transaction that wrote nothing).
 func (db *Database) TransactionWithVersion(ctx context.Context, run RunID, fn func(*Txn) error, opts ...TxnOption) (uint64, error) {
 	if len(opts) == 0 {
-		return db.runOnce(ctx, run, fn, txnConfig{}) // no retry, no timeout
+		v, _, err := db.runOnce(ctx, run, fn, txnConfig{}) // no retry, no timeout
+		return v, err
 	}
 	return db.transaction(ctx, run, fn, applyTxnOptions(opts))
 }
@@ -116,8 +117,8 @@ func (db *Database) transaction(ctx context.Context, run RunID, fn func(*Txn) er
 		retries = cfg.retry.MaxRetries
 	}
 	for attempt := 0; ; attempt++ {
-		v, err := db.runOnce(ctx, run, fn, cfg)
-		if err == nil || !errors.Is(err, ErrConflict) || attempt >= retries {
+		v, committed, err := db.runOnce(ctx, run, fn, cfg)
+		if err == nil || committed || !errors.Is(err, ErrConflict) || attempt >= retries {
 			return v, err
 		}
 		if werr := sleepCtx(ctx, backoff(*cfg.retry, attempt)); werr != nil {
@@ -126,25 +127,31 @@ func (db *Database) transaction(ctx context.Context, run RunID, fn func(*Txn) er
 	}
 }
 
-func (db *Database) runOnce(ctx context.Context, run RunID, fn func(*Txn) error, cfg txnConfig) (uint64, error) {
+// runOnce runs one attempt of fn. committed reports whether the attempt's
+// transaction committed, which fn may also have done itself: then its
+// writes stand whatever fn returned, and the attempt must not run again.
+func (db *Database) runOnce(ctx context.Context, run RunID, fn func(*Txn) error, cfg txnConfig) (v uint64, committed bool, err error) {
 	if fn == nil {
-		return 0, fmt.Errorf("%w: nil transaction function", ErrInvalidOptions)
+		return 0, false, fmt.Errorf("%w: nil transaction function", ErrInvalidOptions)
 	}
 	t, err := db.begin(ctx, run, cfg)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer t.End()
-	if err := fn(t); err != nil {
-		return 0, err
+	ferr := fn(t)
+	switch {
+	case t.committed: // by fn
+		return t.version, true, ferr
+	case ferr != nil:
+		return 0, false, ferr
+	case t.commitErr != nil: // fn's own Commit failed, and fn returned nil
+		return 0, false, t.commitErr
+	case t.done:
+		return 0, false, fmt.Errorf("%w: the function ended the transaction without committing it", ErrTxnDone)
 	}
-	if t.done { // fn committed or ended the transaction itself
-		if !t.committed {
-			return 0, fmt.Errorf("%w: the function ended the transaction without committing it", ErrTxnDone)
-		}
-		return t.version, nil
-	}
-	return t.Commit()
+	v, err = t.Commit()
+	return v, err == nil, err
 }
 
 // backoff returns the jittered delay before retry number attempt+1.

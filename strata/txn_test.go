@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -135,7 +137,15 @@ func TestCASExpectingAbsentFailsOnExistingKey(t *testing.T) {
 }
 
 func TestReadOnlyNeverConflicts(t *testing.T) {
-	db, err := strata.OpenWithMode(t.TempDir(), strata.DurabilityStrict)
+	var fsyncs atomic.Int64 // every fsync of any file, counted by the FS
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			fsyncs.Add(1)
+		}
+		return nil
+	}))
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs, Durability: strata.DurabilityStrict})
 	require.NoError(t, err)
 	defer db.Close()
 	run := strata.NewRunID()
@@ -149,14 +159,17 @@ func TestReadOnlyNeverConflicts(t *testing.T) {
 	require.Equal(t, got.Version, again.Version, "repeatable read")
 	_, err = a.List(nil)
 	require.NoError(t, err)
-	before, m := db.CurrentVersion(), db.Metrics()
+	before, wal, syncs := db.CurrentVersion(), db.Metrics().Storage.WALBytesWritten, fsyncs.Load()
 	v, err := a.Commit()
 	require.NoError(t, err)
 	require.Zero(t, v, "a read-only transaction allocates no version")
 	require.Equal(t, before, db.CurrentVersion())
-	after := db.Metrics()
-	require.Equal(t, m.Storage.WALBytesWritten, after.Storage.WALBytesWritten, "and writes nothing")
-	require.Equal(t, m.Syncs, after.Syncs, "and never syncs")
+	require.Equal(t, wal, db.Metrics().Storage.WALBytesWritten, "and writes nothing")
+	require.Equal(t, syncs, fsyncs.Load(), "and never syncs")
+
+	// The counter does see a Strict commit's fsync.
+	put(t, db, run, "y", 1)
+	require.Greater(t, fsyncs.Load(), syncs)
 }
 
 func TestWriteSkewAborts(t *testing.T) {
@@ -422,6 +435,48 @@ func TestClosureThatCommitsItself(t *testing.T) {
 	_, err = db.Get(ctx, run, []byte("k2"))
 	require.ErrorIs(t, err, strata.ErrNotFound)
 	require.Equal(t, strata.TxnMetrics{Started: 2, Committed: 1, Aborted: 1}, db.Metrics().Transactions)
+
+	// fn's own Commit fails with a conflict and fn returns nil: the
+	// conflict is returned, and WithRetry runs fn again.
+	attempts := 0
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		attempts++
+		if _, err := tx.Get([]byte("k")); err != nil {
+			return err
+		}
+		if attempts == 1 {
+			put(t, db, run, "k", 2)
+		}
+		if err := tx.Put([]byte("k"), value.Int(3)); err != nil {
+			return err
+		}
+		_, err := tx.Commit()
+		_ = err // ignored: Transaction reports it
+		return nil
+	}, strata.WithRetry(strata.RetryConfig{BaseDelay: time.Microsecond}))
+	require.NoError(t, err)
+	require.Equal(t, 2, attempts)
+
+	// fn commits, then fails with a conflict-wrapping error: the error is
+	// returned with the version, and the committed attempt is not run again.
+	attempts = 0
+	nested := fmt.Errorf("a nested failure: %w", strata.ErrConflict)
+	v, err = db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		attempts++
+		if err := tx.Put([]byte("once"), value.Int(int64(attempts))); err != nil {
+			return err
+		}
+		if _, err := tx.Commit(); err != nil {
+			return err
+		}
+		return nested
+	}, strata.WithRetry(strata.RetryConfig{BaseDelay: time.Microsecond}))
+	require.ErrorIs(t, err, nested)
+	require.NotZero(t, v)
+	require.Equal(t, 1, attempts)
+	got, err := db.Get(ctx, run, []byte("once"))
+	require.NoError(t, err)
+	require.Equal(t, v, got.Version)
 }
 
 func TestManualAPIMisuse(t *testing.T) {
@@ -642,17 +697,20 @@ func TestShutdownRacingBegin(t *testing.T) {
 		db, err := strata.OpenWith(strata.Options{Ephemeral: true})
 		require.NoError(t, err)
 		run := strata.NewRunID()
-		var shutdownDone atomic.Bool
+		var shutdownDone, lateRun atomic.Bool
+		ends := make([]error, 8) // each worker's last error: ErrClosed
 		var wg sync.WaitGroup
-		for g := range 8 {
+		for g := range ends {
 			wg.Go(func() {
 				for i := 0; ; i++ {
 					err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
-						require.False(t, shutdownDone.Load(), "a transaction ran after Shutdown returned")
+						if shutdownDone.Load() {
+							lateRun.Store(true)
+						}
 						return tx.Put(fmt.Appendf(nil, "%d-%d", g, i), value.Int(1))
 					})
 					if err != nil {
-						require.ErrorIs(t, err, strata.ErrClosed)
+						ends[g] = err
 						return
 					}
 				}
@@ -662,6 +720,10 @@ func TestShutdownRacingBegin(t *testing.T) {
 		require.NoError(t, db.Shutdown(ctx))
 		shutdownDone.Store(true)
 		wg.Wait()
+		require.False(t, lateRun.Load(), "a transaction ran after Shutdown returned")
+		for _, err := range ends {
+			require.ErrorIs(t, err, strata.ErrClosed)
+		}
 		require.Zero(t, db.Metrics().Transactions.Active)
 		require.NoError(t, db.Close())
 	}
