@@ -323,7 +323,8 @@ func TestTxnManyWritesOfMixedSizes(t *testing.T) {
 				default:
 					v = value.Int(int64(i))
 				}
-				require.NoError(t, tx.Put(k, v))
+				require.NoError(t, tx.Put(k, value.String("an earlier value")))
+				require.NoError(t, tx.Put(k, v)) // a rewrite
 				want[string(k)] = v
 			}
 			return nil
