@@ -1050,45 +1050,34 @@ func TestGCConcurrentWithEventAppends(t *testing.T) {
 	ctx := context.Background()
 	db, run := gcOpen(t)
 	gcSetRetention(t, db, run, KeepLast(1))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := db.GC(ctx, run); err != nil {
-				t.Error(err)
+	var (
+		wg, wwg sync.WaitGroup
+		done    atomic.Bool
+		removed atomic.Int64
+		errs    = make(chan error, 3)
+	)
+	wwg.Go(func() {
+		for i := range 2000 {
+			if _, err := db.AppendEvent(ctx, run, "tick", value.Object(map[string]Value{"i": value.Int(int64(i))})); err != nil {
+				errs <- fmt.Errorf("AppendEvent: %w", err)
 				return
 			}
 		}
 	})
+	goGCLoop(&wg, db, run, done.Load, errs, &removed)
 	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for !done.Load() {
 			if _, err := db.EventLen(ctx, run); err != nil {
-				t.Error("EventLen:", err)
+				errs <- fmt.Errorf("EventLen: %w", err)
 				return
 			}
 			if v, err := db.VerifyEvents(ctx, run, nil); err != nil || !v.Valid {
-				t.Error("VerifyEvents:", v, err)
+				errs <- fmt.Errorf("VerifyEvents: %+v, %v", v, err)
 				return
 			}
 		}
 	})
-	for i := range 2000 {
-		if _, err := db.AppendEvent(ctx, run, "tick", value.Object(map[string]Value{"i": value.Int(int64(i))})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(stop)
-	wg.Wait()
+	stopGCRace(t, &wwg, &wg, &done, errs)
 	n, err := db.EventLen(ctx, run)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2000), n)
@@ -1097,8 +1086,6 @@ func TestGCConcurrentWithEventAppends(t *testing.T) {
 	require.True(t, v.Valid, "%+v", v)
 }
 
-// goGCLoop runs GC passes on run in a goroutine of wg until stop reports
-// true, adding the versions removed to removed and sending a failure to
 // stopGCRace waits for the writers, then stops the readers and the GC loop
 // and fails on any error they sent.
 func stopGCRace(t *testing.T, writers, others *sync.WaitGroup, done *atomic.Bool, errs chan error) {
@@ -1112,6 +1099,8 @@ func stopGCRace(t *testing.T, writers, others *sync.WaitGroup, done *atomic.Bool
 	}
 }
 
+// goGCLoop runs GC passes on run in a goroutine of wg until stop reports
+// true, adding the versions removed to removed and sending a failure to
 // errs; the returned counter counts the passes.
 func goGCLoop(wg *sync.WaitGroup, db *Database, run RunID, stop func() bool, errs chan<- error, removed *atomic.Int64) *atomic.Int64 {
 	passes := new(atomic.Int64)
