@@ -11,9 +11,10 @@ import (
 
 // txnBuffers is a transaction's context: its write buffer, read set, CAS
 // expectations and listed prefixes. Map keys are a tag byte followed by the
-// user key, so KV keys, state cells and event records never collide. Contexts are pooled per database, so a
-// steady stream of transactions allocates no new ones (the counterpart of
-// the original engine's thread-local pool).
+// user key, so KV keys, state cells and event records never collide.
+// Contexts are pooled per database, so a steady stream of transactions
+// allocates no new ones (the counterpart of the original engine's
+// thread-local pool).
 type txnBuffers struct {
 	// pin is the snapshot of the transaction using the context, plus one
 	// (0: idle). Version GC reads it, so that it never removes a version an
@@ -58,9 +59,6 @@ func (b *txnBuffers) hold(p []byte) []byte {
 // bytes, which nothing writes to again while the key is in a map (maps are
 // cleared before the arena is reused).
 func (b *txnBuffers) holdString(p []byte) string {
-	if len(p) > arenaMaxPiece || len(b.arena)+len(p) > cap(b.arena) {
-		return string(p)
-	}
 	h := b.hold(p)
 	return unsafe.String(unsafe.SliceData(h), len(h))
 }
@@ -124,37 +122,30 @@ func (p *txnPool) add() *txnBuffers {
 // pool is full.
 func (p *txnPool) put(b *txnBuffers) {
 	b.pin.Store(0)
-	if len(b.writes)+len(b.reads)+len(b.cas) > maxPooledEntries {
-		p.drop(b)
-		return
-	}
-	clear(b.writes)
-	clear(b.reads)
-	clear(b.cas)
-	clear(b.scans)
-	b.scans = b.scans[:0]
-	clear(b.ws)
-	b.ws = b.ws[:0]
-	b.arena = b.arena[:0]
-	if cap(b.vbuf) > maxPooledScratch {
-		b.vbuf = nil
-	}
-	if cap(b.kbuf) > maxPooledScratch {
-		b.kbuf = nil
+	keep := len(b.writes)+len(b.reads)+len(b.cas) <= maxPooledEntries
+	if keep {
+		clear(b.writes)
+		clear(b.reads)
+		clear(b.cas)
+		clear(b.scans)
+		b.scans = b.scans[:0]
+		clear(b.ws)
+		b.ws = b.ws[:0]
+		b.arena = b.arena[:0]
+		if cap(b.vbuf) > maxPooledScratch {
+			b.vbuf = nil
+		}
+		if cap(b.kbuf) > maxPooledScratch {
+			b.kbuf = nil
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < maxPooledTxns {
+	if keep && len(p.free) < maxPooledTxns {
 		p.free = append(p.free, b)
-	} else {
-		delete(p.live, b)
+		return
 	}
-}
-
-func (p *txnPool) drop(b *txnBuffers) {
-	p.mu.Lock()
 	delete(p.live, b)
-	p.mu.Unlock()
 }
 
 // oldestPin returns the oldest snapshot of an open transaction, or visible
