@@ -19,8 +19,10 @@ import (
 // A commit tracks a key it writes if the index already holds it, or if the
 // key was written recently (a small filter of hashes per shard remembers
 // the keys written without being tracked): a key written once, like a fresh
-// key of a bulk load or an event-like append, costs two hash lookups and no
-// allocation, and a key written again, like a run's event log head or a
+// key of a bulk load or an event-like append, costs a hash, a look at the
+// shard's membership filter (which spares the map lookup for most keys the
+// shard does not hold) and at its filter of recent writes, and no
+// allocation; a key written again, like a run's event log head or a
 // state cell, gets in. A read that finds a key the index does not hold
 // teaches it (see below), so a key read after its first write gets in too.
 // A shard that reaches its share of maxEntries evicts its oldest entry that
@@ -96,6 +98,14 @@ type latestShard struct {
 	// admitted by mistake less than 2 % of the time.
 	door     [doorBits / 64]uint64
 	doorKeys int
+	// member is a Bloom filter of m's keys, so that a write or read of a key
+	// the shard does not hold (most writes of fresh keys) usually skips the
+	// map lookup, a cache miss once the map is large. Every key in m has its
+	// bits set; an evicted key's bits stay set (a false positive, which
+	// only costs the lookup) until the filter is rebuilt from m, once it
+	// has taken memberKeys keys, its capacity. See memberBits.
+	member     []uint64
+	memberKeys int
 	// untracked counts the writes of untracked keys between writing and
 	// applied; untrackedMark is the highest version such a write applied.
 	// Reads teach the shard nothing unless untracked is 0 and their
@@ -110,6 +120,63 @@ const (
 	doorBits    = 1 << 16
 	doorKeysMax = doorBits / 16
 )
+
+// The membership filter is blocked: a key sets memberBits bits of one
+// 64-bit word, so a lookup reads one word. A filter of w words takes
+// w*memberKeysPerWord keys before it is rebuilt (about 16 bits per key, a
+// false positive rate of about 1 %), and is rebuilt with room for twice
+// the keys the shard then holds, at least memberMinWords words.
+const (
+	memberBits        = 3
+	memberKeysPerWord = 4
+	memberMinWords    = 64
+)
+
+// memberMix spreads a key's hash over the word and bit choices: the low
+// bits of the hash chose the shard, so they are the same for all of the
+// shard's keys.
+func memberMix(h uint64) uint64 { return h * 0x9e3779b97f4a7c15 }
+
+// memberMask returns the word of h in a filter of words words (a power of
+// two) and the bits h sets in it.
+func memberMask(h uint64, words int) (int, uint64) {
+	m := memberMix(h)
+	return int(m>>40) & (words - 1), 1<<(m>>58) | 1<<(m>>52&63) | 1<<(m>>46&63)
+}
+
+// mayHold reports whether s may hold the key of hash h: false means it
+// does not. The caller holds s.mu.
+func (s *latestShard) mayHold(h uint64) bool {
+	if len(s.member) == 0 {
+		return false // nothing was ever added
+	}
+	w, bits := memberMask(h, len(s.member))
+	return s.member[w]&bits == bits
+}
+
+// noteMember sets the bits of a key of hash h that was added to s.m, and
+// rebuilds the filter from s.m when it is full. The caller holds s.mu.
+func (x *latestIndex) noteMember(s *latestShard, h uint64) {
+	if s.memberKeys++; s.memberKeys <= len(s.member)*memberKeysPerWord {
+		w, bits := memberMask(h, len(s.member))
+		s.member[w] |= bits
+		return
+	}
+	words := memberMinWords
+	for words*memberKeysPerWord < 2*len(s.m) {
+		words *= 2
+	}
+	if words == len(s.member) {
+		clear(s.member)
+	} else {
+		s.member = make([]uint64, words)
+	}
+	for k := range s.m {
+		w, bits := memberMask(maphash.String(x.seed, k), words)
+		s.member[w] |= bits
+	}
+	s.memberKeys = len(s.m)
+}
 
 // writeTicket is what writing tells applied: the key's shard, and whether
 // the index tracks the key.
@@ -136,11 +203,6 @@ func newLatestIndex(maxEntries, maxCachedBytes int64, opened uint64, appliedVers
 		x.shards[i].m = map[string]*latestEntry{}
 	}
 	return x
-}
-
-func (x *latestIndex) shard(prefix []byte) *latestShard {
-	s, _ := x.shardHash(prefix)
-	return s
 }
 
 // shardHash returns prefix's shard and hash. The shard is the hash modulo
@@ -171,9 +233,12 @@ func (s *latestShard) admit(h uint64) bool {
 // get returns the newest version recorded for prefix (a key's bare key) and,
 // if it is cached, a copy of its stored value.
 func (x *latestIndex) get(prefix []byte) (v uint64, rec []byte, ok bool) {
-	s := x.shard(prefix)
+	s, h := x.shardHash(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.mayHold(h) {
+		return 0, nil, false
+	}
 	if e := s.m[string(prefix)]; e != nil {
 		if e.hasRec {
 			rec = append([]byte(nil), e.rec...)
@@ -197,9 +262,11 @@ func (x *latestIndex) writing(prefix []byte) writeTicket {
 	t := writeTicket(h % uint64(len(x.shards)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[string(prefix)]; e != nil {
-		e.v, e.hasRec = inFlight, false
-		return t | ticketTracked
+	if s.mayHold(h) {
+		if e := s.m[string(prefix)]; e != nil {
+			e.v, e.hasRec = inFlight, false
+			return t | ticketTracked
+		}
 	}
 	if !s.admit(h) {
 		s.untracked.Add(1) // a first write
@@ -208,7 +275,7 @@ func (x *latestIndex) writing(prefix []byte) writeTicket {
 	if int64(len(s.m)) >= x.shardMax() {
 		x.evict(s)
 	}
-	x.add(s, prefix, &latestEntry{v: inFlight})
+	x.add(s, prefix, h, &latestEntry{v: inFlight})
 	return t | ticketTracked
 }
 
@@ -219,11 +286,12 @@ func (t writeTicket) tracks() bool { return t&ticketTracked != 0 }
 // index's bound, spread over the shards.
 func (x *latestIndex) shardMax() int64 { return max(1, x.max/int64(len(x.shards))) }
 
-// add inserts a new entry. The caller holds s.mu.
-func (x *latestIndex) add(s *latestShard, prefix []byte, e *latestEntry) {
+// add inserts a new entry for prefix, of hash h. The caller holds s.mu.
+func (x *latestIndex) add(s *latestShard, prefix []byte, h uint64, e *latestEntry) {
 	k := string(prefix)
 	s.m[k] = e
 	s.fifo = append(s.fifo, k)
+	x.noteMember(s, h)
 }
 
 // evict removes the oldest entry of s that is not in flight, if there is
@@ -305,15 +373,15 @@ func raiseTo(a *atomic.Uint64, v uint64) {
 // rules of the type's comment allow it. at must be a snapshot every write
 // at or below which the read saw.
 func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record) {
-	s := x.shard(prefix)
+	s, h := x.shardHash(prefix)
 	s.mu.Lock()
-	if s.m[string(prefix)] == nil && int64(len(s.m)) < x.shardMax() &&
+	if (!s.mayHold(h) || s.m[string(prefix)] == nil) && int64(len(s.m)) < x.shardMax() &&
 		s.untracked.Load() == 0 && at >= s.untrackedMark.Load() && at >= x.floor.Load() {
 		e := &latestEntry{v: v}
 		if v != 0 {
 			x.cache(e, rec.Kind, rec.Timestamp, rec.Payload)
 		}
-		x.add(s, prefix, e)
+		x.add(s, prefix, h, e)
 	}
 	s.mu.Unlock()
 }

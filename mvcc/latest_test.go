@@ -291,9 +291,10 @@ func openMemStore(t *testing.T) *Store {
 
 // sameShard returns a key other than k in k's shard.
 func sameShard(x *latestIndex, k []byte) []byte {
+	sk, _ := x.shardHash(k)
 	for i := 0; ; i++ {
 		c := fmt.Appendf(nil, "%s/%d", k, i)
-		if x.shard(c) == x.shard(k) {
+		if sc, _ := x.shardHash(c); sc == sk {
 			return c
 		}
 	}
@@ -434,4 +435,43 @@ func TestLatestIndexAdmitsSecondWritesOnly(t *testing.T) {
 		}
 	}
 	require.LessOrEqual(t, missed, len(x.shards), "second writes not admitted")
+}
+
+// The membership filter has no false negatives: every key the index holds
+// passes it, through additions, evictions and rebuilds of every size; and
+// it keeps most keys the index does not hold away from the map.
+func TestLatestIndexMembershipFilter(t *testing.T) {
+	x := newLatestIndex(1<<14, 0, 0, func() uint64 { return 1 })
+	checkAll := func() {
+		t.Helper()
+		for i := range x.shards {
+			s := &x.shards[i]
+			for k := range s.m {
+				_, h := x.shardHash([]byte(k))
+				require.True(t, s.mayHold(h), "a held key fails the filter")
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 6 {
+		// Keys get in by a second write; with the index's 1,024 entries per
+		// shard, the later rounds evict.
+		for range 1 << (10 + round) {
+			k := fmt.Appendf(nil, "k-%d", rng.Uint64())
+			write(x, k, 1)
+			write(x, k, 2)
+		}
+		checkAll()
+	}
+	falsePos, n := 0, 100000
+	for i := range n {
+		k := fmt.Appendf(nil, "absent-%d", i)
+		s, h := x.shardHash(k)
+		if s.mayHold(h) {
+			require.Nil(t, s.m[string(k)])
+			falsePos++
+		}
+	}
+	t.Logf("false positives: %d of %d", falsePos, n)
+	require.Less(t, falsePos, n/20)
 }
