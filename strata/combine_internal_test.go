@@ -80,3 +80,38 @@ func TestCombineSignalsSyncedCommitsAfterTheirFsync(t *testing.T) {
 		require.NoError(t, r.c.Publish())
 	}
 }
+
+// A committer that finds the run's lock free applies its own request at
+// once, then the requests queued meanwhile, and signals them.
+func TestCommitterWithTheLockDrainsTheQueue(t *testing.T) {
+	for _, mode := range []DurabilityMode{DurabilityNone, DurabilityStrict} {
+		t.Run(mode.String(), func(t *testing.T) {
+			db, err := OpenWith(Options{Path: t.TempDir(), Durability: mode})
+			require.NoError(t, err)
+			defer db.Close()
+			run := NewRunID()
+			rs := db.runState(run)
+			sync := mode == DurabilityStrict
+			queued := &commitReq{sync: sync, done: make(chan struct{}, 1),
+				ws: []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("queued"), Kind: keyenc.KindBytes}}}
+			enqueue(rs, queued) // its committer is descheduled before it looks at the lock
+
+			own := &commitReq{done: make(chan struct{}, 1)}
+			own.ws = []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("own"), Kind: keyenc.KindBytes}}
+			res, err := db.submit(rs, own, mode)
+			require.NoError(t, err)
+			require.Len(t, own.done, 0, "no one signals the caller's own request")
+			require.NotNil(t, queued.c, "the queued request was applied too")
+			require.Len(t, queued.done, 1, "and signalled")
+			require.Greater(t, queued.c.Version, res.version, "after the caller's own")
+			require.LessOrEqual(t, queued.c.Version, db.store.Visible())
+
+			db.await(rs, queued) // its committer resumes: the lock is free, the queue empty
+			require.Len(t, queued.done, 0, "the signal is consumed")
+			require.NoError(t, queued.c.SyncWait())
+			require.NoError(t, queued.c.Publish())
+			require.True(t, rs.mu.TryLock(), "the lock is free")
+			rs.mu.Unlock()
+		})
+	}
+}

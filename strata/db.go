@@ -254,10 +254,11 @@ type commitResult struct {
 // commitReq is one commit of a run waiting to be validated and applied
 // under the run's lock.
 //
-// Commits of a run are combined: a committer queues its request and, if the
-// lock is free, takes it and applies every queued request in order, its own
-// and others'; a committer that finds the lock taken waits for its request
-// to be done by the holder. Under contention the lock then changes hands
+// Commits of a run are combined: a committer that finds the run's lock free
+// takes it, applies its own request, then every request queued meanwhile,
+// in order; a committer that finds the lock taken queues its request, looks
+// at the lock once more (it may have come free), and otherwise waits for
+// its request to be done by the holder. Under contention the lock then changes hands
 // once per group rather than once per commit, and the waiting committers
 // need not be scheduled one after the other to get through it: that handoff
 // latency, not the work, is what bounds a run's commit rate when many
@@ -287,12 +288,13 @@ var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(cha
 func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
 	r.ws, r.check = ws, check
+	defer commitReqPool.Put(r)
 	return db.submit(db.runState(run), r, mode)
 }
 
 // commitTxn is commit for a transaction's write set, validated by t.
 func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
-	r := commitReqPool.Get().(*commitReq)
+	r := &t.req // the context's own request: no trip through commitReqPool
 	r.ws, r.txn = ws, t
 	return db.submit(t.rs, r, t.mode) // the run's state the transaction looked up
 }
@@ -304,20 +306,27 @@ func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
 func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
 	r.build = build
+	defer commitReqPool.Put(r)
 	return db.submit(db.runState(run), r, mode)
 }
 
 // submit runs a commit request through the run's lock (see commitReq), then
 // waits for the fsync (if mode asks for one) and for the commit to become
-// visible.
+// visible. It leaves r reset, ready for reuse.
 func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (commitResult, error) {
 	r.sync = mode.SyncsEachCommit() && db.persist == PersistenceDisk
-	enqueue(rs, r)
-	db.await(rs, r)
+	if rs.mu.TryLock() {
+		// The lock is free: apply r at once, without queueing it, then
+		// apply what others queued meanwhile.
+		db.applyReq(rs, r)
+		db.combine(rs, r, true)
+	} else {
+		enqueue(rs, r)
+		db.await(rs, r)
+	}
 	applied, err, sync := r.c != nil, r.err, r.sync
-	c := r.commit // r goes back to the pool
+	c := r.commit // r is reused once submit returns
 	*r = commitReq{done: r.done}
-	commitReqPool.Put(r)
 	if err != nil {
 		return commitResult{}, err
 	}
@@ -352,11 +361,11 @@ func (db *Database) await(rs *runState, r *commitReq) {
 		<-r.done
 		return
 	}
-	if !db.combine(rs, r) {
+	if !db.combine(rs, r, false) {
 		// The lock came free after the previous holder had already taken r
 		// from the queue: it signals r once r is done (for a synced commit,
 		// once the fsync is confirmed). Wait for that signal, or it would
-		// wake the next user of r (from the pool) too early.
+		// wake the next user of r too early.
 		<-r.done
 	}
 }
@@ -372,11 +381,16 @@ func (db *Database) await(rs *runState, r *commitReq) {
 // last of them is confirmed (it confirms every earlier one: Pebble syncs its
 // WAL in order), so that each waiting committer is woken once, with its
 // commit durable, instead of once to learn that it was applied and again by
-// its own fsync wait. own is never signalled: its committer is the caller.
-// combine reports whether it applied own (rather than an earlier holder).
-func (db *Database) combine(rs *runState, own *commitReq) (appliedOwn bool) {
+// its own fsync wait. own is never signalled: its committer is the caller,
+// who may have applied it already (ownApplied). combine reports whether own
+// was applied by the caller or by combine (rather than by an earlier holder).
+func (db *Database) combine(rs *runState, own *commitReq, ownApplied bool) (appliedOwn bool) {
 	var synced []*commitReq
 	var lastSync *mvcc.Commit
+	appliedOwn = ownApplied
+	if ownApplied && own.c != nil && own.sync {
+		lastSync = own.c
+	}
 	batch := rs.spare // swapped with the queue, so that neither is reallocated
 	for {
 		rs.qmu.Lock()

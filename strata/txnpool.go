@@ -26,6 +26,7 @@ type txnBuffers struct {
 	cas    map[string]uint64
 	scans  []scanRead
 	ws     []mvcc.Write // the write set handed to the commit, reused
+	req    commitReq    // the commit request, reused
 	kbuf   []byte       // scratch for tagged map keys
 	vbuf   []byte       // scratch for encoding structured values
 
@@ -85,6 +86,7 @@ func newTxnBuffers() *txnBuffers {
 		reads:  map[string]uint64{},
 		cas:    map[string]uint64{},
 		arena:  make([]byte, 0, arenaSize),
+		req:    commitReq{done: make(chan struct{}, 1)},
 	}
 }
 
