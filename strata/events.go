@@ -148,7 +148,7 @@ func (t *Txn) eventHeadForAppend() (events.Head, error) {
 	if err != nil || head.Len > 0 {
 		return head, err
 	}
-	if _, own := t.writes[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]; own {
+	if t.writes.has(t.tkey(keyenc.TagRunMeta, eventHeadKey)) {
 		return head, nil
 	}
 	return head, t.db.checkNoOrphanEvents(t.run, t.snap)
@@ -184,7 +184,7 @@ func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
 	for _, w := range ws {
 		size += len(w.Key) + len(w.Payload)
 	}
-	if old, ok := t.writes[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]; ok {
+	if old, ok := t.writes.get(t.tkey(keyenc.TagRunMeta, eventHeadKey)); ok {
 		size -= len(eventHeadKey) + len(old.payload)
 	}
 	if size > MaxTxnSize {
@@ -225,7 +225,7 @@ func (t *Txn) Event(seq uint64) (Event, error) {
 func (t *Txn) event(seq uint64) (Event, error) {
 	var kb [8]byte
 	k := eventKey(&kb, seq)
-	if w, ok := t.writes[string(t.tkey(keyenc.TagEvent, k))]; ok {
+	if w, ok := t.writes.get(t.tkey(keyenc.TagEvent, k)); ok {
 		return decodeEvent(seq, mvcc.Record{Kind: w.kind, Payload: w.payload})
 	}
 	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagEvent, k, t.snap)

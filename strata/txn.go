@@ -216,7 +216,7 @@ func (t *Txn) tkey(tag keyenc.Tag, key []byte) []byte {
 // or deleted key.
 func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err error) {
 	tk := t.tkey(tag, key)
-	if w, ok := t.writes[string(tk)]; ok {
+	if w, ok := t.writes.get(tk); ok {
 		// A copy: what the caller gets must not share the pending write's
 		// bytes, which may live in the pooled context's arena.
 		return mvcc.Record{Kind: w.kind, Payload: bytes.Clone(w.payload)}, w.kind != keyenc.KindTombstone, nil
@@ -290,7 +290,7 @@ func (t *Txn) Delete(key []byte) (bool, error) {
 	if !existed {
 		// Still a write: the key may have been created since the snapshot,
 		// which the recorded read catches at commit.
-		if _, own := t.writes[string(t.tkey(keyenc.TagKV, key))]; !own {
+		if !t.writes.has(t.tkey(keyenc.TagKV, key)) {
 			return false, nil
 		}
 	}
@@ -314,10 +314,10 @@ func (t *Txn) CAS(key []byte, expected uint64, v Value) error {
 // the write is accepted.
 func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite, borrowed bool) error {
 	tk := t.tkey(tag, key)
-	old, had := t.writes[string(tk)]
+	i := t.writes.find(tk)
 	size := t.size + len(key) + len(w.payload)
-	if had {
-		size -= len(key) + len(old.payload)
+	if i >= 0 {
+		size -= len(key) + len(t.writes.list[i].w.payload)
 	}
 	if size > MaxTxnSize {
 		return fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
@@ -325,10 +325,10 @@ func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite, borrowed bool) error
 	if borrowed {
 		w.payload = t.hold(w.payload)
 	}
-	if had {
-		t.writes[string(tk)] = w // a rewrite does not spend arena space on the key again
+	if i >= 0 {
+		t.writes.replace(i, w) // a rewrite does not spend arena space on the key again
 	} else {
-		t.writes[t.holdString(tk)] = w
+		t.writes.add(t.holdString(tk), w)
 	}
 	t.size = size
 	return nil
@@ -371,7 +371,8 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 	for k := range seen {
 		keys[k] = true
 	}
-	for tk, w := range t.writes {
+	for _, e := range t.writes.list {
+		tk, w := e.key, e.w
 		if tk[0] == byte(tag) && strings.HasPrefix(tk[1:], string(prefix)) {
 			keys[tk[1:]] = w.kind != keyenc.KindTombstone
 			if recs != nil {
@@ -414,13 +415,14 @@ func (t *Txn) Commit() (uint64, error) {
 		t.commitErr = err
 		return 0, err
 	}
-	if len(t.writes) == 0 {
+	if t.writes.len() == 0 {
 		t.tally(&t.db.txnCommitted)
 		t.committed = true
 		return 0, nil // read-only: no version, no WAL record, no conflict
 	}
 	ws := t.ws[:0]
-	for tk, w := range t.writes {
+	for _, e := range t.writes.list {
+		tk, w := e.key, e.w
 		// The batch copies the key; a read-only view of the map key's bytes
 		// saves a copy per write.
 		key := unsafe.Slice(unsafe.StringData(tk[1:]), len(tk)-1)

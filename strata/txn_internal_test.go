@@ -2,9 +2,11 @@ package strata
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -66,4 +68,32 @@ func TestBackoffBounds(t *testing.T) {
 	require.LessOrEqual(t, backoff(c, 1000), c.MaxDelay, "no overflow on a huge attempt number")
 	d := RetryConfig{}.withDefaults()
 	require.Equal(t, RetryConfig{MaxRetries: DefaultMaxRetries, BaseDelay: DefaultBaseDelay, MaxDelay: DefaultMaxDelay}, d)
+}
+
+// The write set finds every key whether it is scanned or indexed, keeps
+// the order of first writes, and a rewrite replaces in place.
+func TestWriteSet(t *testing.T) {
+	var s writeSet
+	key := func(i int) []byte { return fmt.Appendf(nil, "\x01k%d", i) }
+	for n := range 3 * writeSetScan {
+		require.Equal(t, -1, s.find(key(n)))
+		s.add(string(key(n)), txnWrite{payload: []byte{byte(n)}})
+		require.Equal(t, n+1, s.len())
+		require.Equal(t, n >= writeSetScan, s.index != nil, "indexed once past %d keys", writeSetScan)
+		for i := 0; i <= n; i++ {
+			w, ok := s.get(key(i))
+			require.True(t, ok)
+			require.Equal(t, []byte{byte(i)}, w.payload)
+			require.Equal(t, string(key(i)), s.list[i].key, "first-write order")
+		}
+		require.False(t, s.has(key(n+1)))
+	}
+	s.replace(s.find(key(3)), txnWrite{kind: keyenc.KindTombstone})
+	w, _ := s.get(key(3))
+	require.Equal(t, keyenc.KindTombstone, w.kind)
+	require.Equal(t, 3*writeSetScan, s.len())
+	s.reset()
+	require.Zero(t, s.len())
+	require.Nil(t, s.index)
+	require.False(t, s.has(key(0)))
 }

@@ -9,9 +9,9 @@ import (
 	"github.com/strata-db/strata/mvcc"
 )
 
-// txnBuffers is a transaction's context: its write buffer, read set, CAS
-// expectations and listed prefixes. Map keys are a tag byte followed by the
-// user key, so KV keys, state cells and event records never collide.
+// txnBuffers is a transaction's context: its write set, read set, CAS
+// expectations and listed prefixes. Their keys are a tag byte followed by
+// the user key, so KV keys, state cells and event records never collide.
 // Contexts are pooled per database, so a steady stream of transactions
 // allocates no new ones (the counterpart of the original engine's
 // thread-local pool).
@@ -21,7 +21,7 @@ type txnBuffers struct {
 	// open transaction may read.
 	pin atomic.Uint64
 
-	writes map[string]txnWrite
+	writes writeSet
 	reads  map[string]uint64
 	cas    map[string]uint64
 	scans  []scanRead
@@ -30,10 +30,10 @@ type txnBuffers struct {
 	kbuf   []byte       // scratch for tagged map keys
 	vbuf   []byte       // scratch for encoding structured values
 
-	// arena holds copies of small payloads and write-map keys. It is
+	// arena holds copies of small payloads and write-set keys. It is
 	// allocated once per context and never grows: what does not fit is
 	// allocated on its own, so nothing placed here moves or is overwritten
-	// until the context is reused, after its maps were cleared.
+	// until the context is reused, after its sets were emptied.
 	arena []byte
 }
 
@@ -56,9 +56,9 @@ func (b *txnBuffers) hold(p []byte) []byte {
 	return b.arena[n:len(b.arena):len(b.arena)]
 }
 
-// holdString is hold for a map key: the string shares the held copy's
-// bytes, which nothing writes to again while the key is in a map (maps are
-// cleared before the arena is reused).
+// holdString is hold for a write-set or map key: the string shares the
+// held copy's bytes, which nothing writes to again while the key is in use
+// (the sets are emptied before the arena is reused).
 func (b *txnBuffers) holdString(p []byte) string {
 	h := b.hold(p)
 	return unsafe.String(unsafe.SliceData(h), len(h))
@@ -82,11 +82,10 @@ type txnPool struct {
 
 func newTxnBuffers() *txnBuffers {
 	return &txnBuffers{
-		writes: map[string]txnWrite{},
-		reads:  map[string]uint64{},
-		cas:    map[string]uint64{},
-		arena:  make([]byte, 0, arenaSize),
-		req:    commitReq{done: make(chan struct{}, 1)},
+		reads: map[string]uint64{},
+		cas:   map[string]uint64{},
+		arena: make([]byte, 0, arenaSize),
+		req:   commitReq{done: make(chan struct{}, 1)},
 	}
 }
 
@@ -124,9 +123,9 @@ func (p *txnPool) add() *txnBuffers {
 // pool is full.
 func (p *txnPool) put(b *txnBuffers) {
 	b.pin.Store(0)
-	keep := len(b.writes)+len(b.reads)+len(b.cas) <= maxPooledEntries
+	keep := b.writes.len()+len(b.reads)+len(b.cas) <= maxPooledEntries
 	if keep {
-		clear(b.writes)
+		b.writes.reset()
 		clear(b.reads)
 		clear(b.cas)
 		clear(b.scans)
