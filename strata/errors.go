@@ -44,9 +44,9 @@ var (
 // ErrConflict with errors.Is.
 type ConflictError struct {
 	Run RunID
-	// Keys are the keys whose check failed: KV keys, state cell names, or
-	// the event log's head, in the primitive named by the same index of
-	// Primitives.
+	// Keys are the keys whose check failed, each once, ordered by
+	// primitive, then key: KV keys, state cell names, or the event log's
+	// head, in the primitive named by the same index of Primitives.
 	Keys [][]byte
 	// Primitives[i] is the primitive Keys[i] belongs to (nil when every key
 	// is a KV key).
@@ -149,7 +149,10 @@ func (c *conflicts) err(run RunID) error {
 	})
 	e := &ConflictError{Run: run, Reason: c.items[0].reason}
 	allKV := true
-	for _, it := range c.items {
+	for i, it := range c.items {
+		if i > 0 && it.prim == c.items[i-1].prim && it.key == c.items[i-1].key {
+			continue // a key that failed two checks (read and CAS, read and list) is named once
+		}
 		e.Keys = append(e.Keys, []byte(it.key))
 		e.Primitives = append(e.Primitives, it.prim)
 		allKV = allKV && it.prim == PrimitiveKV

@@ -168,6 +168,9 @@ func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 // timestamp, all or nothing, and returns the first sequence. An invalid
 // event anywhere in the batch appends none.
 func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
+	if t.tooLarge != nil {
+		return 0, t.tooLarge
+	}
 	head, err := t.eventHeadForAppend()
 	if err != nil {
 		return 0, err
@@ -188,7 +191,7 @@ func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
 		size -= len(eventHeadKey) + len(old.payload)
 	}
 	if size > MaxTxnSize {
-		return 0, fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
+		return 0, t.refuseSize(size)
 	}
 	for _, w := range ws {
 		if err := t.write(w.Tag, w.Key, txnWrite{kind: w.Kind, payload: w.Payload}, false); err != nil {

@@ -1056,8 +1056,8 @@ func TestEventAppendAtTheTransactionSizeLimit(t *testing.T) {
 		if room < appendSize {
 			require.ErrorIs(t, err, strata.ErrTxnTooLarge)
 			require.Zero(t, n, "nothing of the refused append is buffered")
-			// ...not even its events: the room left is still all there.
-			require.NoError(t, tx.Put([]byte("x"), value.Bytes(make([]byte, room-1))))
+			_, err = tx.Commit()
+			require.ErrorIs(t, err, strata.ErrTxnTooLarge, "and the transaction cannot commit")
 		} else {
 			require.NoError(t, err)
 			require.Equal(t, uint64(1), n)

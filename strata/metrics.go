@@ -58,7 +58,7 @@ type StorageMetrics struct {
 }
 
 // Metrics returns a snapshot of the database's metrics. After Close it
-// returns the version counters only.
+// returns the version and transaction counters; Storage is zero.
 func (db *Database) Metrics() Metrics {
 	m := Metrics{
 		CurrentVersion: db.store.Visible(),

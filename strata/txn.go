@@ -2,6 +2,7 @@ package strata
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +23,9 @@ import (
 const MaxTxnSize = 64 << 20
 
 var (
-	// ErrTxnTooLarge: a transaction's writes exceed MaxTxnSize. Nothing is
+	// ErrTxnTooLarge: a write would take a transaction's writes past
+	// MaxTxnSize. The transaction can then no longer commit: its later
+	// writes and its Commit fail with this error too, and nothing of it is
 	// written.
 	ErrTxnTooLarge = errors.New("strata: transaction too large")
 	// ErrTxnDone: the transaction was already committed or ended.
@@ -70,6 +73,7 @@ type Txn struct {
 
 	*txnBuffers // nil once the transaction ended
 	size        int
+	tooLarge    error // set once a write was refused for size: the transaction cannot commit
 	done        bool
 	committed   bool   // Commit succeeded
 	version     uint64 // and returned this version
@@ -287,12 +291,12 @@ func (t *Txn) Delete(key []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !existed {
-		// Still a write: the key may have been created since the snapshot,
-		// which the recorded read catches at commit.
-		if !t.writes.has(t.tkey(keyenc.TagKV, key)) {
-			return false, nil
-		}
+	if !existed && !t.writes.has(t.tkey(keyenc.TagKV, key)) {
+		// Absent at the snapshot and not written here: there is nothing to
+		// delete. The recorded read still makes the commit conflict if a
+		// concurrent commit creates the key. (An absent key that has a
+		// write here was deleted here: the tombstone is rewritten.)
+		return false, nil
 	}
 	return existed, t.write(keyenc.TagKV, key, txnWrite{kind: keyenc.KindTombstone}, false)
 }
@@ -313,6 +317,9 @@ func (t *Txn) CAS(key []byte, expected uint64, v Value) error {
 // borrowed, w's payload is not the transaction's own and is copied once
 // the write is accepted.
 func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite, borrowed bool) error {
+	if t.tooLarge != nil {
+		return t.tooLarge
+	}
 	tk := t.tkey(tag, key)
 	i := t.writes.find(tk)
 	size := t.size + len(key) + len(w.payload)
@@ -320,7 +327,7 @@ func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite, borrowed bool) error
 		size -= len(key) + len(t.writes.list[i].w.payload)
 	}
 	if size > MaxTxnSize {
-		return fmt.Errorf("%w: %d bytes of writes exceed %d", ErrTxnTooLarge, size, MaxTxnSize)
+		return t.refuseSize(size)
 	}
 	if borrowed {
 		w.payload = t.hold(w.payload)
@@ -332,6 +339,14 @@ func (t *Txn) write(tag keyenc.Tag, key []byte, w txnWrite, borrowed bool) error
 	}
 	t.size = size
 	return nil
+}
+
+// refuseSize records that a write would have taken the transaction's
+// writes to size bytes, past MaxTxnSize: the transaction can no longer
+// commit. It returns the error.
+func (t *Txn) refuseSize(size int) error {
+	t.tooLarge = fmt.Errorf("%w: %d bytes of writes would exceed %d; the transaction cannot commit", ErrTxnTooLarge, size, MaxTxnSize)
+	return t.tooLarge
 }
 
 // List returns, in order, the keys that start with prefix at the snapshot,
@@ -410,7 +425,7 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, ErrTxnDone
 	}
 	defer t.end()
-	if err := t.ctx.Err(); err != nil {
+	if err := cmp.Or(t.tooLarge, t.ctx.Err()); err != nil {
 		t.tally(&t.db.txnAborted)
 		t.commitErr = err
 		return 0, err

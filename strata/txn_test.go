@@ -580,33 +580,74 @@ func TestRetryOnConflictOnly(t *testing.T) {
 
 func TestTxnTooLarge(t *testing.T) {
 	db, run := openTxnDB(t)
-	tx := begin(t, db, run)
 	big := value.Bytes(make([]byte, strata.MaxValueSize))
-	var err error
-	for i := 0; err == nil; i++ {
-		err = tx.Put(fmt.Appendf(nil, "k%d", i), big)
+	requireNothingWritten := func() {
+		t.Helper()
+		for _, k := range []string{"k0", "k3", "k4"} {
+			_, err := db.Get(ctx, run, []byte(k))
+			require.ErrorIs(t, err, strata.ErrNotFound, "nothing of a transaction that went too large is written")
+		}
+		n, err := db.EventLen(ctx, run)
+		require.NoError(t, err)
+		require.Zero(t, n)
 	}
-	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+	// full begins a transaction whose writes are exactly at the limit.
+	full := func() *strata.Txn {
+		tx := begin(t, db, run)
+		for i := range 3 {
+			require.NoError(t, tx.Put(fmt.Appendf(nil, "k%d", i), big))
+		}
+		rest := strata.MaxTxnSize - 3*(2+strata.MaxValueSize) - 2
+		require.NoError(t, tx.Put([]byte("k3"), value.Bytes(make([]byte, rest))), "exactly at the limit")
+		return tx
+	}
 
-	// The limit counts the keys and values of the live writes of every
-	// primitive, and a refused write leaves the transaction usable.
-	tx = begin(t, db, run)
-	for i := range 3 {
-		require.NoError(t, tx.Put(fmt.Appendf(nil, "k%d", i), big))
+	// The limit counts the keys and values of the writes of every
+	// primitive. A refused write leaves the transaction unable to commit:
+	// later writes and the commit fail, and nothing is written.
+	refusals := map[string]func(tx *strata.Txn) error{
+		"put": func(tx *strata.Txn) error { return tx.Put([]byte("k4"), value.Bytes([]byte{1})) },
+		"append": func(tx *strata.Txn) error {
+			_, err := tx.AppendEvent("e", value.Object(nil))
+			return err
+		},
+		"state": func(tx *strata.Txn) error {
+			_, err := tx.StateSet("cell", value.Int(1))
+			return err
+		},
 	}
-	rest := strata.MaxTxnSize - 3*(2+strata.MaxValueSize) - 2
-	require.NoError(t, tx.Put([]byte("k3"), value.Bytes(make([]byte, rest))), "exactly at the limit")
-	require.ErrorIs(t, tx.Put([]byte("k4"), value.Bytes([]byte{1})), strata.ErrTxnTooLarge)
-	_, err = tx.AppendEvent("e", value.Object(nil))
-	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
-	_, err = tx.StateSet("cell", value.Int(1))
-	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
-	_, err = tx.Delete([]byte("k0")) // a tombstone replaces 16 MiB
+	for name, refused := range refusals {
+		tx := full()
+		require.ErrorIs(t, refused(tx), strata.ErrTxnTooLarge, name)
+		_, err := tx.Delete([]byte("k0"))
+		require.ErrorIs(t, err, strata.ErrTxnTooLarge, "%s: a later write, even one that would shrink the set", name)
+		_, err = tx.Get([]byte("k1"))
+		require.NoError(t, err, "%s: reads still work", name)
+		_, err = tx.Commit()
+		require.ErrorIs(t, err, strata.ErrTxnTooLarge, name)
+		requireNothingWritten()
+	}
+
+	// A rewrite is counted by its new size: a tombstone replacing 16 MiB
+	// makes room.
+	tx := full()
+	_, err := tx.Delete([]byte("k0"))
 	require.NoError(t, err)
 	require.NoError(t, tx.Put([]byte("k4"), value.Bytes([]byte{1})))
 	_, err = tx.StateSet("cell", value.Int(1))
 	require.NoError(t, err)
 	tx.End()
+
+	// The closure API: a function that ignores the refusal and returns nil
+	// still gets the error, and nothing is written.
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		for i := 0; i < 5; i++ {
+			_ = tx.Put(fmt.Appendf(nil, "k%d", i), big)
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+	requireNothingWritten()
 }
 
 func TestShutdownWaitsForActiveTransaction(t *testing.T) {
@@ -750,4 +791,31 @@ func TestSinglePutTransactionAllocations(t *testing.T) {
 		}
 	})
 	require.LessOrEqual(t, n, 1.0)
+}
+
+// A key that fails more than one check (read and CAS, read and listed) is
+// named once.
+func TestConflictNamesEachKeyOnce(t *testing.T) {
+	db, run := openTxnDB(t)
+	put(t, db, run, "x", 1)
+	got, err := db.Get(ctx, run, []byte("x"))
+	require.NoError(t, err)
+
+	a := begin(t, db, run)
+	_, err = a.Get([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, a.CAS([]byte("x"), got.Version, value.Int(2)))
+	b := begin(t, db, run)
+	_, err = b.Get([]byte("x"))
+	require.NoError(t, err)
+	_, err = b.List([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, b.Put([]byte("q"), value.Int(1)))
+
+	put(t, db, run, "x", 3)
+	_, err = a.Commit()
+	requireConflict(t, err, "x")
+	require.NotContains(t, err.Error(), `"x", "x"`)
+	_, err = b.Commit()
+	requireConflict(t, err, "x")
 }
