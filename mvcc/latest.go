@@ -102,8 +102,8 @@ type latestShard struct {
 	// the shard does not hold (most writes of fresh keys) usually skips the
 	// map lookup, a cache miss once the map is large. Every key in m has its
 	// bits set; an evicted key's bits stay set (a false positive, which
-	// only costs the lookup) until the filter is rebuilt from m, once it
-	// has taken memberKeys keys, its capacity. See memberBits.
+	// only costs the lookup) until the filter is rebuilt from m, when the
+	// keys it has taken (memberKeys) pass its capacity. See memberBits.
 	member     []uint64
 	memberKeys int
 	// untracked counts the writes of untracked keys between writing and

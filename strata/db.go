@@ -258,11 +258,11 @@ type commitResult struct {
 // takes it, applies its own request, then every request queued meanwhile,
 // in order; a committer that finds the lock taken queues its request, looks
 // at the lock once more (it may have come free), and otherwise waits for
-// its request to be done by the holder. Under contention the lock then changes hands
-// once per group rather than once per commit, and the waiting committers
-// need not be scheduled one after the other to get through it: that handoff
-// latency, not the work, is what bounds a run's commit rate when many
-// goroutines commit with an fsync each.
+// its request to be done by the holder. Under contention the lock then
+// changes hands once per group rather than once per commit, and the waiting
+// committers need not be scheduled one after the other to get through it:
+// that handoff latency, not the work, is what bounds a run's commit rate
+// when many goroutines commit with an fsync each.
 type commitReq struct {
 	// build returns the writes, given the version of the run's latest
 	// commit, or an error that refuses the commit.
