@@ -67,11 +67,15 @@ func del(key string) mvcc.Write {
 	return mvcc.Write{Run: runA, Tag: keyenc.TagKV, Key: []byte(key), Kind: keyenc.KindTombstone}
 }
 
-// commit applies ws without sync, publishes it, and returns the commit.
+// commit applies ws without sync (unless it starts a new version
+// reservation, which is synced), publishes it, and returns the commit.
 func commit(t *testing.T, s *mvcc.Store, ws ...mvcc.Write) *mvcc.Commit {
 	t.Helper()
 	c, err := s.Apply(ws, false)
 	require.NoError(t, err)
+	if c.Synced() {
+		require.NoError(t, c.SyncWait())
+	}
 	require.NoError(t, c.Publish())
 	return c
 }

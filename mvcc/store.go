@@ -77,6 +77,12 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 		}
 	}
 	s.last, s.reserved = last, last
+	// Reserve the first block now, with a synced write, so that the
+	// commits that follow need no sync of their own until they pass it
+	// (see ApplyTo).
+	if err := s.storeBound(last + s.block); err != nil {
+		return nil, err
+	}
 	s.applied.Store(last)
 	s.vis.init(last)
 	s.latest = newLatestIndex(LatestIndexEntries, LatestCacheBytes, last, s.applied.Load)
@@ -104,10 +110,12 @@ type Commit struct {
 
 // Apply allocates the next version and applies ws at that version in one
 // Pebble batch (with a new version reservation when the version passes the
-// old one). Without sync the commit is visible when Apply returns (unless an
-// earlier commit is still waiting for its fsync). With sync, the fsync is
-// not awaited: call Commit.SyncWait outside any lock; the commit becomes
-// visible once it is durable. Then call Publish. A commit that returns an
+// old one; such a commit is applied with sync even if sync is false, see
+// Commit.Synced). Without sync the commit is visible when Apply returns
+// (unless an earlier commit is still waiting for its fsync). With sync, the
+// fsync is not awaited: call Commit.SyncWait outside any lock (whenever
+// Commit.Synced reports true); the commit becomes visible once it is
+// durable. Then call Publish. A commit that returns an
 // error was never visible to anyone; a storage failure marks the store
 // failed and every later Apply fails.
 //
@@ -162,11 +170,19 @@ func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
 	reserved := s.reserved
 	if v > reserved {
 		// The reservation travels in the batch of the first version above
-		// the old one: the WAL holds it before any version it covers.
+		// the old one: the WAL holds it before any version it covers. That
+		// batch is synced whatever the commit asked for (once per block of
+		// versions): if a crash could lose the new reservation together
+		// with acknowledged but unsynced commits above the old one, the
+		// reopened store would continue above the old reservation and hand
+		// their versions out again. A synced commit holds back the visible
+		// version until its fsync is confirmed, so no version above the
+		// old reservation is acknowledged before the new one is durable.
 		reserved = v - 1 + s.block
 		var vrec [8]byte
 		binary.BigEndian.PutUint64(vrec[:], reserved) // keyenc.EncodeUint64, without the allocation
 		b.Set(lastVersionKey, vrec[:])
+		sync = true
 	}
 	err := b.Apply(sync)
 	if err == nil {
@@ -203,10 +219,16 @@ func (s *Store) Close() error {
 	if s.Err() != nil || s.reserved == s.last {
 		return nil
 	}
+	return s.storeBound(s.last)
+}
+
+// storeBound writes v as the version bound, with a synced write, and makes
+// it the reservation. The caller holds seqMu, or is Open.
+func (s *Store) storeBound(v uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var vrec [8]byte
-	binary.BigEndian.PutUint64(vrec[:], s.last)
+	binary.BigEndian.PutUint64(vrec[:], v)
 	b.Set(lastVersionKey, vrec[:])
 	if err := b.Apply(true); err != nil {
 		return err
@@ -214,9 +236,13 @@ func (s *Store) Close() error {
 	if err := b.SyncWait(); err != nil {
 		return err
 	}
-	s.reserved = s.last
+	s.reserved = v
 	return nil
 }
+
+// Synced reports whether the commit was applied with sync: asked for, or
+// forced by a new version reservation. Its fsync makes it durable.
+func (c *Commit) Synced() bool { return c.sync }
 
 // SyncWait waits for the commit's fsync if it was applied with sync. A
 // confirmed fsync makes the commit, and every version below it, durable.
@@ -236,8 +262,8 @@ func (c *Commit) SyncWait() error {
 }
 
 // Publish releases the batch and waits until the commit is visible: every
-// new snapshot then includes it. A commit applied with sync must have called
-// SyncWait first.
+// new snapshot then includes it. A commit applied with sync (Synced) must
+// have called SyncWait first.
 func (c *Commit) Publish() error {
 	if c.b != nil {
 		c.b.Close()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/pebbleadapter"
@@ -373,37 +374,52 @@ func lastVersionRecord(t *testing.T, ts *testStore) uint64 {
 	return v
 }
 
-// The last-version record reserves a block of versions: it is written by the
-// first commit above the previous reservation only, and a restart without
-// Close continues above the reservation, never below a recovered version.
+// The last-version record reserves a block of versions: Open writes it a
+// block ahead, then only the first commit above the reservation rewrites
+// it (synced), and a restart without Close continues above the
+// reservation, never below a recovered version.
 func TestVersionReservation(t *testing.T) {
 	ts := newStore(t)
-	ts.s.SetVersionBlock(4)
-	for i := range 3 {
-		commit(t, ts.s, put("k", fmt.Sprint(i+1)))
-	}
-	require.Equal(t, uint64(4), lastVersionRecord(t, ts), "version 1 reserved 1-4")
-	commit(t, ts.s, put("k", "4"))
+	require.Equal(t, uint64(mvcc.VersionBlock), lastVersionRecord(t, ts), "Open reserves a block ahead")
+	require.NoError(t, ts.s.SetVersionBlock(4))
 	require.Equal(t, uint64(4), lastVersionRecord(t, ts))
-	commit(t, ts.s, put("k", "5"))
+	for i := range 4 {
+		c := commit(t, ts.s, put("k", fmt.Sprint(i+1)))
+		require.False(t, c.Synced(), "a commit within the reservation asked for no sync and gets none")
+	}
+	require.Equal(t, uint64(4), lastVersionRecord(t, ts))
+
+	// The commit that passes the reservation carries the new one and is
+	// synced, though it asked for no sync: it, and every later commit, is
+	// visible only once that fsync is confirmed.
+	c5 := apply(t, ts.s, false, put("k", "5"))
+	require.True(t, c5.Synced())
+	c6 := apply(t, ts.s, false, put("k", "6"))
+	require.False(t, c6.Synced())
+	p6 := publishAsync(c6)
+	requireVisibleStays(t, ts.s, 4, p6)
+	require.NoError(t, c5.SyncWait())
+	require.NoError(t, testutil.WaitFor(t, p6))
+	require.NoError(t, c5.Publish())
 	require.Equal(t, uint64(8), lastVersionRecord(t, ts), "version 5 reserved 5-8")
 
 	ts.restart(t) // no Close: the reservation is what survives
 	require.Equal(t, uint64(8), ts.s.Visible())
-	for v := uint64(1); v <= 5; v++ {
+	for v := uint64(1); v <= 6; v++ {
 		rec, found := get(t, ts.s, "k", v)
 		require.True(t, found)
 		require.Equal(t, fmt.Sprint(v), string(rec.Payload))
 	}
 	rec, _ := get(t, ts.s, "k", 8)
-	require.Equal(t, uint64(5), rec.Version, "versions 6-8 were never used")
+	require.Equal(t, uint64(6), rec.Version, "versions 7-8 were never used")
+	require.Equal(t, uint64(8+mvcc.VersionBlock), lastVersionRecord(t, ts), "Open reserves a block above the recovered bound")
 	c := commit(t, ts.s, put("k", "9"))
 	require.Equal(t, uint64(9), c.Version)
-	require.Equal(t, uint64(9-1+mvcc.VersionBlock), lastVersionRecord(t, ts))
 
-	ts.reopen(t) // Close records the exact last version
+	require.NoError(t, ts.s.Close())
+	require.Equal(t, uint64(9), lastVersionRecord(t, ts), "Close records the exact last version")
+	ts.restart(t)
 	require.Equal(t, uint64(9), ts.s.Visible())
-	require.Equal(t, uint64(9), lastVersionRecord(t, ts))
 	require.Equal(t, uint64(10), commit(t, ts.s, put("k", "10")).Version)
 }
 
@@ -417,7 +433,7 @@ func TestVersionReservationSurvivesCrash(t *testing.T) {
 		require.NoError(t, err)
 		s, err := mvcc.Open(db)
 		require.NoError(t, err)
-		s.SetVersionBlock(3)
+		require.NoError(t, s.SetVersionBlock(3))
 		for i := range 40 {
 			c, err := s.Apply([]mvcc.Write{put(fmt.Sprint(i), "v")}, i%10 == 0)
 			require.NoError(t, err)

@@ -3,7 +3,6 @@ package mvcc_test
 import (
 	"errors"
 	"fmt"
-	"github.com/strata-db/strata/internal/testutil"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/pebbleadapter"

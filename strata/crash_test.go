@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/keyenc"
+	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
 )
@@ -297,5 +298,44 @@ func TestCrashWithTransactionsInFlight(t *testing.T) {
 		}
 		t.Logf("unsynced kept %d%%: %d whole transactions recovered, %d versions", pct, len(parts), db.CurrentVersion())
 		require.NoError(t, db.Close())
+	}
+}
+
+// A version acknowledged before a crash is never handed out again, even
+// when the crash loses it: the commit that passes a version reservation is
+// synced whatever the durability mode, so the new reservation is durable
+// before any version it covers is acknowledged.
+func TestCrashNeverReusesAnAcknowledgedVersion(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []DurabilityMode{DurabilityNone, DurabilityBatched} {
+		t.Run(mode.String(), func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			opts := Options{Path: "db", FS: fs, Durability: mode, SyncInterval: time.Hour, MaxPendingCommits: 1 << 30}
+			db, err := OpenWith(opts)
+			require.NoError(t, err)
+			run := NewRunID()
+			for db.CurrentVersion() < mvcc.VersionBlock-1 {
+				_, err := db.Put(ctx, run, []byte("k"), value.Int(1))
+				require.NoError(t, err)
+			}
+			_, err = db.Flush(ctx)
+			require.NoError(t, err)
+			var acked uint64
+			for range 10 { // across the reservation at VersionBlock
+				acked, err = db.Put(ctx, run, []byte("k"), value.Int(2))
+				require.NoError(t, err)
+			}
+			require.Greater(t, acked, uint64(mvcc.VersionBlock))
+			crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+			require.NoError(t, db.Close())
+
+			opts.FS = crashed
+			db, err = OpenWith(opts)
+			require.NoError(t, err)
+			defer db.Close()
+			v, err := db.Put(ctx, run, []byte("k"), value.Int(3))
+			require.NoError(t, err)
+			require.Greater(t, v, acked, "the first version after the crash is above every acknowledged one")
+		})
 	}
 }

@@ -324,7 +324,7 @@ func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (com
 		enqueue(rs, r)
 		db.await(rs, r)
 	}
-	applied, err, sync := r.c != nil, r.err, r.sync
+	applied, err := r.c != nil, r.err
 	c := r.commit // r is reused once submit returns
 	*r = commitReq{done: r.done}
 	if err != nil {
@@ -333,7 +333,7 @@ func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (com
 	if !applied {
 		return commitResult{}, nil // nothing to write
 	}
-	if sync {
+	if c.Synced() { // asked for, or a new version reservation (see mvcc.Store.Apply)
 		if err := c.SyncWait(); err != nil {
 			return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 		}
