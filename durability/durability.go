@@ -117,10 +117,17 @@ type Manager struct {
 	syncs   atomic.Uint64
 	syncMu  sync.Mutex // one barrier at a time; waiting callers share the next
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	cfg  BatchedConfig
+	// The background syncer: started by NewManager in Batched mode, and in
+	// the other modes by the first Batched commit (a transaction's
+	// override). loopMu guards starting and stopping it; kick is set
+	// before looping.
+	loopMu  sync.Mutex
+	looping atomic.Bool
+	stopped bool
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	cfg     BatchedConfig
 }
 
 // NewManager returns a Manager for mode. barrier must make every write
@@ -132,12 +139,23 @@ func NewManager(mode Mode, cfg BatchedConfig, barrier func() error, applied func
 	m := &Manager{mode: mode, barrier: barrier, applied: applied, cfg: cfg.WithDefaults()}
 	m.durable.Store(recovered)
 	if mode == Batched {
-		m.kick = make(chan struct{}, 1)
-		m.stop = make(chan struct{})
-		m.done = make(chan struct{})
-		go m.loop()
+		m.startLoop()
 	}
 	return m
+}
+
+// startLoop starts the background syncer unless it runs or was stopped.
+func (m *Manager) startLoop() {
+	m.loopMu.Lock()
+	defer m.loopMu.Unlock()
+	if m.looping.Load() || m.stopped {
+		return
+	}
+	m.kick = make(chan struct{}, 1)
+	m.stop = make(chan struct{})
+	m.done = make(chan struct{})
+	go m.loop()
+	m.looping.Store(true)
 }
 
 // Mode returns the manager's mode.
@@ -154,13 +172,18 @@ func (m *Manager) Syncs() uint64 { return m.syncs.Load() }
 // order is version order, so every version below v is durable too.
 func (m *Manager) Synced(v uint64) { m.advance(v) }
 
-// Committed records an unsynced commit. In Batched mode it wakes the syncer
-// once MaxPending commits are waiting.
-func (m *Manager) Committed() {
-	if m.mode != Batched {
+// Committed records an unsynced commit made in mode: the manager's, or a
+// transaction's override. A Batched commit counts towards MaxPending, which
+// wakes the syncer; in a manager of another mode the first one starts the
+// syncer, so that such commits too become durable within Interval.
+func (m *Manager) Committed(mode Mode) {
+	if mode != Batched {
 		return
 	}
-	if m.pending.Add(1) >= int64(m.cfg.MaxPending) {
+	if !m.looping.Load() {
+		m.startLoop()
+	}
+	if m.pending.Add(1) >= int64(m.cfg.MaxPending) && m.looping.Load() {
 		select {
 		case m.kick <- struct{}{}:
 		default:
@@ -217,13 +240,16 @@ func (m *Manager) loop() {
 	}
 }
 
-// Stop stops the background syncer, if any, without syncing. It is
-// idempotent but must not race with itself or Close.
+// Stop stops the background syncer, if any, without syncing; it does not
+// start again. It is idempotent.
 func (m *Manager) Stop() {
-	if m.stop != nil {
+	m.loopMu.Lock()
+	defer m.loopMu.Unlock()
+	m.stopped = true
+	if m.looping.Load() {
 		close(m.stop)
 		<-m.done
-		m.stop = nil
+		m.looping.Store(false)
 	}
 }
 

@@ -73,7 +73,7 @@ func TestBatchedSyncsAfterMaxPending(t *testing.T) {
 	defer m.Close()
 	for v := uint64(1); v <= 10; v++ {
 		f.applied.Store(v)
-		m.Committed()
+		m.Committed(Batched)
 	}
 	require.Eventually(t, func() bool { return m.Durable() == 10 }, 10*time.Second, time.Millisecond)
 	require.Equal(t, uint64(1), m.Syncs())
@@ -83,7 +83,7 @@ func TestBatchedSyncsOnInterval(t *testing.T) {
 	f := &fakeWAL{}
 	m := NewManager(Batched, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
 	f.applied.Store(3)
-	m.Committed()
+	m.Committed(Batched)
 	require.Eventually(t, func() bool { return m.Durable() == 3 }, 10*time.Second, time.Millisecond)
 	f.applied.Store(4)
 	require.NoError(t, m.Close())
@@ -98,4 +98,24 @@ func TestBatchedConfigDefaultsAndValidation(t *testing.T) {
 	require.Error(t, BatchedConfig{Interval: -1}.Validate())
 	require.Error(t, BatchedConfig{MaxPending: -1}.Validate())
 	require.NoError(t, c.Validate())
+}
+
+// A Batched commit in a manager of another mode (a transaction's override)
+// starts the background syncer, so it too becomes durable within the
+// interval; commits in the manager's own mode never do.
+func TestBatchedOverrideStartsTheSyncer(t *testing.T) {
+	for _, mode := range []Mode{None, Strict} {
+		f := &fakeWAL{}
+		m := NewManager(mode, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
+		f.applied.Store(1)
+		m.Committed(mode)
+		require.False(t, m.looping.Load(), "%s: no syncer for the mode's own commits", mode)
+		f.applied.Store(2)
+		m.Committed(Batched)
+		require.Eventually(t, func() bool { return m.Durable() == 2 }, 10*time.Second, time.Millisecond, "%s", mode)
+		m.Stop()
+		m.Committed(Batched) // after Stop, nothing starts again
+		require.False(t, m.looping.Load())
+		require.NoError(t, m.Close())
+	}
 }

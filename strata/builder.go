@@ -27,8 +27,8 @@ func (b *Builder) Durability(m DurabilityMode) *Builder { b.opts.Durability = m;
 func (b *Builder) NoDurability() *Builder { return b.Durability(DurabilityNone) }
 
 // Buffered selects DurabilityBatched with the default sync interval and
-// pending-commit threshold.
-func (b *Builder) Buffered() *Builder { return b.Durability(DurabilityBatched) }
+// pending-commit threshold (replacing any set before).
+func (b *Builder) Buffered() *Builder { return b.BufferedWith(0, 0) }
 
 // BufferedWith selects DurabilityBatched with the given sync interval and
 // pending-commit threshold.
@@ -52,8 +52,9 @@ func (b *Builder) GetDurability() DurabilityMode { return b.opts.Durability }
 // Open opens the database.
 func (b *Builder) Open() (*Database, error) { return OpenWith(b.opts) }
 
-// OpenTemp opens the database in a new temporary directory (any configured
-// path is ignored). Close removes the directory.
+// OpenTemp opens the database on disk in a new temporary directory (any
+// configured Path, FS or Ephemeral setting is ignored). Close removes the
+// directory.
 func (b *Builder) OpenTemp() (*Database, error) {
 	dir, err := os.MkdirTemp("", "strata-*")
 	if err != nil {

@@ -22,13 +22,22 @@ import (
 // Shutdown stops it from accepting new operations, waits for those in
 // flight (bounded by its context) and syncs everything acknowledged. Close
 // does the same without a bound, then releases the files; it is idempotent.
-// Every call after Shutdown or Close returns ErrClosed.
+// Every later call returns ErrClosed, except three: a Txn begun before runs
+// to its end (Shutdown and Close wait for it); Shutdown may be called again,
+// to wait longer after its context ended (after Close it returns nil); and
+// Close returns its first result. A call whose arguments are invalid
+// reports that first.
 //
 // # Failure
 //
-// A WAL write or sync failure never exits the process and is never reported
-// as success: the commit that hit it returns an error matching ErrFailed, and
-// so does every later call until the database is closed and reopened.
+// A WAL sync failure is never reported as success and never exits the
+// process: the commit that hit it returns an error matching ErrFailed, and
+// so does every later call, on the database or on a Txn begun before, until
+// the database is closed and reopened (Close too returns the failure; a
+// failed database reports ErrFailed rather than ErrClosed). The same holds
+// for a WAL write failure in Strict mode; in Batched and None modes Pebble
+// can still end the process on one (see docs/durability.md, "Known
+// limitation").
 type Database struct {
 	opts      Options
 	persist   PersistenceMode
@@ -150,14 +159,15 @@ func (db *Database) CurrentVersion() uint64 { return db.store.Visible() }
 func (db *Database) DurableVersion() uint64 { return db.dur.Durable() }
 
 // Flush makes every acknowledged commit durable (one WAL fsync) and returns
-// the durable version.
+// the durable version. On an ephemeral database nothing is ever durable: it
+// returns 0, as DurableVersion does.
 func (db *Database) Flush(ctx context.Context) (uint64, error) {
 	if err := db.enter(ctx); err != nil {
 		return 0, err
 	}
 	defer db.leave()
 	if db.persist == PersistenceEphemeral {
-		return db.store.Visible(), nil
+		return db.dur.Durable(), nil // nothing is durable: 0
 	}
 	return db.dur.Sync()
 }
@@ -338,8 +348,8 @@ func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (com
 			return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 		}
 		db.dur.Synced(c.Version)
-	} else {
-		db.dur.Committed()
+	} else if db.persist == PersistenceDisk {
+		db.dur.Committed(mode)
 	}
 	if err := c.Publish(); err != nil {
 		return commitResult{}, fmt.Errorf("strata: commit: %w", err)

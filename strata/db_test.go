@@ -209,6 +209,7 @@ func TestOptionsValidate(t *testing.T) {
 		"neg interval":   {Path: "x", SyncInterval: -1},
 		"neg pending":    {Path: "x", MaxPendingCommits: -1},
 		"neg cache size": {Path: "x", CacheSize: -1},
+		"4 GiB memtable": {Path: "x", FS: vfs.NewMem(), MemTableSize: 4 << 30},
 	} {
 		_, err := strata.OpenWith(o)
 		require.ErrorIs(t, err, strata.ErrInvalidOptions, name)
@@ -250,6 +251,11 @@ func TestBuilderAndAccessors(t *testing.T) {
 	require.Equal(t, strata.DurabilityBatched, db.DurabilityMode())
 	require.Equal(t, int64(5e6), int64(db.Options().SyncInterval))
 	require.NoError(t, db.Close())
+	db, err = strata.NewBuilder().Path(dir).BufferedWith(5e6, 10).Buffered().Open()
+	require.NoError(t, err)
+	require.Equal(t, strata.DefaultSyncInterval, db.Options().SyncInterval, "Buffered restores the defaults")
+	require.Equal(t, strata.DefaultMaxPendingCommits, db.Options().MaxPendingCommits)
+	require.NoError(t, db.Close())
 
 	e, err := strata.OpenEphemeral()
 	require.NoError(t, err)
@@ -257,6 +263,12 @@ func TestBuilderAndAccessors(t *testing.T) {
 	require.Equal(t, "", e.Path())
 	require.Equal(t, strata.DurabilityNone, e.DurabilityMode())
 	require.Equal(t, "ephemeral", e.PersistenceMode().String())
+	_, err = e.Put(ctx, run, []byte("k"), value.Int(1))
+	require.NoError(t, err)
+	durable, err := e.Flush(ctx)
+	require.NoError(t, err)
+	require.Zero(t, durable, "nothing in memory is durable")
+	require.Zero(t, e.DurableVersion())
 	require.NoError(t, e.Close())
 }
 

@@ -58,7 +58,7 @@ func prepareEvent(typ string, payload Value) (preparedEvent, error) {
 		return preparedEvent{}, err
 	}
 	if len(enc) > MaxValueSize {
-		return preparedEvent{}, fmt.Errorf("%w: payload of %d bytes exceeds the maximum of %d", ErrInvalidValue, len(enc), MaxValueSize)
+		return preparedEvent{}, fmt.Errorf("%w: payload of %d bytes exceeds the maximum of %d", events.ErrInvalidEvent, len(enc), MaxValueSize)
 	}
 	return preparedEvent{typ: typ, payload: enc}, nil
 }
@@ -168,6 +168,9 @@ func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 // timestamp, all or nothing, and returns the first sequence. An invalid
 // event anywhere in the batch appends none.
 func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
 	if t.tooLarge != nil {
 		return 0, t.tooLarge
 	}
@@ -342,6 +345,14 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		// carry nondecreasing timestamps as long as the clock does.
 		var ws []mvcc.Write
 		ws, linked = chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1))
+		// A direct batch is one commit, held to the transaction size limit.
+		size := 0
+		for _, w := range ws {
+			size += len(w.Key) + len(w.Payload)
+		}
+		if size > MaxTxnSize {
+			return nil, fmt.Errorf("%w: an event batch of %d bytes of writes exceeds %d", ErrTxnTooLarge, size, MaxTxnSize)
+		}
 		return ws, nil
 	}, db.dur.Mode())
 	if err != nil {

@@ -1058,10 +1058,39 @@ func TestEventAppendAtTheTransactionSizeLimit(t *testing.T) {
 			require.Zero(t, n, "nothing of the refused append is buffered")
 			_, err = tx.Commit()
 			require.ErrorIs(t, err, strata.ErrTxnTooLarge, "and the transaction cannot commit")
+			_, err = tx.AppendEvent("t", value.Object(nil))
+			require.ErrorIs(t, err, strata.ErrTxnDone, "once ended, every write reports that first")
 		} else {
 			require.NoError(t, err)
 			require.Equal(t, uint64(1), n)
 		}
 		tx.End()
 	}
+}
+
+// A direct event batch is one commit, held to MaxTxnSize like a
+// transaction's writes; an event payload over MaxValueSize is an invalid
+// event. Neither writes anything.
+func TestDirectEventBatchLimits(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	big := value.Object(map[string]value.Value{"b": value.Bytes(make([]byte, 14<<20))})
+	batch := make([]strata.EventData, 5) // 70 MiB
+	for i := range batch {
+		batch[i] = strata.EventData{Type: "big", Payload: big}
+	}
+	_, err = db.AppendEvents(ctx, run, batch)
+	require.ErrorIs(t, err, strata.ErrTxnTooLarge)
+	_, err = db.AppendEvents(ctx, run, batch[:4]) // 56 MiB fits
+	require.NoError(t, err)
+
+	huge := value.Object(map[string]value.Value{"b": value.Bytes(make([]byte, strata.MaxValueSize))})
+	_, err = db.AppendEvent(ctx, run, "huge", huge)
+	require.ErrorIs(t, err, events.ErrInvalidEvent)
+	require.ErrorIs(t, err, strata.ErrInvalidValue)
+	n, err := db.EventLen(ctx, run)
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), n, "only the batch that fit was appended")
 }

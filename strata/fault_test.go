@@ -60,12 +60,30 @@ func TestWALSyncFailureFailsCommitAndDatabase(t *testing.T) {
 	run := strata.NewRunID()
 	before, err := db.Put(ctx, run, []byte("before"), value.Int(1))
 	require.NoError(t, err)
+	// Transactions begun before the failure fail with the database too,
+	// read-only ones included.
+	readOnly, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	writer, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	require.NoError(t, writer.Put([]byte("pending"), value.Int(3)))
 
 	fault.armed.Store(true)
 	v, err := db.Put(ctx, run, []byte("doomed"), value.Int(2))
 	require.ErrorIs(t, err, strata.ErrFailed, "a failed fsync is never reported as success")
 	require.Zero(t, v)
 	require.Equal(t, before, db.CurrentVersion(), "the failed commit never became visible")
+	_, err = readOnly.Get([]byte("before"))
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = readOnly.List(nil)
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = readOnly.EventLen()
+	require.ErrorIs(t, err, strata.ErrFailed)
+	_, err = readOnly.Commit()
+	require.ErrorIs(t, err, strata.ErrFailed, "not even a read-only commit reports success")
+	require.ErrorIs(t, writer.Put([]byte("more"), value.Int(4)), strata.ErrFailed)
+	_, err = writer.Commit()
+	require.ErrorIs(t, err, strata.ErrFailed)
 	checkFailedEverywhere(t, db, run)
 
 	// Reopen without the fault: everything acknowledged is there; the

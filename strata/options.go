@@ -98,7 +98,8 @@ type Options struct {
 	MaxPendingCommits int
 
 	// MemTableSize is Pebble's memtable size in bytes. Larger memtables
-	// avoid write stalls under sustained inserts. The default is 64 MiB.
+	// avoid write stalls under sustained inserts. The default is 64 MiB; it
+	// must be below 4 GiB.
 	MemTableSize uint64
 
 	// CacheSize is the block cache size in bytes. The default is 64 MiB.
@@ -110,6 +111,9 @@ type Options struct {
 }
 
 // Validate reports a configuration error, matching ErrInvalidOptions.
+// maxMemTableSize is Pebble's bound on the memtable size (exclusive).
+const maxMemTableSize = 4 << 30
+
 func (o *Options) Validate() error {
 	var errs []error
 	switch {
@@ -129,6 +133,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CacheSize < 0 {
 		errs = append(errs, fmt.Errorf("negative CacheSize %d", o.CacheSize))
+	}
+	if o.MemTableSize >= maxMemTableSize {
+		errs = append(errs, fmt.Errorf("MemTableSize %d is not below 4 GiB (Pebble's limit)", o.MemTableSize))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))

@@ -180,9 +180,15 @@ func (t *Txn) Snapshot() uint64 { return t.snap }
 // Run returns the transaction's run.
 func (t *Txn) Run() RunID { return t.run }
 
+// check reports why the transaction cannot go on: it ended, the database
+// failed (a transaction begun before a storage failure fails with it, as
+// every later call does), or its context ended.
 func (t *Txn) check() error {
 	if t.done {
 		return ErrTxnDone
+	}
+	if err := t.db.adb.Failed(); err != nil {
+		return err
 	}
 	return t.ctx.Err()
 }
@@ -425,7 +431,7 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, ErrTxnDone
 	}
 	defer t.end()
-	if err := cmp.Or(t.tooLarge, t.ctx.Err()); err != nil {
+	if err := cmp.Or(t.db.adb.Failed(), t.tooLarge, t.ctx.Err()); err != nil {
 		t.tally(&t.db.txnAborted)
 		t.commitErr = err
 		return 0, err

@@ -385,6 +385,21 @@ func TestWeakerDurabilityOverride(t *testing.T) {
 	require.GreaterOrEqual(t, db.DurableVersion(), v2)
 }
 
+// A Batched override in a database of another mode is made durable by a
+// background sync within the sync interval, as in a Batched database.
+func TestBatchedDurabilityOverride(t *testing.T) {
+	db, err := strata.OpenWith(strata.Options{Path: t.TempDir(), Durability: strata.DurabilityNone, SyncInterval: time.Millisecond})
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		return tx.Put([]byte("a"), value.Int(1))
+	}, strata.WithDurability(strata.DurabilityBatched))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return db.DurableVersion() >= v }, 10*time.Second, time.Millisecond,
+		"durable within the interval, not only at the next Flush")
+}
+
 // Options are checked: bad values fail with ErrInvalidOptions instead of
 // being ignored or panicking.
 func TestTxnOptionsAreValidated(t *testing.T) {
