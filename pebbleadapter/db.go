@@ -1,6 +1,7 @@
 package pebbleadapter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,12 +133,16 @@ func mapOpenError(dir string, err error) error {
 }
 
 // checkFormat writes the format record into a new store, or checks it in an
-// existing one.
+// existing one. A store that holds keys but no format record is refused:
+// whatever wrote it, it is not a Strata store of this format.
 func (d *DB) checkFormat() error {
 	key := keyenc.SystemKey(keyenc.SysFormat)
 	v, err := d.Get(key)
 	switch {
 	case errors.Is(err, serr.ErrNotFound):
+		if empty, err := d.isEmpty(); err != nil || !empty {
+			return cmp.Or(err, fmt.Errorf("%w: the store holds keys but no format record", serr.ErrCorruption))
+		}
 		if err := d.pdb.Set(key, keyenc.EncodeFormat(), pebble.Sync); err != nil {
 			return d.mapError(err)
 		}
@@ -153,6 +158,16 @@ func (d *DB) checkFormat() error {
 		return fmt.Errorf("%w: store format %d, this Strata reads format %d", serr.ErrCorruption, ver, keyenc.FormatVersion)
 	}
 	return nil
+}
+
+// isEmpty reports whether the store holds no key at all.
+func (d *DB) isEmpty() (bool, error) {
+	it, err := d.pdb.NewIter(nil)
+	if err != nil {
+		return false, d.mapError(err)
+	}
+	found := it.First()
+	return !found, errors.Join(it.Error(), it.Close())
 }
 
 // Enter admits one operation through the gate. It fails with ErrClosed once

@@ -167,6 +167,20 @@ func TestOpenChecksFormatRecord(t *testing.T) {
 	}
 }
 
+// A store with Strata's comparer that holds keys but no format record is
+// not taken for a new store.
+func TestOpenRefusesDataWithoutFormatRecord(t *testing.T) {
+	fs := vfs.NewMem()
+	require.NoError(t, openAt(t, fs).Close())
+	pdb := rawPebble(t, fs, pebbleadapter.Comparer)
+	require.NoError(t, pdb.Set(keyenc.SystemKey(keyenc.SysLastVersion), []byte{0, 0, 0, 0, 0, 0, 0, 9}, pebble.Sync))
+	require.NoError(t, pdb.Delete(keyenc.SystemKey(keyenc.SysFormat), pebble.Sync))
+	require.NoError(t, pdb.Close())
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.ErrorIs(t, err, serr.ErrCorruption)
+	require.Nil(t, db)
+}
+
 func TestOpenCreatesDirectory(t *testing.T) {
 	fs := vfs.NewMem()
 	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: "a/b/c", FS: fs, MemTableSize: 1 << 20, CacheSize: 1 << 20})

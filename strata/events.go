@@ -428,8 +428,12 @@ func (db *Database) EventRangeReverse(ctx context.Context, run RunID, start, end
 }
 
 // EventsByType returns the events of run whose type is typ, in sequence
-// order, at one snapshot. It reads the whole log: O(length).
+// order, at one snapshot. It reads the whole log: O(length). A type no
+// event can have (empty, too long, not UTF-8) is an events.ErrInvalidEvent.
 func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]Event, error) {
+	if err := events.ValidateType(typ); err != nil {
+		return nil, err // no event can have it
+	}
 	var out []Event
 	err := db.readTxn(ctx, run, func(t *Txn) error {
 		head, err := t.eventHead()

@@ -98,6 +98,15 @@ func (db *Database) atVisible(run RunID, read func(at uint64) error) error {
 	}
 }
 
+// checkPrefix rejects a list prefix no key can start with: one longer than
+// MaxKeySize.
+func checkPrefix(prefix []byte) error {
+	if len(prefix) > MaxKeySize {
+		return fmt.Errorf("%w: prefix of %d bytes exceeds the maximum key size of %d", ErrInvalidKey, len(prefix), MaxKeySize)
+	}
+	return nil
+}
+
 // List returns one page of the keys of run that start with prefix, in
 // ascending byte order, read at the visible version; deleted keys are
 // skipped. An empty prefix lists every key of run (and only of run).
@@ -113,8 +122,8 @@ func (db *Database) List(ctx context.Context, run RunID, prefix []byte, opts Lis
 	if err := run.Validate(); err != nil {
 		return ListPage{}, err
 	}
-	if len(prefix) > MaxKeySize {
-		return ListPage{}, fmt.Errorf("%w: prefix of %d bytes exceeds the maximum key size of %d", ErrInvalidKey, len(prefix), MaxKeySize)
+	if err := checkPrefix(prefix); err != nil {
+		return ListPage{}, err
 	}
 	limit := opts.Limit
 	switch {

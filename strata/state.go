@@ -216,6 +216,12 @@ func (t *Txn) StateList(prefix string) ([]string, error) {
 	if err := t.run.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkPrefix([]byte(prefix)); err != nil {
+		return nil, err
+	}
+	if !utf8.ValidString(prefix) {
+		return nil, fmt.Errorf("%w: state cell name prefix is not valid UTF-8", ErrInvalidKey)
+	}
 	var bad error
 	keys, err := t.list(keyenc.TagState, []byte(prefix), func(key []byte, rec mvcc.Record) bool {
 		r, err := decodeStateRecord(rec.Payload)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/strata-db/strata/events"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -659,4 +660,27 @@ func TestStateAndKVInOneTransaction(t *testing.T) {
 	_, err = a.Commit()
 	requireConflict(t, err, "k")
 	requireState(t, db, run, "s", value.Int(1), 1)
+}
+
+// A list prefix no name or key can start with is bad input, in the direct
+// and the transactional calls alike.
+func TestListPrefixesAreChecked(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	long := strings.Repeat("p", strata.MaxKeySize+1)
+	_, err = db.StateList(ctx, run, long)
+	require.ErrorIs(t, err, strata.ErrInvalidKey)
+	_, err = db.StateList(ctx, run, "\xff")
+	require.ErrorIs(t, err, strata.ErrInvalidKey)
+	_, err = db.List(ctx, run, []byte(long), strata.ListOptions{})
+	require.ErrorIs(t, err, strata.ErrInvalidKey)
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		_, err := tx.List([]byte(long))
+		return err
+	})
+	require.ErrorIs(t, err, strata.ErrInvalidKey)
+	_, err = db.EventsByType(ctx, run, "")
+	require.ErrorIs(t, err, events.ErrInvalidEvent)
 }

@@ -366,6 +366,9 @@ func (t *Txn) List(prefix []byte) ([][]byte, error) {
 	if err := t.run.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
 	return t.list(keyenc.TagKV, prefix, nil)
 }
 
