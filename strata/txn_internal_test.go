@@ -79,7 +79,7 @@ func TestWriteSet(t *testing.T) {
 		require.Equal(t, -1, s.find(key(n)))
 		s.add(string(key(n)), txnWrite{payload: []byte{byte(n)}})
 		require.Equal(t, n+1, s.len())
-		require.Equal(t, n >= writeSetScan, s.index != nil, "indexed once past %d keys", writeSetScan)
+		require.Equal(t, n >= writeSetScan, s.indexed, "indexed once past %d keys", writeSetScan)
 		for i := 0; i <= n; i++ {
 			w, ok := s.get(key(i))
 			require.True(t, ok)
@@ -94,6 +94,16 @@ func TestWriteSet(t *testing.T) {
 	require.Equal(t, 3*writeSetScan, s.len())
 	s.reset()
 	require.Zero(t, s.len())
-	require.Nil(t, s.index)
+	require.False(t, s.indexed)
 	require.False(t, s.has(key(0)))
+	// Reused: a small set scans again, a large one indexes its own keys only.
+	s.add(string(key(100)), txnWrite{})
+	require.False(t, s.indexed)
+	require.True(t, s.has(key(100)))
+	for n := range writeSetScan {
+		s.add(string(key(200+n)), txnWrite{})
+	}
+	require.True(t, s.indexed)
+	require.True(t, s.has(key(100)))
+	require.False(t, s.has(key(3)), "nothing of the earlier use is left")
 }

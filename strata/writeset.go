@@ -6,8 +6,9 @@ package strata
 // by a scan of the list, which beats hashing the key; a larger set gets a
 // map from key to position.
 type writeSet struct {
-	list  []writeEntry
-	index map[string]int // nil until the set outgrows writeSetScan
+	list    []writeEntry
+	index   map[string]int // valid while indexed; kept for reuse
+	indexed bool           // the set outgrew writeSetScan
 }
 
 type writeEntry struct {
@@ -20,7 +21,7 @@ const writeSetScan = 8
 
 // find returns the position of tk, or -1.
 func (s *writeSet) find(tk []byte) int {
-	if s.index != nil {
+	if s.indexed {
 		if i, ok := s.index[string(tk)]; ok {
 			return i
 		}
@@ -53,22 +54,27 @@ func (s *writeSet) replace(i int, w txnWrite) { s.list[i].w = w }
 func (s *writeSet) add(key string, w txnWrite) {
 	s.list = append(s.list, writeEntry{key: key, w: w})
 	switch n := len(s.list); {
-	case s.index != nil:
+	case s.indexed:
 		s.index[key] = n - 1
 	case n > writeSetScan:
-		s.index = make(map[string]int, 2*n)
+		if s.index == nil {
+			s.index = make(map[string]int, 2*n)
+		}
 		for i := range s.list {
 			s.index[s.list[i].key] = i
 		}
+		s.indexed = true
 	}
 }
 
 // len returns the number of keys written.
 func (s *writeSet) len() int { return len(s.list) }
 
-// reset empties the set, keeping its storage for reuse.
+// reset empties the set, keeping its storage for reuse (the caller drops
+// sets that grew large).
 func (s *writeSet) reset() {
 	clear(s.list)
 	s.list = s.list[:0]
-	s.index = nil
+	clear(s.index)
+	s.indexed = false
 }
