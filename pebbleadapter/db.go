@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -130,6 +131,22 @@ func mapOpenError(dir string, err error) error {
 		return fmt.Errorf("%w: %s is not a Strata store of this format: %v", serr.ErrCorruption, dir, err)
 	}
 	return fmt.Errorf("strata: open %s: %w", dir, err)
+}
+
+// Exists reports whether dir on fs holds a Pebble store, without opening
+// it or writing anything (a missing dir holds none).
+func Exists(dir string, fs vfs.FS) (bool, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if _, err := fs.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		return false, err
+	}
+	return desc.Exists, nil
 }
 
 // checkFormat writes the format record into a new store, or checks it in an

@@ -385,3 +385,28 @@ func TestBatchReportsRecordedFailure(t *testing.T) {
 	b.Close()
 	require.ErrorIs(t, db.SyncBarrier(), serr.ErrFailed)
 }
+
+// Exists tells a store from a missing, empty or foreign directory without
+// writing anything.
+func TestExists(t *testing.T) {
+	fs := vfs.NewMem()
+	ok, err := pebbleadapter.Exists(dir, fs)
+	require.NoError(t, err)
+	require.False(t, ok, "missing")
+	require.NoError(t, fs.MkdirAll(dir, 0o755))
+	f, err := fs.Create(fs.PathJoin(dir, "notes.txt"), vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	ok, err = pebbleadapter.Exists(dir, fs)
+	require.NoError(t, err)
+	require.False(t, ok, "a directory of other files")
+	require.NoError(t, openAt(t, fs).Close())
+	before, err := fs.List(dir)
+	require.NoError(t, err)
+	ok, err = pebbleadapter.Exists(dir, fs)
+	require.NoError(t, err)
+	require.True(t, ok)
+	after, err := fs.List(dir)
+	require.NoError(t, err)
+	require.ElementsMatch(t, before, after, "nothing written")
+}

@@ -24,24 +24,56 @@ func newDemo() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Write a run, read it back, reopen the database and verify it",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("db")
 			m, err := durability.ParseMode(mode)
 			if err != nil {
 				return err
 			}
+			if n < 1 {
+				return fmt.Errorf("--keys must be at least 1, not %d", n)
+			}
 			if fresh {
-				if err := os.RemoveAll(path); err != nil {
+				if err := removeDatabase(path); err != nil {
 					return err
 				}
 			}
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), path, m, n)
 		},
 	}
-	cmd.Flags().IntVarP(&n, "n", "n", 20000, "number of keys to write")
+	cmd.Flags().IntVarP(&n, "keys", "n", 20000, "number of keys to write")
 	cmd.Flags().StringVar(&mode, "mode", "batched", "durability mode: none, batched or strict")
-	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database directory first")
+	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database directory first (only a directory that holds a database, or an empty one)")
 	return cmd
+}
+
+// removeDatabase deletes the database directory at path for --fresh. It
+// refuses anything else: a file, or a directory with files but no database.
+func removeDatabase(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("--fresh: %s is not a directory; refusing to delete it", path)
+	}
+	ok, err := hasDatabase(path)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		if len(entries) > 0 {
+			return fmt.Errorf("--fresh: %s holds files but no database; refusing to delete it", path)
+		}
+	}
+	return os.RemoveAll(path)
 }
 
 func demoKey(i int) []byte { return fmt.Appendf(nil, "step/%08d", i) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,9 +12,17 @@ func newInfo() *cobra.Command {
 	var detail bool
 	cmd := &cobra.Command{
 		Use:   "info",
-		Short: "Print a database's versions and storage metrics",
+		Short: "Print an existing database's versions and storage metrics",
+		Long: `Print an existing database's versions and storage metrics. A path that
+holds no database is an error (info never creates one). Like any open,
+info's open and close write to the database's own files (a WAL, the version
+bound); they change no data.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("db")
+			if ok, err := hasDatabase(path); err != nil || !ok {
+				return cmp.Or(err, fmt.Errorf("no database at %s", path))
+			}
 			db, err := strata.OpenWithMode(path, strata.DurabilityNone)
 			if err != nil {
 				return err

@@ -1,7 +1,7 @@
 // Command strata works with Strata databases from the shell.
 //
 //	strata demo   write, read back, reopen and verify a run (the quick tour)
-//	strata info   print a database's versions and storage metrics
+//	strata info   print an existing database's versions and storage metrics
 //
 // The database path comes from --db, else the STRATA_DB environment
 // variable, else ./strata-data.
@@ -10,16 +10,25 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-db/strata/pebbleadapter"
 )
 
 func main() {
 	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "strata:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "strata: ") {
+			msg = "strata: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }
+
+// hasDatabase reports whether path holds a database, without opening it.
+func hasDatabase(path string) (bool, error) { return pebbleadapter.Exists(path, nil) }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -32,7 +41,7 @@ func newRoot() *cobra.Command {
 	if def == "" {
 		def = "strata-data"
 	}
-	root.PersistentFlags().String("db", def, "database directory (default: $STRATA_DB or ./strata-data)")
+	root.PersistentFlags().String("db", def, "database directory ($STRATA_DB if set, else ./strata-data)")
 	root.AddCommand(newDemo(), newInfo())
 	return root
 }

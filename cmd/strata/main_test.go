@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,4 +32,32 @@ func TestDemoAndInfo(t *testing.T) {
 	root = newRoot()
 	root.SetArgs([]string{"demo", "--db", dir, "--mode", "async"})
 	require.Error(t, root.Execute(), "an unknown mode is refused")
+}
+
+// The commands refuse what could lose or invent data: --fresh deletes only
+// a database (or an empty directory), info never creates one, and bad
+// arguments are errors.
+func TestCommandsRefuseBadTargets(t *testing.T) {
+	run := func(args ...string) error {
+		root := newRoot()
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs(args)
+		return root.Execute()
+	}
+	base := t.TempDir()
+	other := filepath.Join(base, "other")
+	require.NoError(t, os.MkdirAll(other, 0o755))
+	notes := filepath.Join(other, "notes.txt")
+	require.NoError(t, os.WriteFile(notes, []byte("keep me"), 0o644))
+	require.ErrorContains(t, run("demo", "--db", other, "--fresh", "-n", "10"), "refusing")
+	require.FileExists(t, notes, "--fresh left a directory without a database alone")
+	require.ErrorContains(t, run("demo", "--db", notes, "--fresh", "-n", "10"), "refusing")
+	require.FileExists(t, notes)
+
+	missing := filepath.Join(base, "missing")
+	require.ErrorContains(t, run("info", "--db", missing), "no database")
+	require.NoDirExists(t, missing, "info created nothing")
+
+	require.Error(t, run("demo", "--db", filepath.Join(base, "db"), "extra"))
+	require.ErrorContains(t, run("demo", "--db", filepath.Join(base, "db"), "--keys", "-5"), "at least 1")
 }
