@@ -352,15 +352,22 @@ func TestClosureAbortsOnError(t *testing.T) {
 	require.Equal(t, strata.TxnMetrics{Active: 0, Started: 1, Committed: 0, Aborted: 1}, m)
 }
 
+// putIn commits a transaction that puts key, with opts, and returns its
+// version.
+func putIn(t *testing.T, db *strata.Database, run strata.RunID, key string, opts ...strata.TxnOption) uint64 {
+	t.Helper()
+	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		return tx.Put([]byte(key), value.Int(1))
+	}, opts...)
+	require.NoError(t, err)
+	return v
+}
+
 func TestTransactionWithVersionAndDurabilityOverride(t *testing.T) {
 	db, err := strata.OpenWithMode(t.TempDir(), strata.DurabilityNone)
 	require.NoError(t, err)
 	defer db.Close()
-	run := strata.NewRunID()
-	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
-		return tx.Put([]byte("k"), value.Int(1))
-	}, strata.WithDurability(strata.DurabilityStrict))
-	require.NoError(t, err)
+	v := putIn(t, db, strata.NewRunID(), "k", strata.WithDurability(strata.DurabilityStrict))
 	require.Equal(t, uint64(1), v)
 	require.Equal(t, v, db.DurableVersion(), "a Strict override waits for its own fsync")
 }
@@ -372,15 +379,9 @@ func TestWeakerDurabilityOverride(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	run := strata.NewRunID()
-	v1, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
-		return tx.Put([]byte("a"), value.Int(1))
-	}, strata.WithDurability(strata.DurabilityNone))
-	require.NoError(t, err)
+	v1 := putIn(t, db, run, "a", strata.WithDurability(strata.DurabilityNone))
 	require.Less(t, db.DurableVersion(), v1, "a None override does not wait for an fsync")
-	v2, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
-		return tx.Put([]byte("b"), value.Int(2))
-	})
-	require.NoError(t, err)
+	v2 := putIn(t, db, run, "b")
 	require.Greater(t, v2, v1)
 	require.GreaterOrEqual(t, db.DurableVersion(), v2)
 }
@@ -391,11 +392,7 @@ func TestBatchedDurabilityOverride(t *testing.T) {
 	db, err := strata.OpenWith(strata.Options{Path: t.TempDir(), Durability: strata.DurabilityNone, SyncInterval: time.Millisecond})
 	require.NoError(t, err)
 	defer db.Close()
-	run := strata.NewRunID()
-	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
-		return tx.Put([]byte("a"), value.Int(1))
-	}, strata.WithDurability(strata.DurabilityBatched))
-	require.NoError(t, err)
+	v := putIn(t, db, strata.NewRunID(), "a", strata.WithDurability(strata.DurabilityBatched))
 	require.Eventually(t, func() bool { return db.DurableVersion() >= v }, 10*time.Second, time.Millisecond,
 		"durable within the interval, not only at the next Flush")
 }
