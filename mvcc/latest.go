@@ -138,10 +138,12 @@ const (
 func memberMix(h uint64) uint64 { return h * 0x9e3779b97f4a7c15 }
 
 // memberMask returns the word of h in a filter of words words (a power of
-// two) and the bits h sets in it.
+// two, at most 1<<20) and the bits h sets in it. The word comes from bits
+// 20-39 of the mixed hash and the bits from bits 46-63, so that they are
+// independent.
 func memberMask(h uint64, words int) (int, uint64) {
 	m := memberMix(h)
-	return int(m>>40) & (words - 1), 1<<(m>>58) | 1<<(m>>52&63) | 1<<(m>>46&63)
+	return int(m>>20) & (words - 1), 1<<(m>>58) | 1<<(m>>52&63) | 1<<(m>>46&63)
 }
 
 // mayHold reports whether s may hold the key of hash h: false means it

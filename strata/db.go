@@ -347,7 +347,9 @@ func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (com
 		if err := c.SyncWait(); err != nil {
 			return commitResult{}, fmt.Errorf("strata: commit: %w", err)
 		}
-		db.dur.Synced(c.Version)
+		if db.persist == PersistenceDisk { // nothing in memory is durable
+			db.dur.Synced(c.Version)
+		}
 	} else if db.persist == PersistenceDisk {
 		db.dur.Committed(mode)
 	}
@@ -385,9 +387,10 @@ func (db *Database) await(rs *runState, r *commitReq) {
 // the last look finds the lock free, or is picked up by the loop's look
 // after the release.
 //
-// A request that was refused, or applied without sync, is signalled at
-// once. The requests applied with sync are signalled after the lock is
-// released; if own was applied with sync too, only once the fsync of the
+// A request that was refused, or applied without asking for sync, is
+// signalled at once (if its commit was synced anyway, because it started a
+// new version reservation, its committer waits for that fsync itself). The
+// requests that asked for sync are signalled after the lock is released; if own was applied with sync too, only once the fsync of the
 // last of them is confirmed (it confirms every earlier one: Pebble syncs its
 // WAL in order), so that each waiting committer is woken once, with its
 // commit durable, instead of once to learn that it was applied and again by

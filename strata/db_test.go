@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -263,8 +264,11 @@ func TestBuilderAndAccessors(t *testing.T) {
 	require.Equal(t, "", e.Path())
 	require.Equal(t, strata.DurabilityNone, e.DurabilityMode())
 	require.Equal(t, "ephemeral", e.PersistenceMode().String())
-	_, err = e.Put(ctx, run, []byte("k"), value.Int(1))
-	require.NoError(t, err)
+	// Past a version reservation too, whose commit is synced on disk.
+	for e.CurrentVersion() <= mvcc.VersionBlock {
+		_, err = e.Put(ctx, run, []byte("k"), value.Int(1))
+		require.NoError(t, err)
+	}
 	durable, err := e.Flush(ctx)
 	require.NoError(t, err)
 	require.Zero(t, durable, "nothing in memory is durable")

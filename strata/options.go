@@ -110,10 +110,10 @@ type Options struct {
 	Logger *zerolog.Logger
 }
 
-// Validate reports a configuration error, matching ErrInvalidOptions.
 // maxMemTableSize is Pebble's bound on the memtable size (exclusive).
 const maxMemTableSize = 4 << 30
 
+// Validate reports a configuration error, matching ErrInvalidOptions.
 func (o *Options) Validate() error {
 	var errs []error
 	switch {
