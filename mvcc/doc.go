@@ -7,10 +7,12 @@
 // One global commit version (uint64) orders every commit; the first commit of
 // a new store gets version 1, and 0 means "absent". The Store allocates
 // versions and keeps a reservation under a system key: every version ever
-// applied is at or below it, and the batch of the first version above the
-// old reservation writes the next one (VersionBlock ahead). Close records
-// the exact last version. Reopening a store continues above the record: at
-// the next version after Close, above the reservation after a crash.
+// applied is at or below it. Open writes the first one (VersionBlock ahead,
+// synced), and the batch of the first version above a reservation writes
+// the next one and is synced in every mode, so no acknowledged version can
+// be handed out again after a crash. Close records the exact last version.
+// Reopening a store continues above the record: at the next version after
+// Close, above the reservation after a crash.
 //
 // Versions are allocated and batches applied under one short critical
 // section (a memtable insert), so Pebble's WAL holds commits in version

@@ -103,7 +103,7 @@ type latestShard struct {
 	// map lookup, a cache miss once the map is large. Every key in m has its
 	// bits set; an evicted key's bits stay set (a false positive, which
 	// only costs the lookup) until the filter is rebuilt from m, when the
-	// keys it has taken (memberKeys) pass its capacity. See memberBits.
+	// keys it has taken (memberKeys) pass its capacity. See memberMask.
 	member     []uint64
 	memberKeys int
 	// untracked counts the writes of untracked keys between writing and
@@ -121,13 +121,12 @@ const (
 	doorKeysMax = doorBits / 16
 )
 
-// The membership filter is blocked: a key sets memberBits bits of one
-// 64-bit word, so a lookup reads one word. A filter of w words takes
+// The membership filter is blocked: a key sets 3 bits of one 64-bit word
+// (memberMask), so a lookup reads one word. A filter of w words takes
 // w*memberKeysPerWord keys before it is rebuilt (about 16 bits per key, a
 // false positive rate of about 1 %), and is rebuilt with room for twice
 // the keys the shard then holds, at least memberMinWords words.
 const (
-	memberBits        = 3
 	memberKeysPerWord = 4
 	memberMinWords    = 64
 )

@@ -115,9 +115,9 @@ type Commit struct {
 // (unless an earlier commit is still waiting for its fsync). With sync, the
 // fsync is not awaited: call Commit.SyncWait outside any lock (whenever
 // Commit.Synced reports true); the commit becomes visible once it is
-// durable. Then call Publish. A commit that returns an
-// error was never visible to anyone; a storage failure marks the store
-// failed and every later Apply fails.
+// durable. Then call Publish. A commit that returns an error was never
+// visible to anyone; a storage failure marks the store failed and every
+// later Apply fails.
 //
 // The keys of ws must be distinct, and two Applies that write the same key
 // must not overlap (one returns before the other starts): the latest index

@@ -390,11 +390,12 @@ func (db *Database) await(rs *runState, r *commitReq) {
 // A request that was refused, or applied without asking for sync, is
 // signalled at once (if its commit was synced anyway, because it started a
 // new version reservation, its committer waits for that fsync itself). The
-// requests that asked for sync are signalled after the lock is released; if own was applied with sync too, only once the fsync of the
-// last of them is confirmed (it confirms every earlier one: Pebble syncs its
-// WAL in order), so that each waiting committer is woken once, with its
-// commit durable, instead of once to learn that it was applied and again by
-// its own fsync wait. own is never signalled: its committer is the caller,
+// requests that asked for sync are signalled after the lock is released;
+// if own was applied with sync too, only once the fsync of the last of them
+// is confirmed (it confirms every earlier one: Pebble syncs its WAL in
+// order), so that each waiting committer is woken once, with its commit
+// durable, instead of once to learn that it was applied and again by its
+// own fsync wait. own is never signalled: its committer is the caller,
 // who may have applied it already (ownApplied). combine reports whether own
 // was applied by the caller or by combine (rather than by an earlier holder).
 func (db *Database) combine(rs *runState, own *commitReq, ownApplied bool) (appliedOwn bool) {

@@ -97,6 +97,15 @@ func chainEvents(run RunID, head events.Head, ts int64, evs []preparedEvent, ws 
 	return ws, out
 }
 
+// writesSize is the size of ws as MaxTxnSize counts it: keys and values.
+func writesSize(ws []mvcc.Write) int {
+	size := 0
+	for _, w := range ws {
+		size += len(w.Key) + len(w.Payload)
+	}
+	return size
+}
+
 // decodeHeadRecord decodes a head record as read from the store.
 func decodeHeadRecord(rec mvcc.Record, found bool) (events.Head, error) {
 	if !found || rec.Deleted() {
@@ -168,15 +177,12 @@ func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 // timestamp, all or nothing, and returns the first sequence. An invalid
 // event anywhere in the batch appends none.
 func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
-	if err := t.check(); err != nil {
+	head, err := t.eventHeadForAppend() // checks the transaction first
+	if err != nil {
 		return 0, err
 	}
 	if t.tooLarge != nil {
 		return 0, t.tooLarge
-	}
-	head, err := t.eventHeadForAppend()
-	if err != nil {
-		return 0, err
 	}
 	evs, err := prepareEvents(batch)
 	if err != nil {
@@ -186,10 +192,7 @@ func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
 	// Check the size of every write first, so that the batch is buffered
 	// whole or not at all: the events are new keys, the head replaces the
 	// transaction's own head write if it has one.
-	size := t.size
-	for _, w := range ws {
-		size += len(w.Key) + len(w.Payload)
-	}
+	size := t.size + writesSize(ws)
 	if old, ok := t.writes.get(t.tkey(keyenc.TagRunMeta, eventHeadKey)); ok {
 		size -= len(eventHeadKey) + len(old.payload)
 	}
@@ -346,11 +349,7 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		var ws []mvcc.Write
 		ws, linked = chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1))
 		// A direct batch is one commit, held to the transaction size limit.
-		size := 0
-		for _, w := range ws {
-			size += len(w.Key) + len(w.Payload)
-		}
-		if size > MaxTxnSize {
+		if size := writesSize(ws); size > MaxTxnSize {
 			return nil, fmt.Errorf("%w: an event batch of %d bytes of writes exceeds %d", ErrTxnTooLarge, size, MaxTxnSize)
 		}
 		return ws, nil

@@ -434,7 +434,7 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, ErrTxnDone
 	}
 	defer t.end()
-	if err := cmp.Or(t.db.adb.Failed(), t.tooLarge, t.ctx.Err()); err != nil {
+	if err := cmp.Or(t.check(), t.tooLarge); err != nil {
 		t.tally(&t.db.txnAborted)
 		t.commitErr = err
 		return 0, err
