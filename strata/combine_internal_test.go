@@ -3,7 +3,6 @@ package strata
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
@@ -16,6 +15,9 @@ import (
 // its next user before that user's commit is applied (a commit reported
 // done, and its buffers reused, while still waiting to be written).
 //
+// With sync, the holder signals the queued request only after its fsync is
+// confirmed, after the lock is released: the resumed committer must wait for
+// that signal rather than find it.
 func TestCombineConsumesTheSignalOfARequestAppliedByAnother(t *testing.T) {
 	for _, sync := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) {
@@ -46,53 +48,37 @@ func TestCombineConsumesTheSignalOfARequestAppliedByAnother(t *testing.T) {
 	}
 }
 
-// A holder signals each request it applied for another committer at once,
-// synced or not, and goes on applying: the committer of a synced commit
-// then waits for its own fsync, so that when its submit returns the commit
-// is durable and visible.
-func TestCombineSignalsAtOnceAndCommittersWaitForTheirFsync(t *testing.T) {
+// A holder that applied synced commits for others signals them only once
+// the fsync of the last of them is confirmed: a woken committer's commit is
+// durable.
+func TestCombineSignalsSyncedCommitsAfterTheirFsync(t *testing.T) {
 	db, err := OpenWith(Options{Path: t.TempDir(), Durability: DurabilityStrict})
 	require.NoError(t, err)
 	defer db.Close()
 	run := NewRunID()
 	rs := db.runState(run)
-	rs.mu.Lock() // the test holds the run's lock: every committer queues
-	const committers = 5
-	type outcome struct {
-		res     commitResult
-		err     error
-		durable uint64
-		visible uint64
+	var queued []*commitReq
+	for i := range 5 {
+		r := &commitReq{sync: true, done: make(chan struct{}, 1),
+			ws: []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: fmt.Appendf(nil, "k%d", i), Kind: keyenc.KindBytes}}}
+		enqueue(rs, r)
+		queued = append(queued, r)
 	}
-	outcomes := make(chan outcome, committers)
-	for i := range committers {
-		go func() {
-			r := &commitReq{done: make(chan struct{}, 1),
-				ws: []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: fmt.Appendf(nil, "k%d", i), Kind: keyenc.KindBytes}}}
-			res, err := db.submit(rs, r, DurabilityStrict)
-			outcomes <- outcome{res, err, db.DurableVersion(), db.CurrentVersion()}
-		}()
-	}
-	require.Eventually(t, func() bool {
-		rs.qmu.Lock()
-		defer rs.qmu.Unlock()
-		return len(rs.queue) == committers
-	}, 10*time.Second, time.Millisecond)
-	rs.qmu.Lock()
-	queued := append([]*commitReq(nil), rs.queue...)
-	rs.qmu.Unlock()
-	require.False(t, db.combine(rs, nil, false), "the holder had no request of its own")
-	for range committers {
-		o := <-outcomes
-		require.NoError(t, o.err)
-		require.LessOrEqual(t, o.res.version, o.durable, "durable when its committer returns")
-		require.LessOrEqual(t, o.res.version, o.visible, "and visible")
-	}
+	own := &commitReq{sync: true, done: make(chan struct{}, 1),
+		ws: []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("own"), Kind: keyenc.KindBytes}}}
+	enqueue(rs, own)
+	db.await(rs, own)
+	require.Len(t, own.done, 0, "the holder signals no one for its own request")
 	for _, r := range queued {
-		require.Len(t, r.done, 0, "every signal was consumed by its committer")
+		require.Len(t, r.done, 1)
+		require.LessOrEqual(t, r.c.Version, db.store.Visible(), "signalled after its fsync made it visible")
 	}
-	require.True(t, rs.mu.TryLock(), "the holder released the lock")
-	rs.mu.Unlock()
+	require.NoError(t, own.c.SyncWait())
+	require.NoError(t, own.c.Publish())
+	for _, r := range queued {
+		require.NoError(t, r.c.SyncWait())
+		require.NoError(t, r.c.Publish())
+	}
 }
 
 // A committer that finds the run's lock free applies its own request at
@@ -118,12 +104,12 @@ func TestCommitterWithTheLockDrainsTheQueue(t *testing.T) {
 			require.NotNil(t, queued.c, "the queued request was applied too")
 			require.Len(t, queued.done, 1, "and signalled")
 			require.Greater(t, queued.c.Version, res.version, "after the caller's own")
+			require.LessOrEqual(t, queued.c.Version, db.store.Visible())
 
 			db.await(rs, queued) // its committer resumes: the lock is free, the queue empty
 			require.Len(t, queued.done, 0, "the signal is consumed")
 			require.NoError(t, queued.c.SyncWait())
 			require.NoError(t, queued.c.Publish())
-			require.LessOrEqual(t, queued.c.Version, db.store.Visible())
 			require.True(t, rs.mu.TryLock(), "the lock is free")
 			rs.mu.Unlock()
 		})

@@ -375,8 +375,9 @@ func (db *Database) await(rs *runState, r *commitReq) {
 	}
 	if !db.combine(rs, r, false) {
 		// The lock came free after the previous holder had already taken r
-		// from the queue: it signals r once r is done. Wait for that
-		// signal, or it would wake the next user of r too early.
+		// from the queue: it signals r once r is done (for a synced commit,
+		// once the fsync is confirmed). Wait for that signal, or it would
+		// wake the next user of r too early.
 		<-r.done
 	}
 }
@@ -386,15 +387,24 @@ func (db *Database) await(rs *runState, r *commitReq) {
 // the last look finds the lock free, or is picked up by the loop's look
 // after the release.
 //
-// Every request other than own is signalled as soon as it is applied or
-// refused; a committer whose commit was synced then waits for its fsync
-// itself (submit), so that Pebble's log writer wakes each waiter directly
-// when the fsync is confirmed, while the holder goes on applying. own is
-// never signalled: its committer is the caller, who may have applied it
-// already (ownApplied). combine reports whether own was applied by the
-// caller or by combine (rather than by an earlier holder).
+// A request that was refused, or applied without asking for sync, is
+// signalled at once (if its commit was synced anyway, because it started a
+// new version reservation, its committer waits for that fsync itself). The
+// requests that asked for sync are signalled after the lock is released;
+// if own was applied with sync too, only once the fsync of the last of them
+// is confirmed (it confirms every earlier one: Pebble syncs its WAL in
+// order), so that each waiting committer is woken once, with its commit
+// durable, instead of once to learn that it was applied and again by its
+// own fsync wait. own is never signalled: its committer is the caller,
+// who may have applied it already (ownApplied). combine reports whether own
+// was applied by the caller or by combine (rather than by an earlier holder).
 func (db *Database) combine(rs *runState, own *commitReq, ownApplied bool) (appliedOwn bool) {
+	var synced []*commitReq
+	var lastSync *mvcc.Commit
 	appliedOwn = ownApplied
+	if ownApplied && own.c != nil && own.sync {
+		lastSync = own.c
+	}
 	batch := rs.spare // swapped with the queue, so that neither is reallocated
 	for {
 		rs.qmu.Lock()
@@ -402,9 +412,14 @@ func (db *Database) combine(rs *runState, own *commitReq, ownApplied bool) (appl
 		rs.qmu.Unlock()
 		for _, r := range batch {
 			db.applyReq(rs, r)
-			if r == own {
-				appliedOwn = true
-			} else {
+			appliedOwn = appliedOwn || r == own
+			switch {
+			case r.c != nil && r.sync:
+				lastSync = r.c
+				if r != own {
+					synced = append(synced, r)
+				}
+			case r != own:
 				r.done <- struct{}{}
 			}
 		}
@@ -421,10 +436,23 @@ func (db *Database) combine(rs *runState, own *commitReq, ownApplied bool) (appl
 		more = len(rs.queue) > 0
 		rs.qmu.Unlock()
 		if !more || !rs.mu.TryLock() {
-			return appliedOwn // whoever holds the lock now drains the queue
+			break // whoever holds the lock now drains the queue
 		}
 		batch = rs.spare
 	}
+	if len(synced) > 0 {
+		// If this committer's own commit waits for an fsync anyway, it
+		// waits for all of them (a failed fsync fails the store, and each
+		// committer's own wait reports it); otherwise each committer waits
+		// for its own.
+		if appliedOwn && own.c != nil && own.sync {
+			_ = lastSync.SyncWait()
+		}
+		for _, r := range synced {
+			r.done <- struct{}{}
+		}
+	}
+	return appliedOwn
 }
 
 // applyReq validates and applies one request, with rs.mu held.

@@ -38,8 +38,8 @@ type observed struct {
 // which never conflict) commit into the same keys, so that a lock holder
 // often applies readers' and blind writers' commits in one pass, and a
 // reader must be validated against every blind write applied before it. It
-// runs without sync and with Strict (where the committers whose commits a
-// holder applied each wait for their own fsync).
+// runs without sync and with Strict (where the holder waits for the fsync on
+// behalf of the commits it applied).
 func TestHistoryIsSerializableInCommitOrder(t *testing.T) {
 	t.Run("none", func(t *testing.T) {
 		db, run := openTxnDB(t)
