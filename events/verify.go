@@ -3,6 +3,8 @@ package events
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/google/uuid"
 )
 
 // Anchor pins one event of one run: its sequence and hash. The engine
@@ -111,9 +113,11 @@ func (v Verification) Err() error {
 //
 // Create it with the run id and, optionally, an anchor kept outside the
 // database. Feed every stored event of the run to Add in ascending sequence
-// order, stopping early if Add returns false. Then read the run's head record
-// and call Finish with it (nil if the record is absent), or FinishCorruptHead
-// if it does not decode. Read the events and the head from one snapshot.
+// order (or to AddCorrupt, for an event whose stored value could not be read
+// as a record), stopping early once they return false. Then read the run's
+// head record and call Finish with it (nil if the record is absent), or
+// FinishCorruptHead if it does not decode. Read the events and the head from
+// one snapshot.
 //
 // # Checks
 //
@@ -157,14 +161,8 @@ func NewVerifier(run [16]byte, anchor *Anchor) *Verifier {
 // fault was found; later calls do nothing and return false. raw is not
 // retained.
 func (v *Verifier) Add(seq uint64, raw []byte) bool {
-	if v.failed {
+	if !v.expect(seq) {
 		return false
-	}
-	if seq != v.next {
-		if seq > v.next {
-			return v.fail(v.next, ReasonMissing, "event %d is missing: the next stored event is %d", v.next, seq)
-		}
-		return v.fail(seq, ReasonCorrupt, "event %d given after event %d", seq, v.next-1)
 	}
 	r, err := decodeRecord(raw)
 	if err != nil {
@@ -184,6 +182,34 @@ func (v *Verifier) Add(seq uint64, raw []byte) bool {
 	}
 	v.prev = r.hash
 	v.next++
+	return true
+}
+
+// AddCorrupt reports that the stored event at sequence seq could not be
+// read as a record at all: the storage layer failed to decode what it
+// stored under the event's key (its value header, say), so there are no
+// record bytes to give Add. The sequence is checked as Add checks it (a gap
+// before seq is still ReasonMissing); then seq is ReasonCorrupt, with err as
+// the detail. It returns false.
+func (v *Verifier) AddCorrupt(seq uint64, err error) bool {
+	if !v.expect(seq) {
+		return false
+	}
+	return v.fail(seq, ReasonCorrupt, "%v", err)
+}
+
+// expect checks that seq is the next sequence to verify, recording the
+// fault if it is not.
+func (v *Verifier) expect(seq uint64) bool {
+	if v.failed {
+		return false
+	}
+	if seq != v.next {
+		if seq > v.next {
+			return v.fail(v.next, ReasonMissing, "event %d is missing: the next stored event is %d", v.next, seq)
+		}
+		return v.fail(seq, ReasonCorrupt, "event %d given after event %d", seq, v.next-1)
+	}
 	return true
 }
 
@@ -236,7 +262,7 @@ func (v *Verifier) Finish(head *Head) Verification {
 		a := &v.anchor
 		switch {
 		case a.Run != v.run:
-			v.fail(0, ReasonAnchorRun, "the anchor is for run %x, not run %x", a.Run, v.run)
+			v.fail(0, ReasonAnchorRun, "the anchor is for run %s, not run %s", uuid.UUID(a.Run), uuid.UUID(v.run))
 		case a.Sequence >= n:
 			v.fail(n, ReasonAnchorBeyondEnd, "the anchor pins event %d but the log has %d events: it was truncated", a.Sequence, n)
 		case v.anchored != a.Hash:

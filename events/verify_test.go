@@ -233,6 +233,32 @@ func TestVerifierOutOfOrder(t *testing.T) {
 	require.Equal(t, uint64(1), got.FirstBad)
 }
 
+// AddCorrupt reports the event as corrupt, after the same sequence check as
+// Add: a gap before it is still the first fault.
+func TestVerifierAddCorrupt(t *testing.T) {
+	s := buildStore(t, runA, 4)
+	bad := errors.New("unknown value header version 2")
+
+	v := NewVerifier(runA, nil)
+	require.True(t, v.Add(0, s.entries[0].raw))
+	require.True(t, v.Add(1, s.entries[1].raw))
+	require.False(t, v.AddCorrupt(2, bad))
+	require.False(t, v.Add(3, s.entries[3].raw), "a fault is final")
+	got := v.Finish(s.head)
+	require.Equal(t, Verification{Length: 2, FirstBad: 2, Reason: ReasonCorrupt, Detail: bad.Error()}, got)
+
+	v = NewVerifier(runA, nil)
+	require.True(t, v.Add(0, s.entries[0].raw))
+	require.False(t, v.AddCorrupt(2, bad))
+	got = v.Finish(s.head)
+	require.Equal(t, ReasonMissing, got.Reason, "event 1 is missing before the corrupt event 2")
+	require.Equal(t, uint64(1), got.FirstBad)
+
+	v = NewVerifier(runA, nil)
+	require.False(t, v.AddCorrupt(0, bad))
+	require.Equal(t, ReasonCorrupt, v.FinishCorruptHead(bad).Reason, "the event fault wins over the head's")
+}
+
 func TestVerifierCorruptHead(t *testing.T) {
 	s := buildStore(t, runA, 3)
 	raw := AppendHead(nil, *s.head)

@@ -22,9 +22,9 @@ const (
 // reserved so that every tag has a successor.
 type Tag byte
 
-// Primitive tags. Only TagKV is written by this version of Strata; the others
-// are reserved for the primitives that follow (event log, state cells, JSON
-// documents, per-run metadata) so that their numbers never change.
+// Primitive tags. This version of Strata writes TagKV, TagEvent, TagState
+// and TagRunMeta; TagJSON is reserved for the JSON documents that follow, so
+// that the numbers never change.
 const (
 	TagKV      Tag = 0x01
 	TagEvent   Tag = 0x02

@@ -27,7 +27,8 @@ type PruneStats struct {
 // horizon and applies them.
 const pruneChunk = 1024
 
-// Prune removes old versions of the keys of (run, tag). For each key, keep
+// Prune removes old versions of the keys of (run, tag) whose user key starts
+// with prefix (nil: every key of the tag). For each key, keep
 // gets the key's versions, newest first, and returns how many of the newest
 // to keep (at least 1: the newest version always stays); the older ones are
 // removed.
@@ -41,18 +42,18 @@ const pruneChunk = 1024
 //
 // Removals are plain Pebble deletions with no commit version and no sync: a
 // crash can undo some of them, which only brings back old versions.
-func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, keep func(key []byte, versions []VersionMeta) int, publish func(horizon uint64) error) (PruneStats, error) {
+func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, prefix []byte, keep func(key []byte, versions []VersionMeta) int, publish func(horizon uint64) error) (PruneStats, error) {
 	var st PruneStats
 	if err := s.Err(); err != nil {
 		return st, err
 	}
-	lower, upper := keyenc.TagBounds(run, tag)
+	lower, upper := keyenc.PrefixBounds(run, tag, prefix)
 	it, err := s.db.NewIter(lower, upper)
 	if err != nil {
 		return st, err
 	}
 	var (
-		prefix   []byte        // bare key of the current key
+		bare     []byte        // bare key of the current key
 		userKey  []byte        // its user key
 		versions []VersionMeta // its versions, newest first
 		rawKeys  [][]byte      // their stored keys
@@ -99,7 +100,7 @@ func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, keep func(key []byte, ve
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
 		p := k[:keyenc.Split(k)]
-		if !bytes.Equal(p, prefix) {
+		if !bytes.Equal(p, bare) {
 			if err = decide(); err != nil {
 				break
 			}
@@ -108,7 +109,7 @@ func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, keep func(key []byte, ve
 				err = derr
 				break
 			}
-			prefix = append(prefix[:0], p...)
+			bare = append(bare[:0], p...)
 			userKey = append(userKey[:0], d.UserKey...)
 		}
 		raw, verr := it.Value()

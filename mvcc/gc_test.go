@@ -106,7 +106,7 @@ func TestPruneKeepsTheNewestVersions(t *testing.T) {
 
 			var seen []string
 			var pl publishLog
-			st, err := ts.s.Prune(runA, keyenc.TagKV, func(key []byte, vs []mvcc.VersionMeta) int {
+			st, err := ts.s.Prune(runA, keyenc.TagKV, nil, func(key []byte, vs []mvcc.VersionMeta) int {
 				seen = append(seen, string(key))
 				newestFirst := slices.Clone(want[string(key)])
 				slices.Reverse(newestFirst)
@@ -156,7 +156,7 @@ func TestPruneEmpty(t *testing.T) {
 	ts := newStore(t)
 	commit(t, ts.s, put("k", "1"), put("k2", "1"))
 	var pl publishLog
-	st, err := ts.s.Prune(runB, keyenc.TagKV, keepN(1), pl.publish)
+	st, err := ts.s.Prune(runB, keyenc.TagKV, nil, keepN(1), pl.publish)
 	require.NoError(t, err)
 	require.Equal(t, mvcc.PruneStats{}, st)
 	require.Empty(t, pl.calls)
@@ -172,7 +172,7 @@ func TestPrunePublishesBeforeRemoving(t *testing.T) {
 	}
 	slices.Reverse(vs)
 	calls := 0
-	st, err := ts.s.Prune(runA, keyenc.TagKV, keepN(2), func(h uint64) error {
+	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, keepN(2), func(h uint64) error {
 		calls++
 		require.Equal(t, vs[1], h)
 		require.Equal(t, vs, versionsOf(t, ts.s, "k"), "nothing is removed before its horizon is published")
@@ -192,7 +192,7 @@ func TestPrunePublishErrorRemovesNothing(t *testing.T) {
 	}
 	wantA, wantB := versionsOf(t, ts.s, "a"), versionsOf(t, ts.s, "b")
 	errPublish := errors.New("horizon not stored")
-	st, err := ts.s.Prune(runA, keyenc.TagKV, keepN(1), func(uint64) error { return errPublish })
+	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, keepN(1), func(uint64) error { return errPublish })
 	require.ErrorIs(t, err, errPublish)
 	require.Zero(t, st.Removed)
 	require.Equal(t, wantA, versionsOf(t, ts.s, "a"), "a failed publish removes nothing")
@@ -213,7 +213,7 @@ func TestPrunePublishErrorStopsLaterChunks(t *testing.T) {
 	}
 	errPublish := errors.New("horizon not stored")
 	calls := 0
-	st, err := ts.s.Prune(runA, keyenc.TagKV, keepN(1), func(uint64) error {
+	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, keepN(1), func(uint64) error {
 		if calls++; calls == 2 {
 			return errPublish
 		}
@@ -253,7 +253,7 @@ func TestPruneLeavesOtherRunsAndTags(t *testing.T) {
 		commit(t, ts.s, ws...)
 	}
 	var seen []string
-	st, err := ts.s.Prune(runA, keyenc.TagKV, func(key []byte, vs []mvcc.VersionMeta) int {
+	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, func(key []byte, vs []mvcc.VersionMeta) int {
 		seen = append(seen, string(key))
 		require.Len(t, vs, 4)
 		return 1
@@ -313,7 +313,7 @@ func TestPruneChunks(t *testing.T) {
 				}
 			}
 			var got []uint64
-			st, err := ts.s.Prune(runA, keyenc.TagKV, keepN(1), func(h uint64) error {
+			st, err := ts.s.Prune(runA, keyenc.TagKV, nil, keepN(1), func(h uint64) error {
 				// The chunk ending at flushAfter[n] is still whole; the
 				// chunk before it is already removed.
 				n := len(got)
@@ -345,7 +345,7 @@ func TestPruneSurvivesReopen(t *testing.T) {
 	for i := range 3 {
 		commit(t, ts.s, put("k", fmt.Sprint(i)))
 	}
-	_, err := ts.s.Prune(runA, keyenc.TagKV, keepN(1), func(uint64) error { return nil })
+	_, err := ts.s.Prune(runA, keyenc.TagKV, nil, keepN(1), func(uint64) error { return nil })
 	require.NoError(t, err)
 	ts.reopen(t)
 	require.Equal(t, []uint64{3}, versionsOf(t, ts.s, "k"))

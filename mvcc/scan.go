@@ -20,6 +20,8 @@ type Entry struct {
 // Deleted keys are skipped. Iteration starts at the first key >= start (nil
 // for the beginning of the prefix). An error ends the sequence: the last
 // pair carries it, so a scan never passes off a partial result as complete.
+// When the error is a record that fails to read or decode, that pair's Key
+// is the user key the record is stored under (otherwise it is nil).
 func (s *Store) Scan(run keyenc.RunID, tag keyenc.Tag, prefix, start []byte, at uint64) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		lower, upper := keyenc.PrefixBounds(run, tag, prefix)
@@ -61,17 +63,18 @@ func (s *Store) Scan(run keyenc.RunID, tag keyenc.Tag, prefix, start []byte, at 
 				}
 				k = it.Key()
 			}
-			rec, err := decodeRecord(it)
+			d, err := keyenc.DecodeDataKey(k)
 			if err != nil {
 				emit(Entry{}, err)
 				break
 			}
+			rec, err := decodeRecord(it)
+			if err != nil {
+				// The key decoded: say which one the bad record is under.
+				emit(Entry{Key: append([]byte(nil), d.UserKey...)}, err)
+				break
+			}
 			if !rec.Deleted() {
-				d, err := keyenc.DecodeDataKey(k)
-				if err != nil {
-					emit(Entry{}, err)
-					break
-				}
 				if !emit(Entry{Key: append([]byte(nil), d.UserKey...), Record: rec}, nil) {
 					break
 				}

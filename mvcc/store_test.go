@@ -324,11 +324,14 @@ func TestReadsReportCorruptRecords(t *testing.T) {
 	require.Equal(t, "v", string(rec.Payload))
 
 	var errs []error
-	for _, err := range ts.s.Scan(runA, keyenc.TagKV, nil, nil, 2) {
+	var keys []string
+	for e, err := range ts.s.Scan(runA, keyenc.TagKV, nil, nil, 2) {
 		errs = append(errs, err)
+		keys = append(keys, string(e.Key))
 	}
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], serr.ErrCorruption)
+	require.Equal(t, []string{"k"}, keys, "the error names the key of the bad record")
 
 	errs = nil
 	for _, err := range ts.s.History(runA, keyenc.TagKV, []byte("k"), 2) {

@@ -3,6 +3,7 @@ package strata
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,12 +107,29 @@ func writesSize(ws []mvcc.Write) int {
 	return size
 }
 
-// decodeHeadRecord decodes a head record as read from the store.
+// bytesPayload returns the payload of a stored record of Strata's own
+// format: an event, the event log head, a state cell, or the retention and
+// GC horizon records. Strata stores those with kind keyenc.KindBytes only;
+// any other kind is corruption.
+func bytesPayload(rec mvcc.Record) ([]byte, error) {
+	if rec.Kind != keyenc.KindBytes {
+		return nil, fmt.Errorf("%w: record kind %d where Strata stores kind %d", ErrCorruption, rec.Kind, keyenc.KindBytes)
+	}
+	return rec.Payload, nil
+}
+
+// decodeHeadRecord decodes a head record as read from the store. An absent
+// or deleted head is the empty log's; the caller checks that the run has no
+// events then (see checkNoOrphanEvents).
 func decodeHeadRecord(rec mvcc.Record, found bool) (events.Head, error) {
 	if !found || rec.Deleted() {
 		return events.Head{}, nil
 	}
-	h, err := events.DecodeHead(rec.Payload)
+	b, err := bytesPayload(rec)
+	if err != nil {
+		return events.Head{}, fmt.Errorf("event log head: %w", err)
+	}
+	h, err := events.DecodeHead(b)
 	if err != nil {
 		return events.Head{}, fmt.Errorf("event log head: %w", err)
 	}
@@ -120,7 +138,11 @@ func decodeHeadRecord(rec mvcc.Record, found bool) (events.Head, error) {
 
 // decodeEvent decodes a stored event record.
 func decodeEvent(seq uint64, rec mvcc.Record) (Event, error) {
-	r, err := events.DecodeRecord(rec.Payload)
+	b, err := bytesPayload(rec)
+	if err != nil {
+		return Event{}, fmt.Errorf("event %d: %w", seq, err)
+	}
+	r, err := events.DecodeRecord(b)
 	if err != nil {
 		return Event{}, fmt.Errorf("event %d: %w", seq, err)
 	}
@@ -135,7 +157,9 @@ func decodeEvent(seq uint64, rec mvcc.Record) (Event, error) {
 
 // eventHead returns the run's log head as the transaction sees it,
 // recording the read: every append changes the head, so a concurrent
-// append makes this transaction's commit conflict.
+// append makes this transaction's commit conflict. A run whose head is
+// missing while its events are not is corrupt (see checkNoOrphanEvents):
+// neither a read nor an append takes it for an empty log.
 func (t *Txn) eventHead() (events.Head, error) {
 	if err := t.check(); err != nil {
 		return events.Head{}, err
@@ -147,19 +171,12 @@ func (t *Txn) eventHead() (events.Head, error) {
 	if err != nil {
 		return events.Head{}, err
 	}
-	return decodeHeadRecord(rec, found)
-}
-
-// eventHeadForAppend is eventHead, refusing a run whose head is missing
-// while its events are not (see checkNoOrphanEvents).
-func (t *Txn) eventHeadForAppend() (events.Head, error) {
-	head, err := t.eventHead()
+	head, err := decodeHeadRecord(rec, found)
 	if err != nil || head.Len > 0 {
 		return head, err
 	}
-	if t.writes.has(t.tkey(keyenc.TagRunMeta, eventHeadKey)) {
-		return head, nil
-	}
+	// Only a stored head can be empty: the transaction's own head write
+	// follows its own appends.
 	return head, t.db.checkNoOrphanEvents(t.run, t.snap)
 }
 
@@ -177,7 +194,7 @@ func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
 // timestamp, all or nothing, and returns the first sequence. An invalid
 // event anywhere in the batch appends none.
 func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
-	head, err := t.eventHeadForAppend() // checks the transaction first
+	head, err := t.eventHead() // checks the transaction first
 	if err != nil {
 		return 0, err
 	}
@@ -339,7 +356,7 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		if err != nil {
 			return nil, err
 		}
-		if !found {
+		if head.Len == 0 {
 			if err := db.checkNoOrphanEvents(run, keyenc.MaxVersion); err != nil {
 				return nil, err
 			}
@@ -365,10 +382,11 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 	return out, nil
 }
 
-// checkNoOrphanEvents, for a run without a log head, makes sure it has no
-// event 0 either: a log whose head was lost must not be appended to from
-// sequence 0 again (that would hide the stored events). It looks at version
-// at, or at the latest commit for keyenc.MaxVersion.
+// checkNoOrphanEvents, for a run without a log head (or with a deleted or
+// empty one, which Strata never writes), makes sure it has no event 0
+// either: a log whose head was lost must not be read as empty, nor appended
+// to from sequence 0 again (that would hide the stored events). It looks at
+// version at, or at the latest commit for keyenc.MaxVersion.
 func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 	var kb [8]byte
 	var (
@@ -439,8 +457,17 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 		if err != nil {
 			return err
 		}
-		return db.scanEvents(run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
-			r, err := events.DecodeRecord(rec.Payload)
+		next := uint64(0)
+		err = db.scanEvents(run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
+			if seq != next {
+				return fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, next)
+			}
+			next++
+			b, err := bytesPayload(rec)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", seq, err)
+			}
+			r, err := events.DecodeRecord(b)
 			if err != nil {
 				return fmt.Errorf("event %d: %w", seq, err)
 			}
@@ -454,8 +481,15 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 			out = append(out, Event{Event: e, Version: rec.Version})
 			return nil
 		})
+		if err == nil && next < head.Len {
+			err = fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, next)
+		}
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // scanEvents calls fn for each stored event of run with a sequence in
@@ -505,24 +539,48 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 	var out events.Verification
 	err := db.readTxn(ctx, run, func(t *Txn) error {
 		v := events.NewVerifier(run, anchor)
-		err := db.scanEvents(run, t.snap, 0, ^uint64(0), func(seq uint64, rec mvcc.Record) error {
-			if !v.Add(seq, rec.Payload) {
-				return errStopScan
+		var kb [8]byte
+		for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, eventKey(&kb, 0), t.snap) {
+			if err != nil {
+				// A stored value that does not decode under a well-formed
+				// event key is that event's fault, not a failure to read.
+				if len(e.Key) == 8 && errors.Is(err, ErrCorruption) {
+					v.AddCorrupt(binary.BigEndian.Uint64(e.Key), err)
+					break
+				}
+				return err
 			}
-			return nil
-		})
-		if err != nil && err != errStopScan {
-			return err
+			if len(e.Key) != 8 {
+				return fmt.Errorf("%w: event key of %d bytes", ErrCorruption, len(e.Key))
+			}
+			seq := binary.BigEndian.Uint64(e.Key)
+			b, err := bytesPayload(e.Record)
+			if err != nil {
+				v.AddCorrupt(seq, err)
+				break
+			}
+			if !v.Add(seq, b) {
+				break
+			}
 		}
 		rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey, t.snap)
 		if err != nil {
+			if errors.Is(err, ErrCorruption) {
+				out = v.FinishCorruptHead(err)
+				return nil
+			}
 			return err
 		}
 		if !found || rec.Deleted() {
 			out = v.Finish(nil)
 			return nil
 		}
-		head, err := events.DecodeHead(rec.Payload)
+		b, err := bytesPayload(rec)
+		if err != nil {
+			out = v.FinishCorruptHead(err)
+			return nil
+		}
+		head, err := events.DecodeHead(b)
 		if err != nil {
 			out = v.FinishCorruptHead(err)
 			return nil
@@ -532,6 +590,3 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 	})
 	return out, err
 }
-
-// errStopScan ends a scan early without an error.
-var errStopScan = fmt.Errorf("stop")

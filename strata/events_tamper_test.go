@@ -6,6 +6,7 @@ package strata_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
 
@@ -181,6 +182,47 @@ func (r *rawStore) setHead(run strata.RunID, raw []byte) {
 	r.setNewest(run, keyenc.TagRunMeta, headKey, raw)
 }
 
+// setStored overwrites the whole stored value (header included) of the
+// newest version of (run, tag, userKey), keeping its key.
+func (r *rawStore) setStored(run strata.RunID, tag keyenc.Tag, userKey, stored []byte) {
+	r.t.Helper()
+	key, _, _ := r.newest(run, tag, userKey)
+	require.NoError(r.t, r.pdb.Set(key, stored, pebble.Sync))
+}
+
+// withHeader returns a stored value: header (version, kind, timestamp 1)
+// and payload.
+func withHeader(version byte, kind keyenc.Kind, payload []byte) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{version, byte(kind)}, 1), payload...)
+}
+
+// requireLogReadsCorrupt checks that every read of run's log reports
+// ErrCorruption rather than a partial or empty log.
+func requireLogReadsCorrupt(t *testing.T, db *strata.Database, run strata.RunID) {
+	t.Helper()
+	_, err := db.EventLen(ctx, run)
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventLen")
+	_, err = db.EventRange(ctx, run, 0, 100)
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventRange")
+	_, err = db.EventRangeReverse(ctx, run, 0, 100)
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventRangeReverse")
+	evs, err := db.EventsByType(ctx, run, "order.placed")
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventsByType returned %d events", len(evs))
+	require.Nil(t, evs, "no partial result")
+}
+
+// event4ReadsCorrupt checks that the reads of run A that reach event 4
+// report ErrCorruption.
+func event4ReadsCorrupt(t *testing.T, f *tamperDB, db *strata.Database) {
+	t.Helper()
+	_, err := db.Event(ctx, f.a, 4)
+	require.ErrorIs(t, err, strata.ErrCorruption, "Event")
+	_, err = db.EventRange(ctx, f.a, 0, 10)
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventRange")
+	_, err = db.EventsByType(ctx, f.a, "order.placed")
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventsByType")
+}
+
 // remove deletes every version of (run, tag, userKey).
 func (r *rawStore) remove(run strata.RunID, tag keyenc.Tag, userKey []byte) {
 	r.t.Helper()
@@ -341,6 +383,9 @@ func TestEventTamperDetected(t *testing.T) {
 				require.ErrorIs(t, err, strata.ErrCorruption, "an event missing below the head")
 				_, err = db.EventRange(ctx, f.a, 0, 10)
 				require.ErrorIs(t, err, strata.ErrCorruption)
+				evs, err := db.EventsByType(ctx, f.a, "order.placed")
+				require.ErrorIs(t, err, strata.ErrCorruption, "no partial result: %d events", len(evs))
+				require.Nil(t, evs)
 			},
 		},
 		{
@@ -420,6 +465,14 @@ func TestEventTamperDetected(t *testing.T) {
 				}
 			},
 			none: bad(7, events.ReasonMissing), anchor9: bad(7, events.ReasonMissing), anchor6: bad(7, events.ReasonMissing),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				// The head says 10: the missing tail is corruption, not a
+				// shorter result.
+				evs, err := db.EventsByType(ctx, f.a, "order.placed")
+				require.ErrorIs(t, err, strata.ErrCorruption, "no partial result: %d events", len(evs))
+				_, err = db.EventRange(ctx, f.a, 0, 10)
+				require.ErrorIs(t, err, strata.ErrCorruption)
+			},
 		},
 		{
 			name: "tail 7..9 rewritten with recomputed hashes",
@@ -473,9 +526,91 @@ func TestEventTamperDetected(t *testing.T) {
 					return err
 				})
 				require.ErrorIs(t, err, strata.ErrCorruption)
-				e, err := db.Event(ctx, f.a, 0)
-				require.ErrorIs(t, err, strata.ErrNotFound, "no head: the log reads as empty, %+v", e)
+				// Nor does any read take the log for an empty one.
+				_, err = db.Event(ctx, f.a, 0)
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				_, err = db.EventHead(ctx, f.a)
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				requireLogReadsCorrupt(t, db, f.a)
+				require.NoError(t, db.Transaction(ctx, f.b, func(tx *strata.Txn) error {
+					_, err := tx.EventLen()
+					return err
+				}), "run B reads as before")
 			},
+		},
+		{
+			// Strata never deletes a head; a tombstone on it must not read
+			// as an empty log either, nor let an append reuse sequence 0.
+			name: "head deleted by a tombstone while events exist",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				r.setStored(f.a, keyenc.TagRunMeta, headKey, withHeader(keyenc.HeaderVersion, keyenc.KindTombstone, nil))
+			},
+			none: bad(0, events.ReasonHeadMissing), anchor9: bad(0, events.ReasonHeadMissing), anchor6: bad(0, events.ReasonHeadMissing),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				_, err := db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				_, err = db.AppendEvents(ctx, f.a, []strata.EventData{{Type: "x", Payload: tamperPayload("a", 10)}})
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				err = db.Transaction(ctx, f.a, func(tx *strata.Txn) error {
+					_, err := tx.AppendEvent("x", tamperPayload("a", 10))
+					return err
+				})
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				requireLogReadsCorrupt(t, db, f.a)
+				e, err := db.Event(ctx, f.a, 0)
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				require.Zero(t, e)
+			},
+		},
+		{
+			name: "head with an unknown value header version",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				_, _, head := r.newest(f.a, keyenc.TagRunMeta, headKey)
+				r.setStored(f.a, keyenc.TagRunMeta, headKey, withHeader(2, keyenc.KindBytes, head))
+			},
+			none: bad(0, events.ReasonHeadCorrupt), anchor9: bad(0, events.ReasonHeadCorrupt), anchor6: bad(0, events.ReasonHeadCorrupt),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				_, err := db.EventHead(ctx, f.a)
+				require.ErrorIs(t, err, strata.ErrCorruption)
+				_, err = db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
+				require.ErrorIs(t, err, strata.ErrCorruption)
+			},
+		},
+		{
+			name: "head stored as a structured value (wrong record kind)",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				_, _, head := r.newest(f.a, keyenc.TagRunMeta, headKey)
+				r.setStored(f.a, keyenc.TagRunMeta, headKey, withHeader(keyenc.HeaderVersion, keyenc.KindValue, head))
+			},
+			none: bad(0, events.ReasonHeadCorrupt), anchor9: bad(0, events.ReasonHeadCorrupt), anchor6: bad(0, events.ReasonHeadCorrupt),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				requireLogReadsCorrupt(t, db, f.a)
+				_, err := db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
+				require.ErrorIs(t, err, strata.ErrCorruption)
+			},
+		},
+		{
+			name: "event 4 with an unknown value header version",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				r.setStored(f.a, keyenc.TagEvent, eventUserKey(4), withHeader(2, keyenc.KindBytes, r.record(f.a, 4)))
+			},
+			none: bad(4, events.ReasonCorrupt), anchor9: bad(4, events.ReasonCorrupt), anchor6: bad(4, events.ReasonCorrupt),
+			after: event4ReadsCorrupt,
+		},
+		{
+			name: "event 4 with a value shorter than its header",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				r.setStored(f.a, keyenc.TagEvent, eventUserKey(4), []byte{keyenc.HeaderVersion, byte(keyenc.KindBytes), 0, 0, 0})
+			},
+			none: bad(4, events.ReasonCorrupt), anchor9: bad(4, events.ReasonCorrupt), anchor6: bad(4, events.ReasonCorrupt),
+		},
+		{
+			name: "event 4 stored as a structured value (wrong record kind)",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				r.setStored(f.a, keyenc.TagEvent, eventUserKey(4), withHeader(keyenc.HeaderVersion, keyenc.KindValue, r.record(f.a, 4)))
+			},
+			none: bad(4, events.ReasonCorrupt), anchor9: bad(4, events.ReasonCorrupt), anchor6: bad(4, events.ReasonCorrupt),
+			after: event4ReadsCorrupt,
 		},
 		{
 			name: "head with the wrong hash",
@@ -618,4 +753,65 @@ func TestEventTamperUntouchedAndAnchors(t *testing.T) {
 	v, err := db.VerifyEvents(ctx, empty, &events.Anchor{Run: empty, Sequence: 0})
 	require.NoError(t, err)
 	requireVerification(t, bad(0, events.ReasonAnchorBeyondEnd), v, "empty run with its own anchor")
+}
+
+// The records of Strata's own formats (state cells, the retention and GC
+// horizon records, besides the event log's) are stored as raw bytes; one
+// stored with another kind, or deleted behind Strata's back where Strata
+// never deletes, reads as corruption, not as a valid or absent record.
+func TestStoredRecordKindsChecked(t *testing.T) {
+	setup := func(t *testing.T) *tamperDB {
+		f := &tamperDB{fs: vfs.NewMem(), a: strata.NewRunID()}
+		db, err := strata.OpenWith(strata.Options{Path: tamperDir, FS: f.fs})
+		require.NoError(t, err)
+		_, err = db.StateInit(ctx, f.a, "cell", value.Int(1))
+		require.NoError(t, err)
+		require.NoError(t, db.SetRetention(ctx, f.a, strata.KeepLast(1)))
+		for i := range 3 {
+			_, err = db.Put(ctx, f.a, []byte("k"), value.Int(int64(i)))
+			require.NoError(t, err)
+		}
+		st, err := db.GC(ctx, f.a)
+		require.NoError(t, err)
+		require.Positive(t, st.Horizon)
+		require.NoError(t, db.Close())
+		return f
+	}
+	t.Run("state cell stored as a structured value", func(t *testing.T) {
+		f := setup(t)
+		f.edit(t, func(r *rawStore) {
+			_, _, rec := r.newest(f.a, keyenc.TagState, []byte("cell"))
+			r.setStored(f.a, keyenc.TagState, []byte("cell"), withHeader(keyenc.HeaderVersion, keyenc.KindValue, rec))
+		})
+		db := f.open(t)
+		_, err := db.StateRead(ctx, f.a, "cell")
+		require.ErrorIs(t, err, strata.ErrCorruption)
+		_, err = db.StateList(ctx, f.a, "")
+		require.ErrorIs(t, err, strata.ErrCorruption)
+		_, err = db.StateSet(ctx, f.a, "cell", value.Int(2))
+		require.ErrorIs(t, err, strata.ErrCorruption)
+	})
+	t.Run("retention record deleted by a tombstone", func(t *testing.T) {
+		f := setup(t)
+		f.edit(t, func(r *rawStore) {
+			r.setStored(f.a, keyenc.TagRunMeta, []byte("retention"), withHeader(keyenc.HeaderVersion, keyenc.KindTombstone, nil))
+		})
+		db := f.open(t)
+		_, err := db.Retention(ctx, f.a)
+		require.ErrorIs(t, err, strata.ErrCorruption)
+		_, err = db.GC(ctx, f.a)
+		require.ErrorIs(t, err, strata.ErrCorruption)
+	})
+	t.Run("GC horizon stored as a structured value", func(t *testing.T) {
+		f := setup(t)
+		f.edit(t, func(r *rawStore) {
+			_, _, rec := r.newest(f.a, keyenc.TagRunMeta, []byte("gc-horizon"))
+			r.setStored(f.a, keyenc.TagRunMeta, []byte("gc-horizon"), withHeader(keyenc.HeaderVersion, keyenc.KindValue, rec))
+		})
+		db := f.open(t)
+		_, err := db.GetAt(ctx, f.a, []byte("k"), 1)
+		require.ErrorIs(t, err, strata.ErrCorruption, "the horizon decides whether version 1 is trimmed")
+		_, err = db.GC(ctx, f.a)
+		require.ErrorIs(t, err, strata.ErrCorruption)
+	})
 }

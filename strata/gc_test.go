@@ -236,6 +236,48 @@ func TestGCDefaultPolicyRemovesNothing(t *testing.T) {
 	require.Len(t, gcHistory(t, db, run, "k"), 6)
 }
 
+// Every pass that removes something commits the horizon record; the passes
+// remove its older versions, so they do not pile up, and the newest one is
+// what a reopened database loads.
+func TestGCHorizonRecordDoesNotAccumulate(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	db, err := OpenWith(Options{Path: "db", FS: fs, Durability: DurabilityNone})
+	require.NoError(t, err)
+	run := NewRunID()
+	gcSetRetention(t, db, run, KeepLast(1))
+	var last GCStats
+	for range 5 {
+		gcWrite(t, db, run, "k", 2)
+		_, err := db.StateSet(ctx, run, "cell", value.Int(1))
+		require.NoError(t, err)
+		_, err = db.AppendEvent(ctx, run, "e", value.Object(nil))
+		require.NoError(t, err)
+		st := gcRun(t, db, run)
+		require.Positive(t, st.Removed)
+		require.Greater(t, st.Horizon, last.Horizon)
+		last = st
+		require.Len(t, gcStored(t, db, run, keyenc.TagRunMeta, string(horizonKey)), 1, "only the newest horizon record stays")
+	}
+	// The other metadata records keep their versions: the retention record
+	// its one, the log head the newest (KeepLast(1)).
+	require.Len(t, gcStored(t, db, run, keyenc.TagRunMeta, string(retentionKey)), 1)
+	require.Len(t, gcStored(t, db, run, keyenc.TagRunMeta, string(eventHeadKey)), 1)
+	n, err := db.EventLen(ctx, run)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), n)
+	require.NoError(t, db.Close())
+
+	db, err = OpenWith(Options{Path: "db", FS: fs, Durability: DurabilityNone})
+	require.NoError(t, err)
+	defer db.Close()
+	h, err := db.gcHorizon(run)
+	require.NoError(t, err)
+	require.Equal(t, last.Horizon, h, "the reopened database loads the newest horizon")
+	_, err = db.GetAt(ctx, run, []byte("k"), h-1)
+	require.ErrorIs(t, err, ErrHistoryTrimmed)
+}
+
 func TestGCKeepLast(t *testing.T) {
 	ctx := context.Background()
 	db, run := gcOpen(t)

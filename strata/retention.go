@@ -181,10 +181,14 @@ func (db *Database) Retention(ctx context.Context, run RunID) (Retention, error)
 
 func (db *Database) retention(run RunID) (Retention, error) {
 	rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagRunMeta, retentionKey)
-	if err != nil || !found || rec.Deleted() {
+	if err != nil || !found {
 		return Retention{}, err
 	}
-	return decodeRetention(rec.Payload)
+	b, err := bytesPayload(rec) // Strata never deletes it: a tombstone is corruption
+	if err != nil {
+		return Retention{}, fmt.Errorf("retention policy: %w", err)
+	}
+	return decodeRetention(b)
 }
 
 // GCStats reports what a GC pass did.
@@ -266,7 +270,7 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		tag  keyenc.Tag
 		keep func([]byte, []mvcc.VersionMeta) int
 	}{{keyenc.TagKV, keep}, {keyenc.TagState, keep}, {keyenc.TagRunMeta, keepMeta}} {
-		ps, err := db.store.Prune(keyenc.RunID(run), p.tag, p.keep, publish)
+		ps, err := db.store.Prune(keyenc.RunID(run), p.tag, nil, p.keep, publish)
 		if p.tag != keyenc.TagRunMeta {
 			st.Keys += ps.Keys
 		}
@@ -274,6 +278,21 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		if err != nil {
 			return st, err
 		}
+	}
+	// Each pass that removes something commits the horizon record (once per
+	// chunk of removals that raises it). Only its newest version is ever
+	// read (loadHorizonLocked), so the older ones are removed too, lest
+	// they pile up pass after pass; that changes no read, so it needs no
+	// horizon of its own. They are not counted in st.Removed.
+	onlyNewest := func(key []byte, vs []mvcc.VersionMeta) int {
+		if string(key) != string(horizonKey) {
+			return len(vs)
+		}
+		return 1
+	}
+	noReads := func(uint64) error { return nil }
+	if _, err := db.store.Prune(keyenc.RunID(run), keyenc.TagRunMeta, horizonKey, onlyNewest, noReads); err != nil {
+		return st, err
 	}
 	st.Horizon, err = db.gcHorizon(run)
 	return st, err
@@ -307,8 +326,12 @@ func (db *Database) loadHorizonLocked(run RunID, rs *runState) error {
 	if err != nil {
 		return err
 	}
-	if found && !rec.Deleted() {
-		h, err := decodeHorizon(rec.Payload)
+	if found {
+		b, err := bytesPayload(rec) // Strata never deletes it: a tombstone is corruption
+		if err != nil {
+			return fmt.Errorf("GC horizon: %w", err)
+		}
+		h, err := decodeHorizon(b)
 		if err != nil {
 			return err
 		}

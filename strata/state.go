@@ -89,6 +89,15 @@ func decodeStateRecord(b []byte) (stateRecord, error) {
 	return r, nil
 }
 
+// decodeState decodes a stored state record, checking its record kind.
+func decodeState(rec mvcc.Record) (stateRecord, error) {
+	b, err := bytesPayload(rec)
+	if err != nil {
+		return stateRecord{}, err
+	}
+	return decodeStateRecord(b)
+}
+
 // checkStateName validates a state cell name: non-empty valid UTF-8 of at
 // most MaxKeySize bytes.
 func checkStateName(run RunID, name string) error {
@@ -127,7 +136,7 @@ func (t *Txn) stateAt(name string) (r stateRecord, rec mvcc.Record, found bool, 
 	if err != nil || !found {
 		return stateRecord{}, mvcc.Record{}, false, err
 	}
-	r, err = decodeStateRecord(rec.Payload)
+	r, err = decodeState(rec)
 	if err != nil {
 		return stateRecord{}, mvcc.Record{}, false, fmt.Errorf("state cell %q: %w", name, err)
 	}
@@ -224,7 +233,7 @@ func (t *Txn) StateList(prefix string) ([]string, error) {
 	}
 	var bad error
 	keys, err := t.list(keyenc.TagState, []byte(prefix), func(key []byte, rec mvcc.Record) bool {
-		r, err := decodeStateRecord(rec.Payload)
+		r, err := decodeState(rec)
 		if err != nil && bad == nil {
 			bad = fmt.Errorf("state cell %q: %w", key, err)
 		}
