@@ -101,6 +101,7 @@ type txnConfig struct {
 	retry      *RetryConfig
 	timeout    time.Duration // 0 for none
 	timeoutSet bool
+	nilOption  bool // a nil TxnOption was given
 	// direct marks the transactions that direct operations (state calls,
 	// event and state reads) run in: they are not counted in TxnMetrics.
 	direct bool

@@ -63,6 +63,8 @@ func WithTimeout(d time.Duration) TxnOption {
 // validate checks the options' values.
 func (c *txnConfig) validate() error {
 	switch {
+	case c.nilOption:
+		return fmt.Errorf("%w: nil TxnOption", ErrInvalidOptions)
 	case c.modeSet && !c.mode.Valid():
 		return fmt.Errorf("%w: unknown durability mode %d", ErrInvalidOptions, c.mode)
 	case c.timeoutSet && c.timeout <= 0:
@@ -97,6 +99,10 @@ func (db *Database) TransactionWithVersion(ctx context.Context, run RunID, fn fu
 func applyTxnOptions(opts []TxnOption) txnConfig {
 	var cfg txnConfig
 	for _, o := range opts {
+		if o == nil {
+			cfg.nilOption = true // refused by validate
+			continue
+		}
 		o(&cfg)
 	}
 	return cfg

@@ -409,6 +409,7 @@ func TestTxnOptionsAreValidated(t *testing.T) {
 		"negative base delay": strata.WithRetry(strata.RetryConfig{BaseDelay: -1}),
 		"negative max delay":  strata.WithRetry(strata.RetryConfig{MaxDelay: -time.Millisecond}),
 		"unknown durability":  strata.WithDurability(strata.DurabilityMode(99)),
+		"nil option":          nil,
 	} {
 		require.ErrorIs(t, db.Transaction(ctx, run, noop, opt), strata.ErrInvalidOptions, name)
 		_, err := db.Begin(ctx, run, opt)
