@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -131,6 +132,21 @@ func mapOpenError(dir string, err error) error {
 		return fmt.Errorf("%w: %s is not a Strata store of this format: %v", serr.ErrCorruption, dir, err)
 	}
 	return fmt.Errorf("strata: open %s: %w", dir, err)
+}
+
+// LockDirectory takes the lock an open store holds on dir (Pebble's LOCK
+// file), so that no store opens dir until the returned lock is closed. It
+// fails with ErrLocked while a store holds dir. Tools use it to delete a
+// store safely.
+func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	l, err := pebble.LockDirectory(dir, fs)
+	if err != nil {
+		return nil, mapOpenError(dir, err)
+	}
+	return l, nil
 }
 
 // Exists reports whether dir on fs holds a Pebble store, without opening

@@ -24,7 +24,8 @@ import (
 // does the same without a bound, then releases the files; it is idempotent.
 // Every later call returns ErrClosed, except three: a Txn begun before runs
 // to its end (Shutdown and Close wait for it); Shutdown may be called again,
-// to wait longer after its context ended (after Close it returns nil); and
+// to wait longer after its context ended (after Close it returns nil, or
+// ErrFailed for a failed database); and
 // Close returns its first result. A call whose arguments are invalid
 // reports that first.
 //
@@ -175,10 +176,13 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 // Shutdown stops accepting new operations, waits for those in flight until
 // ctx ends, and syncs everything acknowledged. The database stays allocated
 // until Close. If ctx ends first, Shutdown returns its error; operations
-// still in flight finish normally and Close waits for them.
+// still in flight finish normally and Close waits for them. After Close,
+// Shutdown returns nil, or ErrFailed for a failed database.
 func (db *Database) Shutdown(ctx context.Context) error {
 	if db.closed.Load() {
-		return nil // Close already synced everything and released the files
+		// Close already synced everything and released the files; a failed
+		// database stays failed.
+		return db.adb.Failed()
 	}
 	db.adb.StopAccepting()
 	if err := db.adb.WaitIdle(ctx); err != nil {

@@ -49,7 +49,10 @@ func checkFailedEverywhere(t *testing.T, db *strata.Database, run strata.RunID) 
 	require.ErrorIs(t, err, strata.ErrFailed)
 	_, err = db.Flush(ctx)
 	require.ErrorIs(t, err, strata.ErrFailed)
+	require.ErrorIs(t, db.Shutdown(ctx), strata.ErrFailed)
 	require.ErrorIs(t, db.Close(), strata.ErrFailed)
+	require.ErrorIs(t, db.Close(), strata.ErrFailed, "Close is idempotent")
+	require.ErrorIs(t, db.Shutdown(ctx), strata.ErrFailed, "after Close too")
 }
 
 func TestWALSyncFailureFailsCommitAndDatabase(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-db/strata/durability"
 	"github.com/strata-db/strata/events"
+	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 )
@@ -44,12 +45,14 @@ func newDemo() *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&n, "keys", "n", 20000, "number of keys to write")
 	cmd.Flags().StringVar(&mode, "mode", "batched", "durability mode: none, batched or strict")
-	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database directory first (only a directory that holds a database, or an empty one)")
+	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database directory first, with every file in it (only a directory that holds a Strata database no process has open, or an empty one)")
 	return cmd
 }
 
-// removeDatabase deletes the database directory at path for --fresh. It
-// refuses anything else: a file, or a directory with files but no database.
+// removeDatabase deletes the database directory at path for --fresh, with
+// everything in it. It refuses anything else: a file, a directory with files
+// but no store, a store that is not a Strata database, and a database that
+// another process has open.
 func removeDatabase(path string) error {
 	fi, err := os.Stat(path)
 	switch {
@@ -72,7 +75,25 @@ func removeDatabase(path string) error {
 		if len(entries) > 0 {
 			return fmt.Errorf("--fresh: %s holds files but no database; refusing to delete it", path)
 		}
+		return os.RemoveAll(path)
 	}
+	// Opening the database checks that it is a Strata store of this format
+	// (ErrCorruption: another program's Pebble store) and that no process
+	// has it open (ErrLocked).
+	db, err := strata.OpenWithMode(path, strata.DurabilityNone)
+	if err != nil {
+		return fmt.Errorf("--fresh: %w; refusing to delete it", err)
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	// Hold the directory's lock while deleting, so that no database opens
+	// it meanwhile.
+	lock, err := pebbleadapter.LockDirectory(path, nil)
+	if err != nil {
+		return fmt.Errorf("--fresh: %w; refusing to delete it", err)
+	}
+	defer lock.Close()
 	return os.RemoveAll(path)
 }
 

@@ -12,8 +12,9 @@ func newInfo() *cobra.Command {
 	var detail bool
 	cmd := &cobra.Command{
 		Use:   "info",
-		Short: "Print an existing database's versions and storage metrics",
-		Long: `Print an existing database's versions and storage metrics. A path that
+		Short: "Print an existing database's current version and storage metrics",
+		Long: `Print an existing database's current version, disk usage and read
+amplification (with --detail, Pebble's metrics table too). A path that
 holds no database is an error (info never creates one). Like any open,
 info's open and close write to the database's own files (a WAL, the version
 bound); they change no data.`,

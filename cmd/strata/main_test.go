@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/strata-db/strata/strata"
+	"github.com/strata-db/strata/value"
 )
 
 func TestDemoAndInfo(t *testing.T) {
@@ -35,8 +41,8 @@ func TestDemoAndInfo(t *testing.T) {
 }
 
 // The commands refuse what could lose or invent data: --fresh deletes only
-// a database (or an empty directory), info never creates one, and bad
-// arguments are errors.
+// a Strata database no process has open (or an empty directory), info never
+// creates one, and bad arguments are errors.
 func TestCommandsRefuseBadTargets(t *testing.T) {
 	run := func(args ...string) error {
 		root := newRoot()
@@ -54,6 +60,42 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	require.ErrorContains(t, run("demo", "--db", notes, "--fresh", "-n", "10"), "refusing")
 	require.FileExists(t, notes)
 
+	// A database some process has open is not deleted under it.
+	ctx, r := context.Background(), strata.NewRunID()
+	held := filepath.Join(base, "held")
+	db, err := strata.Open(held)
+	require.NoError(t, err)
+	_, err = db.Put(ctx, r, []byte("k"), value.Int(1))
+	require.NoError(t, err)
+	require.ErrorIs(t, run("demo", "--db", held, "--fresh", "-n", "10"), strata.ErrLocked)
+	require.NoError(t, db.Close())
+	db, err = strata.Open(held)
+	require.NoError(t, err)
+	_, err = db.Get(ctx, r, []byte("k"))
+	require.NoError(t, err, "the held database was left whole")
+	require.NoError(t, db.Close())
+	require.NoError(t, run("demo", "--db", held, "--fresh", "-n", "10"), "once closed, it can go")
+	db, err = strata.Open(held)
+	require.NoError(t, err)
+	_, err = db.Get(ctx, r, []byte("k"))
+	require.ErrorIs(t, err, strata.ErrNotFound, "a new database")
+	require.NoError(t, db.Close())
+
+	// Nor is another program's Pebble store, which Strata does not open.
+	foreign := filepath.Join(base, "foreign")
+	pdb, err := pebble.Open(foreign, &pebble.Options{Logger: quietPebble{}})
+	require.NoError(t, err)
+	require.NoError(t, pdb.Set([]byte("theirs"), []byte("data"), pebble.Sync))
+	require.NoError(t, pdb.Close())
+	require.ErrorIs(t, run("demo", "--db", foreign, "--fresh", "-n", "10"), strata.ErrCorruption)
+	pdb, err = pebble.Open(foreign, &pebble.Options{Logger: quietPebble{}})
+	require.NoError(t, err)
+	v, closer, err := pdb.Get([]byte("theirs"))
+	require.NoError(t, err, "the foreign store is intact")
+	require.Equal(t, "data", string(v))
+	require.NoError(t, closer.Close())
+	require.NoError(t, pdb.Close())
+
 	missing := filepath.Join(base, "missing")
 	require.ErrorContains(t, run("info", "--db", missing), "no database")
 	require.NoDirExists(t, missing, "info created nothing")
@@ -61,3 +103,11 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	require.Error(t, run("demo", "--db", filepath.Join(base, "db"), "extra"))
 	require.ErrorContains(t, run("demo", "--db", filepath.Join(base, "db"), "--keys", "-5"), "at least 1")
 }
+
+// quietPebble is a Pebble logger that prints nothing (and, unlike Pebble's
+// default, never exits the process on Fatalf).
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)           {}
+func (quietPebble) Errorf(string, ...any)          {}
+func (quietPebble) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
