@@ -100,13 +100,13 @@ func Float(f float64) Value { return Value{kind: KindFloat, num: math.Float64bit
 func String(s string) Value { return Value{kind: KindString, str: s} }
 
 // Bytes returns a byte-string value. A nil slice is an empty byte string, not
-// null.
+// null. The value shares b: do not change b while the value is in use.
 func Bytes(b []byte) Value { return Value{kind: KindBytes, raw: b} }
 
-// Array returns an array value.
+// Array returns an array value. The value shares vs.
 func Array(vs ...Value) Value { return Value{kind: KindArray, arr: vs} }
 
-// Object returns an object value.
+// Object returns an object value. The value shares m.
 func Object(m map[string]Value) Value { return Value{kind: KindObject, obj: m} }
 
 // Kind returns v's kind.
