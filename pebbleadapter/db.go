@@ -134,6 +134,9 @@ func mapOpenError(dir string, err error) error {
 	return fmt.Errorf("strata: open %s: %w", dir, err)
 }
 
+// LockFileName is the name of Pebble's lock file in a store's directory.
+const LockFileName = "LOCK"
+
 // LockDirectory takes the lock an open store holds on dir (Pebble's LOCK
 // file), so that no store opens dir until the returned lock is closed. It
 // fails with ErrLocked while a store holds dir. Tools use it to delete a
@@ -147,6 +150,41 @@ func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
 		return nil, mapOpenError(dir, err)
 	}
 	return l, nil
+}
+
+// CheckComparer checks, without opening the store (no recovery, no lock),
+// that dir on fs holds a Pebble store written with Strata's comparer, as its
+// newest OPTIONS file records. A store of another comparer, or one without
+// an OPTIONS file (whose comparer cannot be told), is ErrCorruption. It says
+// nothing of the store's health: a damaged Strata store passes.
+func CheckComparer(dir string, fs vfs.FS) error {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		return fmt.Errorf("strata: %s: %w", dir, err)
+	}
+	if !desc.Exists || desc.OptionsFilename == "" {
+		return fmt.Errorf("%w: %s has no store with an OPTIONS file; its comparer cannot be told", serr.ErrCorruption, dir)
+	}
+	f, err := fs.Open(desc.OptionsFilename)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	o := &pebble.Options{Comparer: Comparer}
+	o.EnsureDefaults()
+	if err := o.CheckCompatibility(dir, string(b)); err != nil {
+		return fmt.Errorf("%w: %s is not a Strata store: %v", serr.ErrCorruption, dir, err)
+	}
+	return nil
 }
 
 // Exists reports whether dir on fs holds a Pebble store, without opening

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/strata-db/strata/internal/testutil"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/stretchr/testify/require"
@@ -129,6 +130,34 @@ func TestOpenTwiceIsLocked(t *testing.T) {
 	require.NoError(t, db.Close())
 	db = openAt(t, fs) // the lock is released by Close
 	require.NoError(t, db.Close())
+}
+
+// CheckComparer tells Strata's stores from other Pebble stores without
+// opening them; LockDirectory keeps stores from opening a directory.
+func TestCheckComparerAndLockDirectory(t *testing.T) {
+	fs := vfs.NewMem()
+	require.ErrorIs(t, pebbleadapter.CheckComparer(dir, fs), os.ErrNotExist, "no directory")
+	require.NoError(t, fs.MkdirAll(dir, 0o755))
+	require.ErrorIs(t, pebbleadapter.CheckComparer(dir, fs), serr.ErrCorruption, "no store")
+	db := openAt(t, fs)
+	require.NoError(t, pebbleadapter.CheckComparer(dir, fs), "an open store can be checked")
+	_, err := pebbleadapter.LockDirectory(dir, fs)
+	require.ErrorIs(t, err, serr.ErrLocked, "while a store holds it")
+	require.NoError(t, db.Close())
+	require.NoError(t, pebbleadapter.CheckComparer(dir, fs))
+
+	lock, err := pebbleadapter.LockDirectory(dir, fs)
+	require.NoError(t, err)
+	_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.ErrorIs(t, err, serr.ErrLocked, "while the lock is held")
+	require.NoError(t, lock.Close())
+	openAt(t, fs).Close()
+
+	foreign := vfs.NewMem()
+	pdb, err := pebble.Open(dir, &pebble.Options{FS: foreign, Logger: quietLogger{}}) // default comparer
+	require.NoError(t, err)
+	require.NoError(t, pdb.Close())
+	require.ErrorIs(t, pebbleadapter.CheckComparer(dir, foreign), serr.ErrCorruption)
 }
 
 func TestOpenChecksFormatRecord(t *testing.T) {

@@ -24,8 +24,9 @@ import (
 // does the same without a bound, then releases the files; it is idempotent.
 // Every later call returns ErrClosed, except three: a Txn begun before runs
 // to its end (Shutdown and Close wait for it); Shutdown may be called again,
-// to wait longer after its context ended (after Close it returns nil, or
-// ErrFailed for a failed database); and
+// to wait longer after its context ended (once Close has begun, it waits
+// for Close to finish, then returns nil, or ErrFailed for a failed
+// database); and
 // Close returns its first result. A call whose arguments are invalid
 // reports that first.
 //
@@ -49,7 +50,8 @@ type Database struct {
 	runs      sync.Map // RunID -> *runState
 	closeOnce sync.Once
 	closeErr  error
-	closed    atomic.Bool // Close has begun
+	closeDone chan struct{} // closed once Close has finished
+	closed    atomic.Bool   // Close has begun
 
 	txns txnPool
 
@@ -104,7 +106,7 @@ func OpenWith(opts Options) (*Database, error) {
 		_ = adb.Close()
 		return nil, err
 	}
-	db := &Database{opts: o, persist: persist, adb: adb, store: store}
+	db := &Database{opts: o, persist: persist, adb: adb, store: store, closeDone: make(chan struct{})}
 	db.dur = durability.NewManager(o.Durability,
 		durability.BatchedConfig{Interval: o.SyncInterval, MaxPending: o.MaxPendingCommits},
 		adb.SyncBarrier, store.Applied, store.Visible())
@@ -176,13 +178,19 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 // Shutdown stops accepting new operations, waits for those in flight until
 // ctx ends, and syncs everything acknowledged. The database stays allocated
 // until Close. If ctx ends first, Shutdown returns its error; operations
-// still in flight finish normally and Close waits for them. After Close,
-// Shutdown returns nil, or ErrFailed for a failed database.
+// still in flight finish normally and Close waits for them. Once Close has
+// begun, Shutdown waits for it to finish (bounded by ctx), then returns nil,
+// or ErrFailed for a failed database.
 func (db *Database) Shutdown(ctx context.Context) error {
 	if db.closed.Load() {
-		// Close already synced everything and released the files; a failed
-		// database stays failed.
-		return db.adb.Failed()
+		// Close syncs everything and releases the files: wait for it
+		// (bounded by ctx). A failed database stays failed.
+		select {
+		case <-db.closeDone:
+			return db.adb.Failed()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	db.adb.StopAccepting()
 	if err := db.adb.WaitIdle(ctx); err != nil {
@@ -223,6 +231,7 @@ func (db *Database) Close() error {
 			errs = []error{f}
 		}
 		db.closeErr = errors.Join(errs...)
+		close(db.closeDone)
 	})
 	return db.closeErr
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/mvcc"
@@ -315,6 +317,29 @@ func TestShutdownWaitsAndRefuses(t *testing.T) {
 	_, err = db2.Put(cancelled, run, []byte("k"), value.Int(1))
 	require.True(t, errors.Is(err, context.Canceled))
 	_ = strings.TrimSpace
+}
+
+// Shutdown during a Close waits for the Close to finish (bounded by its
+// context) instead of reporting a shutdown that has not happened yet.
+func TestShutdownDuringCloseWaitsForIt(t *testing.T) {
+	db, err := strata.Open(t.TempDir())
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }() // waits for tx
+	for db.IsOpen() {
+		runtime.Gosched()
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, db.Shutdown(short), context.DeadlineExceeded, "Close is still waiting for the transaction")
+	_, err = tx.Commit()
+	require.NoError(t, err, "a transaction begun before Close runs to its end")
+	require.NoError(t, <-closed)
+	require.NoError(t, db.Shutdown(ctx))
 }
 
 // Reads reuse cached Pebble iterators for a short while; a read must still

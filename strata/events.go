@@ -172,12 +172,16 @@ func (t *Txn) eventHead() (events.Head, error) {
 		return events.Head{}, err
 	}
 	head, err := decodeHeadRecord(rec, found)
-	if err != nil || head.Len > 0 {
+	if err != nil || head.Len > 0 || t.noOrphanEvents {
 		return head, err
 	}
 	// Only a stored head can be empty: the transaction's own head write
 	// follows its own appends.
-	return head, t.db.checkNoOrphanEvents(t.run, t.snap)
+	if err := t.db.checkNoOrphanEvents(t.run, t.snap); err != nil {
+		return head, err
+	}
+	t.noOrphanEvents = true
+	return head, nil
 }
 
 // AppendEvent appends an event to the run's log when the transaction
@@ -382,28 +386,23 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 	return out, nil
 }
 
-// checkNoOrphanEvents, for a run without a log head (or with a deleted or
-// empty one, which Strata never writes), makes sure it has no event 0
-// either: a log whose head was lost must not be read as empty, nor appended
-// to from sequence 0 again (that would hide the stored events). It looks at
-// version at, or at the latest commit for keyenc.MaxVersion.
+// checkNoOrphanEvents, for a run whose log head is absent (or deleted or
+// empty, which Strata never writes), makes sure it stores no event either:
+// a log whose head was lost must not be read as empty, nor appended to from
+// sequence 0 again (that would hide or overwrite the stored events). It
+// looks at version at (keyenc.MaxVersion: the latest commit, for a caller
+// holding the run's commit lock). It costs an iterator, so callers run it
+// only when the head says the log is empty.
 func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
-	var kb [8]byte
-	var (
-		rec   mvcc.Record
-		found bool
-		err   error
-	)
-	if at == keyenc.MaxVersion {
-		rec, found, err = db.store.GetLatest(keyenc.RunID(run), keyenc.TagEvent, eventKey(&kb, 0))
-	} else {
-		rec, found, err = db.store.Get(keyenc.RunID(run), keyenc.TagEvent, eventKey(&kb, 0), at)
-	}
-	if err != nil {
-		return err
-	}
-	if found && !rec.Deleted() {
-		return fmt.Errorf("%w: run %s has events but no event log head", ErrCorruption, run)
+	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, nil, at) {
+		if err != nil {
+			return err
+		}
+		seq := "?"
+		if len(e.Key) == 8 {
+			seq = fmt.Sprint(binary.BigEndian.Uint64(e.Key))
+		}
+		return fmt.Errorf("%w: run %s stores event %s but its event log head is missing or empty", ErrCorruption, run, seq)
 	}
 	return nil
 }

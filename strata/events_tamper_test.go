@@ -202,6 +202,11 @@ func requireLogReadsCorrupt(t *testing.T, db *strata.Database, run strata.RunID)
 	t.Helper()
 	_, err := db.EventLen(ctx, run)
 	require.ErrorIs(t, err, strata.ErrCorruption, "EventLen")
+	_, err = db.EventHead(ctx, run)
+	require.ErrorIs(t, err, strata.ErrCorruption, "EventHead")
+	e, err := db.Event(ctx, run, 1)
+	require.ErrorIs(t, err, strata.ErrCorruption, "Event")
+	require.Zero(t, e)
 	_, err = db.EventRange(ctx, run, 0, 100)
 	require.ErrorIs(t, err, strata.ErrCorruption, "EventRange")
 	_, err = db.EventRangeReverse(ctx, run, 0, 100)
@@ -209,6 +214,21 @@ func requireLogReadsCorrupt(t *testing.T, db *strata.Database, run strata.RunID)
 	evs, err := db.EventsByType(ctx, run, "order.placed")
 	require.ErrorIs(t, err, strata.ErrCorruption, "EventsByType returned %d events", len(evs))
 	require.Nil(t, evs, "no partial result")
+}
+
+// requireAppendsRefused checks that every append path refuses run's log
+// with ErrCorruption.
+func requireAppendsRefused(t *testing.T, db *strata.Database, run strata.RunID) {
+	t.Helper()
+	_, err := db.AppendEvent(ctx, run, "x", tamperPayload("a", 10))
+	require.ErrorIs(t, err, strata.ErrCorruption, "AppendEvent")
+	_, err = db.AppendEvents(ctx, run, []strata.EventData{{Type: "x", Payload: tamperPayload("a", 10)}})
+	require.ErrorIs(t, err, strata.ErrCorruption, "AppendEvents")
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		_, err := tx.AppendEvent("x", tamperPayload("a", 10))
+		return err
+	})
+	require.ErrorIs(t, err, strata.ErrCorruption, "Txn.AppendEvent")
 }
 
 // event4ReadsCorrupt checks that the reads of run A that reach event 4
@@ -519,23 +539,28 @@ func TestEventTamperDetected(t *testing.T) {
 			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
 				// Sequence 0 is never reused: an append would hide the
 				// stored events, so both append paths refuse.
-				_, err := db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
-				require.ErrorIs(t, err, strata.ErrCorruption)
-				err = db.Transaction(ctx, f.a, func(tx *strata.Txn) error {
-					_, err := tx.AppendEvent("x", tamperPayload("a", 10))
-					return err
-				})
-				require.ErrorIs(t, err, strata.ErrCorruption)
+				requireAppendsRefused(t, db, f.a)
 				// Nor does any read take the log for an empty one.
-				_, err = db.Event(ctx, f.a, 0)
-				require.ErrorIs(t, err, strata.ErrCorruption)
-				_, err = db.EventHead(ctx, f.a)
-				require.ErrorIs(t, err, strata.ErrCorruption)
 				requireLogReadsCorrupt(t, db, f.a)
 				require.NoError(t, db.Transaction(ctx, f.b, func(tx *strata.Txn) error {
 					_, err := tx.EventLen()
 					return err
 				}), "run B reads as before")
+			},
+		},
+		{
+			// With event 0 gone too, the stored events 1..9 still keep the
+			// log from reading as empty or taking sequence 0 (and then 1)
+			// again.
+			name: "head and event 0 removed while events 1..9 exist",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				r.remove(f.a, keyenc.TagRunMeta, headKey)
+				r.remove(f.a, keyenc.TagEvent, eventUserKey(0))
+			},
+			none: bad(0, events.ReasonMissing), anchor9: bad(0, events.ReasonMissing), anchor6: bad(0, events.ReasonMissing),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				requireAppendsRefused(t, db, f.a)
+				requireLogReadsCorrupt(t, db, f.a)
 			},
 		},
 		{
@@ -547,19 +572,8 @@ func TestEventTamperDetected(t *testing.T) {
 			},
 			none: bad(0, events.ReasonHeadMissing), anchor9: bad(0, events.ReasonHeadMissing), anchor6: bad(0, events.ReasonHeadMissing),
 			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				_, err := db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
-				require.ErrorIs(t, err, strata.ErrCorruption)
-				_, err = db.AppendEvents(ctx, f.a, []strata.EventData{{Type: "x", Payload: tamperPayload("a", 10)}})
-				require.ErrorIs(t, err, strata.ErrCorruption)
-				err = db.Transaction(ctx, f.a, func(tx *strata.Txn) error {
-					_, err := tx.AppendEvent("x", tamperPayload("a", 10))
-					return err
-				})
-				require.ErrorIs(t, err, strata.ErrCorruption)
+				requireAppendsRefused(t, db, f.a)
 				requireLogReadsCorrupt(t, db, f.a)
-				e, err := db.Event(ctx, f.a, 0)
-				require.ErrorIs(t, err, strata.ErrCorruption)
-				require.Zero(t, e)
 			},
 		},
 		{
@@ -570,10 +584,8 @@ func TestEventTamperDetected(t *testing.T) {
 			},
 			none: bad(0, events.ReasonHeadCorrupt), anchor9: bad(0, events.ReasonHeadCorrupt), anchor6: bad(0, events.ReasonHeadCorrupt),
 			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				_, err := db.EventHead(ctx, f.a)
-				require.ErrorIs(t, err, strata.ErrCorruption)
-				_, err = db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
-				require.ErrorIs(t, err, strata.ErrCorruption)
+				requireLogReadsCorrupt(t, db, f.a)
+				requireAppendsRefused(t, db, f.a)
 			},
 		},
 		{
@@ -585,8 +597,7 @@ func TestEventTamperDetected(t *testing.T) {
 			none: bad(0, events.ReasonHeadCorrupt), anchor9: bad(0, events.ReasonHeadCorrupt), anchor6: bad(0, events.ReasonHeadCorrupt),
 			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
 				requireLogReadsCorrupt(t, db, f.a)
-				_, err := db.AppendEvent(ctx, f.a, "x", tamperPayload("a", 10))
-				require.ErrorIs(t, err, strata.ErrCorruption)
+				requireAppendsRefused(t, db, f.a)
 			},
 		},
 		{

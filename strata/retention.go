@@ -209,8 +209,9 @@ type GCStats struct {
 // which every read still sees what it saw before, and stores it (synced)
 // before removing anything. A read at an older explicit version (GetAt,
 // History with Before) returns ErrHistoryTrimmed; a direct read at the
-// current version that GC overtakes starts again by itself. With the
-// default policy, GC removes nothing.
+// current version that GC overtakes starts again by itself. A pass ends by
+// removing the older versions of the horizon record itself (only the newest
+// is ever read). With the default policy, GC removes nothing.
 func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	if err := run.Validate(); err != nil {
 		return GCStats{}, err
@@ -259,7 +260,8 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		return db.raiseHorizon(run, h)
 	}
 	// Run metadata: only the event log head's old versions (one per append)
-	// follow the policy; the retention and horizon records keep theirs.
+	// follow the policy here; the retention record keeps its versions, and
+	// the horizon record's old ones go after this loop.
 	keepMeta := func(key []byte, vs []mvcc.VersionMeta) int {
 		if string(key) != string(eventHeadKey) {
 			return len(vs)

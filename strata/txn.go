@@ -70,6 +70,9 @@ type Txn struct {
 	onCommit func(version uint64, timestamp int64)
 	cancel   context.CancelFunc // releases WithTimeout's context (Begin only)
 	direct   bool               // not counted in TxnMetrics
+	// noOrphanEvents: checkNoOrphanEvents passed at snap (see eventHead);
+	// the snapshot is fixed, so it need not run again.
+	noOrphanEvents bool
 
 	*txnBuffers // nil once the transaction ended
 	size        int

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,8 +52,8 @@ func newDemo() *cobra.Command {
 
 // removeDatabase deletes the database directory at path for --fresh, with
 // everything in it. It refuses anything else: a file, a directory with files
-// but no store, a store that is not a Strata database, and a database that
-// another process has open.
+// but no store, a Pebble store that is not Strata's, and a database that a
+// process has open. A damaged Strata database is deleted like any other.
 func removeDatabase(path string) error {
 	fi, err := os.Stat(path)
 	switch {
@@ -75,26 +76,46 @@ func removeDatabase(path string) error {
 		if len(entries) > 0 {
 			return fmt.Errorf("--fresh: %s holds files but no database; refusing to delete it", path)
 		}
-		return os.RemoveAll(path)
+		return os.Remove(path)
 	}
-	// Opening the database checks that it is a Strata store of this format
-	// (ErrCorruption: another program's Pebble store) and that no process
-	// has it open (ErrLocked).
-	db, err := strata.OpenWithMode(path, strata.DurabilityNone)
-	if err != nil {
-		return fmt.Errorf("--fresh: %w; refusing to delete it", err)
-	}
-	if err := db.Close(); err != nil {
-		return err
-	}
-	// Hold the directory's lock while deleting, so that no database opens
-	// it meanwhile.
+	// Take the directory's lock first (ErrLocked while a database has it
+	// open), then check whose store it is, then delete everything but the
+	// lock file: until the lock is released, no database can open the
+	// directory.
 	lock, err := pebbleadapter.LockDirectory(path, nil)
 	if err != nil {
 		return fmt.Errorf("--fresh: %w; refusing to delete it", err)
 	}
-	defer lock.Close()
+	if err := removeStoreLocked(path); err != nil {
+		_ = lock.Close()
+		return fmt.Errorf("--fresh: %w", err)
+	}
+	if err := lock.Close(); err != nil {
+		return fmt.Errorf("--fresh: %w", err)
+	}
 	return os.RemoveAll(path)
+}
+
+// removeStoreLocked deletes every entry of the store directory path except
+// Pebble's lock file, once it is sure the store is Strata's. The caller
+// holds the lock.
+func removeStoreLocked(path string) error {
+	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
+		return fmt.Errorf("%w; refusing to delete it", err)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == pebbleadapter.LockFileName {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(path, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func demoKey(i int) []byte { return fmt.Appendf(nil, "step/%08d", i) }

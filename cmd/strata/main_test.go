@@ -96,6 +96,20 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	require.NoError(t, closer.Close())
 	require.NoError(t, pdb.Close())
 
+	// A damaged Strata database, which Open refuses, is what --fresh is
+	// for: it is deleted.
+	damaged := filepath.Join(base, "damaged")
+	require.NoError(t, run("demo", "--db", damaged, "-n", "10"))
+	manifests, err := filepath.Glob(filepath.Join(damaged, "MANIFEST-*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, manifests)
+	for _, m := range manifests {
+		require.NoError(t, os.WriteFile(m, []byte("garbage"), 0o644))
+	}
+	_, err = strata.Open(damaged)
+	require.Error(t, err, "the damaged database does not open")
+	require.NoError(t, run("demo", "--db", damaged, "--fresh", "-n", "10"))
+
 	missing := filepath.Join(base, "missing")
 	require.ErrorContains(t, run("info", "--db", missing), "no database")
 	require.NoDirExists(t, missing, "info created nothing")
