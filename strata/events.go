@@ -136,15 +136,24 @@ func decodeHeadRecord(rec mvcc.Record, found bool) (events.Head, error) {
 	return h, nil
 }
 
+// decodeEventRecord decodes a stored event record, leaving its payload
+// encoded.
+func decodeEventRecord(seq uint64, rec mvcc.Record) (events.Record, error) {
+	b, err := bytesPayload(rec)
+	if err == nil {
+		var r events.Record
+		if r, err = events.DecodeRecord(b); err == nil {
+			return r, nil
+		}
+	}
+	return events.Record{}, fmt.Errorf("event %d: %w", seq, err)
+}
+
 // decodeEvent decodes a stored event record.
 func decodeEvent(seq uint64, rec mvcc.Record) (Event, error) {
-	b, err := bytesPayload(rec)
+	r, err := decodeEventRecord(seq, rec)
 	if err != nil {
-		return Event{}, fmt.Errorf("event %d: %w", seq, err)
-	}
-	r, err := events.DecodeRecord(b)
-	if err != nil {
-		return Event{}, fmt.Errorf("event %d: %w", seq, err)
+		return Event{}, err
 	}
 	e, err := r.Event(seq)
 	if err != nil {
@@ -263,7 +272,7 @@ func (t *Txn) event(seq uint64) (Event, error) {
 		return Event{}, err
 	}
 	if !found || rec.Deleted() {
-		return Event{}, fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, seq)
+		return Event{}, missingEvent(seq)
 	}
 	return decodeEvent(seq, rec)
 }
@@ -282,17 +291,12 @@ func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
 	// The committed events come from one scan at the snapshot; the
 	// transaction's own appends follow them.
 	out := make([]Event, 0, min(end-start, 1<<16))
-	next := start
-	err = t.db.scanEvents(t.run, t.snap, start, end, func(seq uint64, rec mvcc.Record) error {
-		if seq != next {
-			return fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, next)
-		}
+	next, err := t.db.scanEvents(t.run, t.snap, start, end, func(seq uint64, rec mvcc.Record) error {
 		e, err := decodeEvent(seq, rec)
 		if err != nil {
 			return err
 		}
 		out = append(out, e)
-		next++
 		return nil
 	})
 	if err != nil {
@@ -398,11 +402,11 @@ func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 		if err != nil {
 			return err
 		}
-		seq := "?"
-		if len(e.Key) == 8 {
-			seq = fmt.Sprint(binary.BigEndian.Uint64(e.Key))
+		seq, err := eventSeq(e.Key)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("%w: run %s stores event %s but its event log head is missing or empty", ErrCorruption, run, seq)
+		return fmt.Errorf("%w: run %s stores event %d but its event log head is missing or empty", ErrCorruption, run, seq)
 	}
 	return nil
 }
@@ -456,19 +460,10 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 		if err != nil {
 			return err
 		}
-		next := uint64(0)
-		err = db.scanEvents(run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
-			if seq != next {
-				return fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, next)
-			}
-			next++
-			b, err := bytesPayload(rec)
+		next, err := db.scanEvents(run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
+			r, err := decodeEventRecord(seq, rec)
 			if err != nil {
-				return fmt.Errorf("event %d: %w", seq, err)
-			}
-			r, err := events.DecodeRecord(b)
-			if err != nil {
-				return fmt.Errorf("event %d: %w", seq, err)
+				return err
 			}
 			if r.Type != typ {
 				return nil
@@ -481,7 +476,7 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 			return nil
 		})
 		if err == nil && next < head.Len {
-			err = fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, next)
+			err = missingEvent(next) // a direct read has no appends of its own
 		}
 		return err
 	})
@@ -492,25 +487,44 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 }
 
 // scanEvents calls fn for each stored event of run with a sequence in
-// [start, end), in key order, at version at.
-func (db *Database) scanEvents(run RunID, at, start, end uint64, fn func(seq uint64, rec mvcc.Record) error) error {
+// [start, end), in order, at version at, and returns the sequence after the
+// last one. The stored events must be contiguous from start: a gap is a
+// missing event. They may end before end (a transaction's own appends
+// follow them); the caller decides whether that is a fault.
+func (db *Database) scanEvents(run RunID, at, start, end uint64, fn func(seq uint64, rec mvcc.Record) error) (next uint64, err error) {
 	var kb [8]byte
+	next = start
 	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, eventKey(&kb, start), at) {
 		if err != nil {
-			return err
+			return next, err
 		}
-		if len(e.Key) != 8 {
-			return fmt.Errorf("%w: event key of %d bytes", ErrCorruption, len(e.Key))
+		seq, err := eventSeq(e.Key)
+		if err != nil || seq >= end {
+			return next, err
 		}
-		seq := binary.BigEndian.Uint64(e.Key)
-		if seq >= end {
-			return nil
+		if seq != next {
+			return next, missingEvent(next)
 		}
 		if err := fn(seq, e.Record); err != nil {
-			return err
+			return next, err
 		}
+		next++
 	}
-	return nil
+	return next, nil
+}
+
+// eventSeq decodes the sequence of an event key.
+func eventSeq(key []byte) (uint64, error) {
+	if len(key) != 8 {
+		return 0, fmt.Errorf("%w: event key of %d bytes", ErrCorruption, len(key))
+	}
+	return binary.BigEndian.Uint64(key), nil
+}
+
+// missingEvent is the error of a read that finds no stored event seq below
+// the log head.
+func missingEvent(seq uint64) error {
+	return fmt.Errorf("%w: event %d is missing below the log head", ErrCorruption, seq)
 }
 
 // EventAnchor returns an anchor for run's newest event: (run, sequence,
@@ -543,16 +557,16 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 			if err != nil {
 				// A stored value that does not decode under a well-formed
 				// event key is that event's fault, not a failure to read.
-				if len(e.Key) == 8 && errors.Is(err, ErrCorruption) {
-					v.AddCorrupt(binary.BigEndian.Uint64(e.Key), err)
+				if seq, serr := eventSeq(e.Key); serr == nil && errors.Is(err, ErrCorruption) {
+					v.AddCorrupt(seq, err)
 					break
 				}
 				return err
 			}
-			if len(e.Key) != 8 {
-				return fmt.Errorf("%w: event key of %d bytes", ErrCorruption, len(e.Key))
+			seq, err := eventSeq(e.Key)
+			if err != nil {
+				return err
 			}
-			seq := binary.BigEndian.Uint64(e.Key)
 			b, err := bytesPayload(e.Record)
 			if err != nil {
 				v.AddCorrupt(seq, err)
@@ -574,12 +588,7 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 			out = v.Finish(nil)
 			return nil
 		}
-		b, err := bytesPayload(rec)
-		if err != nil {
-			out = v.FinishCorruptHead(err)
-			return nil
-		}
-		head, err := events.DecodeHead(b)
+		head, err := decodeHeadRecord(rec, found)
 		if err != nil {
 			out = v.FinishCorruptHead(err)
 			return nil
