@@ -67,6 +67,9 @@ func TestBank(t *testing.T) {
 			})
 			require.NoError(t, err)
 			snapshots.Add(1)
+			// The counters are not read atomically, but consistently.
+			m := db.Metrics().Transactions
+			require.LessOrEqual(t, m.Completed()+m.Active, m.Started, "%+v", m)
 		}
 	})
 

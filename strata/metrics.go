@@ -18,7 +18,9 @@ type Metrics struct {
 
 // TxnMetrics counts transactions. A transaction that wrote nothing and
 // ended with Commit counts as committed; one ended without committing, or
-// whose commit failed, as aborted.
+// whose commit failed, as aborted. The counters are not read in one atomic
+// step, but every snapshot has Completed() + Active <= Started (the
+// difference is transactions between two counters at that instant).
 type TxnMetrics struct {
 	Active, Started, Committed, Aborted int64
 }
@@ -64,13 +66,16 @@ func (db *Database) Metrics() Metrics {
 		CurrentVersion: db.store.Visible(),
 		DurableVersion: db.dur.Durable(),
 		Syncs:          db.dur.Syncs(),
-		Transactions: TxnMetrics{
-			Active:    db.txnActive.Load(),
-			Started:   db.txnStarted.Load(),
-			Committed: db.txnCommitted.Load(),
-			Aborted:   db.txnAborted.Load(),
-		},
 	}
+	// The counters are read in the reverse of the order a transaction
+	// moves them in (Started, Active up; Active down, then its outcome), so
+	// that Completed() + Active <= Started holds in every snapshot: each
+	// transaction counted is counted once, and was started.
+	tm := &m.Transactions
+	tm.Committed = db.txnCommitted.Load()
+	tm.Aborted = db.txnAborted.Load()
+	tm.Active = db.txnActive.Load()
+	tm.Started = db.txnStarted.Load()
 	if db.adb.Enter() != nil {
 		return m
 	}

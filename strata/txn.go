@@ -437,15 +437,14 @@ func (t *Txn) Commit() (uint64, error) {
 	if t.done {
 		return 0, ErrTxnDone
 	}
-	defer t.end()
+	outcome := &t.db.txnAborted
+	defer func() { t.end(outcome) }()
 	if err := cmp.Or(t.check(), t.tooLarge); err != nil {
-		t.tally(&t.db.txnAborted)
 		t.commitErr = err
 		return 0, err
 	}
 	if t.writes.len() == 0 {
-		t.tally(&t.db.txnCommitted)
-		t.committed = true
+		outcome, t.committed = &t.db.txnCommitted, true
 		return 0, nil // read-only: no version, no WAL record, no conflict
 	}
 	ws := t.ws[:0]
@@ -459,12 +458,10 @@ func (t *Txn) Commit() (uint64, error) {
 	t.ws = ws
 	res, err := t.db.commitTxn(t, ws)
 	if err != nil {
-		t.tally(&t.db.txnAborted)
 		t.commitErr = err
 		return 0, err
 	}
-	t.tally(&t.db.txnCommitted)
-	t.committed, t.version = true, res.version
+	outcome, t.committed, t.version = &t.db.txnCommitted, true, res.version
 	if t.onCommit != nil {
 		t.onCommit(res.version, res.timestamp)
 	}
@@ -527,23 +524,15 @@ func (t *Txn) validate(lastInRun uint64) error {
 	return c.err(t.run)
 }
 
-// tally counts the transaction's outcome in c, unless it is direct.
-func (t *Txn) tally(c *atomic.Int64) {
-	if !t.direct {
-		c.Add(1)
-	}
-}
-
 // End ends the transaction, discarding its writes if it did not commit. It
 // is idempotent and safe after Commit.
-func (t *Txn) End() {
-	if !t.done {
-		t.tally(&t.db.txnAborted)
-		t.end()
-	}
-}
+func (t *Txn) End() { t.end(&t.db.txnAborted) }
 
-func (t *Txn) end() {
+// end ends the transaction, counting its outcome in outcome unless it is
+// direct. Active drops before the outcome counts, so that Metrics, which
+// reads the outcomes before Active and Started, never counts a transaction
+// twice.
+func (t *Txn) end(outcome *atomic.Int64) {
 	if t.done {
 		return
 	}
@@ -552,6 +541,7 @@ func (t *Txn) end() {
 	t.txnBuffers = nil
 	if !t.direct {
 		t.db.txnActive.Add(-1)
+		outcome.Add(1)
 	}
 	t.db.leave()
 	if t.cancel != nil {

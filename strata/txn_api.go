@@ -169,15 +169,17 @@ func backoff(c RetryConfig, attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d) + 1))
 }
 
+// sleepCtx waits for d, or until ctx ends: it returns ctx's error if ctx
+// ended before or while it waited (also when the timer fired first, as a
+// zero delay's does), nil otherwise.
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
 	case <-t.C:
-		return nil
 	}
+	return ctx.Err()
 }
 
 // readTxn runs fn in a transaction on run at the current version, for the

@@ -591,6 +591,25 @@ func TestRetryOnConflictOnly(t *testing.T) {
 	require.Equal(t, 3, attempts, "the first attempt and 2 retries")
 }
 
+// A context that ends before or during a backoff fails the transaction
+// with the last conflict joined to the context's error, also when the
+// jittered delay is zero (the timer and the context are then both ready).
+func TestRetryContextEndsAtBackoff(t *testing.T) {
+	db, run := openTxnDB(t)
+	for i := range 50 {
+		c, cancel := context.WithCancel(ctx)
+		attempts := 0
+		err := db.Transaction(c, run, func(tx *strata.Txn) error {
+			attempts++
+			cancel()
+			return &strata.ConflictError{Run: run, Reason: "forced"}
+		}, strata.WithRetry(strata.RetryConfig{BaseDelay: time.Nanosecond, MaxDelay: time.Nanosecond}))
+		require.ErrorIs(t, err, strata.ErrConflict, "try %d", i)
+		require.ErrorIs(t, err, context.Canceled, "try %d", i)
+		require.Equal(t, 1, attempts, "no attempt after the context ended")
+	}
+}
+
 func TestTxnTooLarge(t *testing.T) {
 	db, run := openTxnDB(t)
 	big := value.Bytes(make([]byte, strata.MaxValueSize))
