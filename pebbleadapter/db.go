@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -83,6 +84,10 @@ func Open(o Options) (*DB, error) {
 	if err := fs.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("strata: create %q: %w", o.Dir, err)
 	}
+	dir, err := lockPath(fs, o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("strata: open %q: %w", o.Dir, err)
+	}
 	popts := &pebble.Options{
 		FS:                 fs,
 		Comparer:           Comparer,
@@ -100,7 +105,7 @@ func Open(o Options) (*DB, error) {
 		// let them skip tables that lack the key.
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	pdb, err := pebble.Open(o.Dir, popts)
+	pdb, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, mapOpenError(o.Dir, err)
 	}
@@ -145,11 +150,33 @@ func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	l, err := pebble.LockDirectory(dir, fs)
+	path, err := lockPath(fs, dir)
+	if err != nil {
+		return nil, fmt.Errorf("strata: lock %q: %w", dir, err)
+	}
+	l, err := pebble.LockDirectory(path, fs)
 	if err != nil {
 		return nil, mapOpenError(dir, err)
 	}
 	return l, nil
+}
+
+// lockPath returns the path under which dir is opened and locked: on the
+// real disk, its absolute path with symbolic links resolved; on any other
+// filesystem, dir as given (it names directories its own way). The OS lock
+// does not stop a second lock by the same process, so within a process
+// Pebble's lock table, keyed by path, is what refuses a second open: one
+// spelling per directory makes it refuse a relative path or a symbolic link
+// to a directory that is open already.
+func lockPath(fs vfs.FS, dir string) (string, error) {
+	if fs != vfs.Default {
+		return dir, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // CheckComparer checks, without opening the store (no recovery, no lock),

@@ -3,6 +3,7 @@ package strata_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -197,6 +198,19 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	_, err = strata.Open(dir)
 	require.ErrorIs(t, err, strata.ErrLocked)
 
+	// The same directory spelled another way is the same directory: two
+	// open databases on it would hand out the same versions and lose
+	// acknowledged writes.
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(dir, link))
+	_, err = strata.Open(link)
+	require.ErrorIs(t, err, strata.ErrLocked, "through a symbolic link")
+	t.Chdir(filepath.Dir(dir))
+	_, err = strata.Open(filepath.Join(".", filepath.Base(dir)))
+	require.ErrorIs(t, err, strata.ErrLocked, "by a relative path")
+	_, err = strata.Open(dir + "/../" + filepath.Base(dir))
+	require.ErrorIs(t, err, strata.ErrLocked, "through ..")
+
 	fs := vfs.NewMem()
 	m := openMem(t, fs, strata.DurabilityNone)
 	defer m.Close()
@@ -206,19 +220,35 @@ func TestSecondOpenIsLocked(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	for name, o := range map[string]strata.Options{
-		"no path":        {},
-		"ephemeral+fs":   {Ephemeral: true, FS: vfs.NewMem()},
-		"bad mode":       {Path: "x", Durability: 99},
-		"neg interval":   {Path: "x", SyncInterval: -1},
-		"neg pending":    {Path: "x", MaxPendingCommits: -1},
-		"neg cache size": {Path: "x", CacheSize: -1},
-		"4 GiB memtable": {Path: "x", FS: vfs.NewMem(), MemTableSize: 4 << 30},
+		"no path":                  {},
+		"ephemeral+fs":             {Ephemeral: true, FS: vfs.NewMem()},
+		"bad mode":                 {Path: "x", Durability: 99},
+		"neg interval":             {Path: "x", SyncInterval: -1},
+		"neg pending":              {Path: "x", MaxPendingCommits: -1},
+		"neg cache size":           {Path: "x", CacheSize: -1},
+		"4 GiB memtable":           {Path: "x", FS: vfs.NewMem(), MemTableSize: 4 << 30},
+		"1 KiB memtable":           {Path: "x", FS: vfs.NewMem(), MemTableSize: 1 << 10},
+		"memtable below the floor": {Path: "x", FS: vfs.NewMem(), MemTableSize: strata.MinMemTableSize - 1},
 	} {
 		_, err := strata.OpenWith(o)
 		require.ErrorIs(t, err, strata.ErrInvalidOptions, name)
 	}
 	o := strata.Options{Path: "x"}
 	require.NoError(t, o.Validate())
+
+	// The smallest memtable opens and takes writes larger than itself
+	// (Pebble turns them into flushable batches) and many small ones.
+	db, err := strata.OpenWith(strata.Options{Path: "x", FS: vfs.NewMem(), MemTableSize: strata.MinMemTableSize})
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	_, err = db.Put(ctx, run, []byte("big"), value.Bytes(make([]byte, 2*strata.MinMemTableSize)))
+	require.NoError(t, err)
+	for i := range 2000 {
+		_, err = db.Put(ctx, run, fmt.Appendf(nil, "k%04d", i), value.Bytes(make([]byte, 100)))
+		require.NoError(t, err)
+	}
+	require.Positive(t, db.Metrics().Storage.Flushes, "the small memtable flushed")
+	require.NoError(t, db.Close())
 }
 
 func TestBuilderAndAccessors(t *testing.T) {

@@ -99,7 +99,7 @@ type Options struct {
 
 	// MemTableSize is Pebble's memtable size in bytes. Larger memtables
 	// avoid write stalls under sustained inserts. The default is 64 MiB; it
-	// must be below 4 GiB.
+	// must be at least MinMemTableSize (64 KiB) and below 4 GiB.
 	MemTableSize uint64
 
 	// CacheSize is the block cache size in bytes. The default is 64 MiB.
@@ -112,6 +112,11 @@ type Options struct {
 
 // maxMemTableSize is Pebble's bound on the memtable size (exclusive).
 const maxMemTableSize = 4 << 30
+
+// MinMemTableSize is the smallest memtable size Options accept. (Pebble
+// itself fails, with a panic, below about 2 KiB, where an empty memtable's
+// skiplist heads and half the size no longer fit; the floor leaves room.)
+const MinMemTableSize = 64 << 10
 
 // Validate reports a configuration error, matching ErrInvalidOptions.
 func (o *Options) Validate() error {
@@ -136,6 +141,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MemTableSize >= maxMemTableSize {
 		errs = append(errs, fmt.Errorf("MemTableSize %d is not below 4 GiB (Pebble's limit)", o.MemTableSize))
+	}
+	if o.MemTableSize != 0 && o.MemTableSize < MinMemTableSize {
+		errs = append(errs, fmt.Errorf("MemTableSize %d is below MinMemTableSize (%d)", o.MemTableSize, MinMemTableSize))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
