@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -188,6 +189,47 @@ func TestUseAfterCloseAndDoubleClose(t *testing.T) {
 	require.ErrorIs(t, err, strata.ErrClosed)
 	_ = db.Metrics() // does not panic
 	require.NoError(t, db.Shutdown(ctx), "shutdown after close is a no-op")
+}
+
+// Invalid arguments are reported before ErrClosed (and before a context's
+// error), by every direct call that takes them.
+func TestInvalidArgumentsReportedFirst(t *testing.T) {
+	db, err := strata.Open(t.TempDir())
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	run := strata.NewRunID()
+	nan := value.Float(math.NaN())
+	for name, call := range map[string]func(context.Context) error{
+		"Put":         func(c context.Context) error { _, err := db.Put(c, run, nil, value.Int(1)); return err },
+		"Get":         func(c context.Context) error { _, err := db.Get(c, run, nil); return err },
+		"Delete":      func(c context.Context) error { _, err := db.Delete(c, run, nil); return err },
+		"CAS":         func(c context.Context) error { _, err := db.CAS(c, run, nil, 0, value.Int(1)); return err },
+		"StateInit":   func(c context.Context) error { _, err := db.StateInit(c, run, "", value.Int(1)); return err },
+		"StateRead":   func(c context.Context) error { _, err := db.StateRead(c, run, ""); return err },
+		"StateSet":    func(c context.Context) error { _, err := db.StateSet(c, run, "\xff", value.Int(1)); return err },
+		"StateCAS":    func(c context.Context) error { _, err := db.StateCAS(c, run, "", 1, value.Int(1)); return err },
+		"StateDelete": func(c context.Context) error { _, err := db.StateDelete(c, run, ""); return err },
+		"StateTransition": func(c context.Context) error {
+			_, err := db.StateTransition(c, run, "", func(s strata.State) (strata.Value, error) { return s.Value, nil })
+			return err
+		},
+		"StateList": func(c context.Context) error { _, err := db.StateList(c, run, "\xff"); return err },
+	} {
+		canceled, cancel := context.WithCancel(ctx)
+		cancel()
+		for _, c := range []context.Context{ctx, canceled} {
+			require.ErrorIs(t, call(c), strata.ErrInvalidKey, name)
+		}
+	}
+	for name, call := range map[string]func() error{
+		"StateInit": func() error { _, err := db.StateInit(ctx, run, "c", nan); return err },
+		"StateSet":  func() error { _, err := db.StateSet(ctx, run, "c", nan); return err },
+		"StateCAS":  func() error { _, err := db.StateCAS(ctx, run, "c", 1, nan); return err },
+	} {
+		require.ErrorIs(t, call(), strata.ErrInvalidValue, name)
+	}
+	_, err = db.StateTransition(ctx, run, "c", nil)
+	require.ErrorIs(t, err, strata.ErrInvalidOptions, "a nil transition function")
 }
 
 func TestSecondOpenIsLocked(t *testing.T) {

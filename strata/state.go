@@ -111,6 +111,48 @@ func checkStateName(run RunID, name string) error {
 }
 
 // encodeStateValue returns the canonical encoding of a state value.
+// stateValue is a cell value to write: v, or its encoding enc if a direct
+// call encoded it already (to check it before its transaction began).
+type stateValue struct {
+	v   Value
+	enc []byte // nil: not encoded yet (an encoding is never empty)
+}
+
+func (s stateValue) encoded() ([]byte, error) {
+	if s.enc != nil {
+		return s.enc, nil
+	}
+	return encodeStateValue(s.v)
+}
+
+// checkStateWrite checks a direct call's cell name and value before its
+// transaction begins (so that bad arguments are reported before ErrClosed
+// or a context error), and returns the value to write.
+func checkStateWrite(run RunID, name string, v Value) (stateValue, error) {
+	if err := checkStateName(run, name); err != nil {
+		return stateValue{}, err
+	}
+	enc, err := encodeStateValue(v)
+	if err != nil {
+		return stateValue{}, err
+	}
+	return stateValue{enc: enc}, nil
+}
+
+// checkStatePrefix checks a cell name prefix to list.
+func checkStatePrefix(run RunID, prefix string) error {
+	if err := run.Validate(); err != nil {
+		return err
+	}
+	if err := checkPrefix([]byte(prefix)); err != nil {
+		return err
+	}
+	if !utf8.ValidString(prefix) {
+		return fmt.Errorf("%w: state cell name prefix is not valid UTF-8", ErrInvalidKey)
+	}
+	return nil
+}
+
 func encodeStateValue(v Value) ([]byte, error) {
 	b, err := value.Encode(v)
 	if err != nil {
@@ -165,6 +207,10 @@ func (t *Txn) StateRead(name string) (State, error) {
 // fails with ErrStateExists if the cell exists. Of concurrent inits of one
 // cell exactly one commits; the others conflict.
 func (t *Txn) StateInit(name string, v Value) (uint64, error) {
+	return t.stateInit(name, stateValue{v: v})
+}
+
+func (t *Txn) stateInit(name string, v stateValue) (uint64, error) {
 	r, _, found, err := t.stateAt(name)
 	if err != nil {
 		return 0, err
@@ -178,6 +224,10 @@ func (t *Txn) StateInit(name string, v Value) (uint64, error) {
 // StateSet writes v to the cell name, creating it if needed, and returns
 // the new counter.
 func (t *Txn) StateSet(name string, v Value) (uint64, error) {
+	return t.stateSet(name, stateValue{v: v})
+}
+
+func (t *Txn) stateSet(name string, v stateValue) (uint64, error) {
 	r, _, _, err := t.stateAt(name)
 	if err != nil {
 		return 0, err
@@ -191,6 +241,10 @@ func (t *Txn) StateSet(name string, v Value) (uint64, error) {
 // validated at commit, so of concurrent CAS with one expectation exactly
 // one commits.
 func (t *Txn) StateCAS(name string, expected uint64, v Value) (uint64, error) {
+	return t.stateCAS(name, expected, stateValue{v: v})
+}
+
+func (t *Txn) stateCAS(name string, expected uint64, v stateValue) (uint64, error) {
 	r, _, found, err := t.stateAt(name)
 	if err != nil {
 		return 0, err
@@ -222,14 +276,8 @@ func (t *Txn) StateList(prefix string) ([]string, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	if err := t.run.Validate(); err != nil {
+	if err := checkStatePrefix(t.run, prefix); err != nil {
 		return nil, err
-	}
-	if err := checkPrefix([]byte(prefix)); err != nil {
-		return nil, err
-	}
-	if !utf8.ValidString(prefix) {
-		return nil, fmt.Errorf("%w: state cell name prefix is not valid UTF-8", ErrInvalidKey)
 	}
 	var bad error
 	keys, err := t.list(keyenc.TagState, []byte(prefix), func(key []byte, rec mvcc.Record) bool {
@@ -252,8 +300,8 @@ func (t *Txn) StateList(prefix string) ([]string, error) {
 	return names, nil
 }
 
-func (t *Txn) stateWrite(name string, counter uint64, v Value) (uint64, error) {
-	enc, err := encodeStateValue(v)
+func (t *Txn) stateWrite(name string, counter uint64, v stateValue) (uint64, error) {
+	enc, err := v.encoded()
 	if err != nil {
 		return 0, err
 	}
@@ -272,9 +320,13 @@ var stateRetry = WithRetry(RetryConfig{MaxRetries: 200, BaseDelay: 20 * time.Mic
 // counter, or ErrStateExists. Of concurrent inits exactly one succeeds; the
 // others return ErrStateExists.
 func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Value) (uint64, error) {
+	sv, err := checkStateWrite(run, name, v)
+	if err != nil {
+		return 0, err
+	}
 	var c uint64
-	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
-		c, err = t.StateInit(name, v)
+	err = db.Transaction(ctx, run, func(t *Txn) (err error) {
+		c, err = t.stateInit(name, sv)
 		return err
 	}, stateRetry, directOp)
 	return c, err
@@ -283,6 +335,9 @@ func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Val
 // StateRead returns the cell name at the current visible version, or
 // ErrNotFound. A read that meets a concurrent GC pass reads again.
 func (db *Database) StateRead(ctx context.Context, run RunID, name string) (State, error) {
+	if err := checkStateName(run, name); err != nil {
+		return State{}, err
+	}
 	var s State
 	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
 		s, err = t.StateRead(name)
@@ -294,9 +349,13 @@ func (db *Database) StateRead(ctx context.Context, run RunID, name string) (Stat
 // StateSet writes v to the cell name, creating it if needed, and returns
 // the new counter.
 func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Value) (uint64, error) {
+	sv, err := checkStateWrite(run, name, v)
+	if err != nil {
+		return 0, err
+	}
 	var c uint64
-	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
-		c, err = t.StateSet(name, v)
+	err = db.Transaction(ctx, run, func(t *Txn) (err error) {
+		c, err = t.stateSet(name, sv)
 		return err
 	}, stateRetry, directOp)
 	return c, err
@@ -309,9 +368,13 @@ func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Valu
 // read the expected counter but lost to a concurrent commit (another CAS, a
 // set, or a delete) returns a *ConflictError too.
 func (db *Database) StateCAS(ctx context.Context, run RunID, name string, expected uint64, v Value) (uint64, error) {
+	sv, err := checkStateWrite(run, name, v)
+	if err != nil {
+		return 0, err
+	}
 	var c uint64
-	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
-		c, err = t.StateCAS(name, expected, v)
+	err = db.readTxn(ctx, run, func(t *Txn) (err error) {
+		c, err = t.stateCAS(name, expected, sv)
 		return err
 	})
 	return c, err
@@ -319,6 +382,9 @@ func (db *Database) StateCAS(ctx context.Context, run RunID, name string, expect
 
 // StateDelete deletes the cell name and reports whether it existed.
 func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bool, error) {
+	if err := checkStateName(run, name); err != nil {
+		return false, err
+	}
 	var existed bool
 	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
 		existed, err = t.StateDelete(name)
@@ -333,6 +399,12 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 // same result for the same state. An error from fn aborts and is returned.
 // A missing cell returns ErrNotFound. It returns the state written.
 func (db *Database) StateTransition(ctx context.Context, run RunID, name string, fn func(State) (Value, error)) (State, error) {
+	if err := checkStateName(run, name); err != nil {
+		return State{}, err
+	}
+	if fn == nil {
+		return State{}, fmt.Errorf("%w: nil transition function", ErrInvalidOptions)
+	}
 	var out State
 	err := db.Transaction(ctx, run, func(t *Txn) error {
 		cur, err := t.StateRead(name)
@@ -361,6 +433,9 @@ func (db *Database) StateTransition(ctx context.Context, run RunID, name string,
 // StateList returns the names of the live cells of run that start with
 // prefix, in order, at the current visible version.
 func (db *Database) StateList(ctx context.Context, run RunID, prefix string) ([]string, error) {
+	if err := checkStatePrefix(run, prefix); err != nil {
+		return nil, err
+	}
 	var names []string
 	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
 		names, err = t.StateList(prefix)
