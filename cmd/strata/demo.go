@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,14 +47,17 @@ func newDemo() *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&n, "keys", "n", 20000, "number of keys to write")
 	cmd.Flags().StringVar(&mode, "mode", "batched", "durability mode: none, batched or strict")
-	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database directory first, with every file in it (only a directory that holds a Strata database no process has open, or an empty one)")
+	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database first: every file of it, keeping the directory (only a Strata database that no process has open, in a directory that holds nothing else)")
 	return cmd
 }
 
-// removeDatabase deletes the database directory at path for --fresh, with
-// everything in it. It refuses anything else: a file, a directory with files
-// but no store, a Pebble store that is not Strata's, and a database that a
-// process has open. A damaged Strata database is deleted like any other.
+// removeDatabase empties the database directory at path for --fresh: it
+// deletes the database's files and keeps the directory. It refuses, and
+// deletes nothing, when path is a file, a directory with files but no
+// store, a Pebble store that is not Strata's, a database that a process
+// has open, or a directory that holds anything besides the database's own
+// files (a file of the user's that happens to sit next to the database is
+// never deleted). A damaged Strata database is deleted like any other.
 func removeDatabase(path string) error {
 	fi, err := os.Stat(path)
 	switch {
@@ -76,46 +80,78 @@ func removeDatabase(path string) error {
 		if len(entries) > 0 {
 			return fmt.Errorf("--fresh: %s holds files but no database; refusing to delete it", path)
 		}
-		return os.Remove(path)
+		return nil // empty already
 	}
 	// Take the directory's lock first (ErrLocked while a database has it
-	// open), then check whose store it is, then delete everything but the
-	// lock file: until the lock is released, no database can open the
-	// directory.
+	// open), then check whose store it is and what else the directory
+	// holds, then delete everything but the lock file: until the lock is
+	// released, no database can open the directory.
 	lock, err := pebbleadapter.LockDirectory(path, nil)
 	if err != nil {
-		return fmt.Errorf("--fresh: %w; refusing to delete it", err)
+		return fmt.Errorf("%w; --fresh refuses to delete it", err)
 	}
 	if err := removeStoreLocked(path); err != nil {
 		_ = lock.Close()
-		return fmt.Errorf("--fresh: %w", err)
+		return err
 	}
 	if err := lock.Close(); err != nil {
 		return fmt.Errorf("--fresh: %w", err)
 	}
-	return os.RemoveAll(path)
+	return os.Remove(filepath.Join(path, pebbleadapter.LockFileName))
 }
 
-// removeStoreLocked deletes every entry of the store directory path except
-// Pebble's lock file, once it is sure the store is Strata's. The caller
-// holds the lock.
+// removeStoreLocked deletes the files of the store directory path except
+// Pebble's lock file, once it is sure the store is Strata's and that the
+// directory holds nothing else. The caller holds the lock.
 func removeStoreLocked(path string) error {
 	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
-		return fmt.Errorf("%w; refusing to delete it", err)
+		return fmt.Errorf("%w; --fresh refuses to delete it", err)
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
 		return err
 	}
+	var foreign []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !storeFile(e.Name()) {
+			foreign = append(foreign, e.Name())
+		}
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("--fresh: %s holds %d entries that are not the database's (%s); refusing to delete anything",
+			path, len(foreign), strings.Join(foreign[:min(len(foreign), 3)], ", "))
+	}
 	for _, e := range entries {
 		if e.Name() == pebbleadapter.LockFileName {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(path, e.Name())); err != nil {
-			return err
+		if err := os.Remove(filepath.Join(path, e.Name())); err != nil {
+			return fmt.Errorf("--fresh: %w", err)
 		}
 	}
 	return nil
+}
+
+// storeFile reports whether name is one of the names Pebble gives the files
+// of a store: LOCK, CURRENT, MANIFEST-*, OPTIONS-*, marker.*, and numbered
+// tables, blob files, WALs and temporary files. (A name Pebble used that is
+// missing here only makes --fresh refuse.)
+func storeFile(name string) bool {
+	switch {
+	case name == pebbleadapter.LockFileName, name == "CURRENT",
+		strings.HasPrefix(name, "MANIFEST-"), strings.HasPrefix(name, "OPTIONS-"),
+		strings.HasPrefix(name, "marker."), strings.HasSuffix(name, ".dbtmp"):
+		return true
+	}
+	num, ext, ok := strings.Cut(name, ".")
+	if !ok || num == "" || strings.Trim(num, "0123456789") != "" {
+		return false
+	}
+	switch ext {
+	case "sst", "log", "blob":
+		return true
+	}
+	return false
 }
 
 func demoKey(i int) []byte { return fmt.Appendf(nil, "step/%08d", i) }

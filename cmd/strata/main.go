@@ -43,5 +43,17 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("db", def, "database directory ($STRATA_DB if set, else ./strata-data)")
 	root.AddCommand(newDemo(), newInfo())
+	// Cobra's own help command exits 0 for an unknown topic.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return fmt.Errorf("unknown help topic %q", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
 	return root
 }

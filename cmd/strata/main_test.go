@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 )
@@ -110,10 +111,36 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	require.Error(t, err, "the damaged database does not open")
 	require.NoError(t, run("demo", "--db", damaged, "--fresh", "-n", "10"))
 
+	// A file of the user's next to a database is never deleted: --fresh
+	// refuses and deletes nothing.
+	mixed := filepath.Join(base, "mixed")
+	require.NoError(t, run("demo", "--db", mixed, "-n", "10"))
+	mine := filepath.Join(mixed, "mine.txt")
+	require.NoError(t, os.WriteFile(mine, []byte("keep me"), 0o644))
+	require.ErrorContains(t, run("demo", "--db", mixed, "--fresh", "-n", "10"), "mine.txt")
+	require.FileExists(t, mine)
+	db, err = strata.Open(mixed)
+	require.NoError(t, err, "the database next to it was left whole")
+	require.NoError(t, db.Close())
+
+	// Through a symbolic link, and as ".", --fresh empties the real
+	// directory and keeps it; the next demo starts a new database there.
+	real := filepath.Join(base, "real")
+	require.NoError(t, run("demo", "--db", real, "-n", "10"))
+	link := filepath.Join(base, "link")
+	require.NoError(t, os.Symlink(real, link))
+	require.NoError(t, run("demo", "--db", link, "--fresh", "-n", "10"))
+	require.FileExists(t, filepath.Join(real, pebbleadapter.LockFileName), "the new database is in the real directory")
+	t.Chdir(real)
+	require.NoError(t, run("demo", "--db", ".", "--fresh", "-n", "10"))
+	require.DirExists(t, real)
+
 	missing := filepath.Join(base, "missing")
 	require.ErrorContains(t, run("info", "--db", missing), "no database")
 	require.NoDirExists(t, missing, "info created nothing")
 
+	require.ErrorContains(t, run("help", "bogus"), "unknown help topic")
+	require.NoError(t, run("help", "demo"))
 	require.Error(t, run("demo", "--db", filepath.Join(base, "db"), "extra"))
 	require.ErrorContains(t, run("demo", "--db", filepath.Join(base, "db"), "--keys", "-5"), "at least 1")
 }
