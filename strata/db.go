@@ -257,6 +257,9 @@ type runState struct {
 	// is removed; readers load it after their read.
 	horizon       atomic.Uint64
 	horizonLoaded atomic.Bool
+
+	// gc holds a token while a GC pass of the run runs: passes take turns.
+	gc chan struct{}
 }
 
 // runState returns the state of a run, creating it on first use.
@@ -264,7 +267,7 @@ func (db *Database) runState(run RunID) *runState {
 	if r, ok := db.runs.Load(run); ok {
 		return r.(*runState)
 	}
-	r, _ := db.runs.LoadOrStore(run, new(runState))
+	r, _ := db.runs.LoadOrStore(run, &runState{gc: make(chan struct{}, 1)})
 	return r.(*runState)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/value"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -158,6 +160,16 @@ func TestSetRetentionRejectsInvalidPolicies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, KeepLast(7), got)
 
+	// Every valid policy reads back as it was set, the extremes included.
+	for _, r := range []Retention{KeepLast(math.MaxInt), KeepLast(1<<62 + 1), KeepFor(math.MaxInt64), KeepAll()} {
+		gcSetRetention(t, db, run, r)
+		got, err = db.Retention(ctx, run)
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+		_, err = db.GC(ctx, run)
+		require.NoError(t, err)
+	}
+
 	require.ErrorIs(t, db.SetRetention(ctx, RunID{}, KeepLast(1)), ErrInvalidRunID)
 	_, err = db.Retention(ctx, RunID{})
 	require.ErrorIs(t, err, ErrInvalidRunID)
@@ -181,6 +193,7 @@ func TestRetentionRecordFormat(t *testing.T) {
 		{KeepAll(), "01000000000000000000"},
 		{KeepLast(3), "01010000000000000003"},
 		{KeepLast(1 << 62), "01014000000000000000"},
+		{KeepLast(math.MaxInt), "01017fffffffffffffff"},
 		{KeepFor(time.Second), "0102000000003b9aca00"},
 	} {
 		enc := appendRetention(nil, tc.r)
@@ -193,7 +206,7 @@ func TestRetentionRecordFormat(t *testing.T) {
 		"", "01", "0101000000000000000300", "02010000000000000003", // length, record version
 		"01000000000000000001", // keep-all with a parameter
 		"01010000000000000000", // keep-last 0
-		"01014000000000000001", // keep-last above 1<<62
+		"01018000000000000000", // keep-last above the largest int
 		"01020000000000000000", // keep-for 0
 		"01028000000000000000", // keep-for negative
 		"01030000000000000001", // unknown mode
@@ -612,8 +625,49 @@ func TestGCReadsBelowHorizonAreTrimmed(t *testing.T) {
 		_, err := db.GetAt(ctx, run, []byte("k"), v)
 		require.ErrorIs(t, err, ErrHistoryTrimmed, "GetAt at version %d below the horizon %d", v, st.Horizon)
 	}
-	_, err = db.History(ctx, run, []byte("k"), HistoryOptions{Before: st.Horizon})
-	require.ErrorIs(t, err, ErrHistoryTrimmed, "History below the horizon %d", st.Horizon)
+	h, err = db.History(ctx, run, []byte("k"), HistoryOptions{Before: st.Horizon})
+	require.NoError(t, err, "History pages below the horizon (it lists what is stored)")
+	require.Empty(t, h, "the versions below the horizon were removed")
+}
+
+// Paging through History with Before reaches every version that History
+// without Before lists, also below the run's GC horizon (which another
+// key's writes may have raised far above this key's versions), and ends
+// with an empty page.
+func TestHistoryPagesBelowTheHorizon(t *testing.T) {
+	ctx := context.Background()
+	db, run := gcOpen(t)
+	as := gcWrite(t, db, run, "a", 6)
+	gcWrite(t, db, run, "c", 6)
+	gcSetRetention(t, db, run, KeepLast(3))
+	st := gcRun(t, db, run)
+	require.Greater(t, st.Horizon, as[5], "the horizon is above all of a's versions")
+
+	all, err := db.History(ctx, run, []byte("a"), HistoryOptions{})
+	require.NoError(t, err)
+	var want []uint64
+	for _, e := range all {
+		want = append(want, e.Version)
+	}
+	require.Equal(t, []uint64{as[5], as[4], as[3]}, want, "the three newest stay")
+	for _, limit := range []int{1, 2} {
+		var got []uint64
+		before := uint64(0)
+		for {
+			page, err := db.History(ctx, run, []byte("a"), HistoryOptions{Limit: limit, Before: before})
+			require.NoError(t, err, "limit %d, before %d", limit, before)
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				got = append(got, e.Version)
+			}
+			before = page[len(page)-1].Version
+		}
+		require.Equal(t, want, got, "limit %d: every stored version once", limit)
+	}
+	_, err = db.GetAt(ctx, run, []byte("a"), as[5])
+	require.ErrorIs(t, err, ErrHistoryTrimmed, "a point read below the horizon is still refused")
 }
 
 // The policy and the horizon are stored with the run.
@@ -1158,4 +1212,36 @@ func goGCLoop(wg *sync.WaitGroup, db *Database, run RunID, stop func() bool, err
 		}
 	})
 	return passes
+}
+
+// GC passes of one run take turns, so each removed version is counted once
+// however many passes run at the same time.
+func TestConcurrentGCPassesCountEachRemovalOnce(t *testing.T) {
+	ctx := context.Background()
+	db, run := gcOpen(t)
+	const keys, versions = 100, 5
+	for k := range keys {
+		gcWrite(t, db, run, fmt.Sprintf("k%03d", k), versions)
+	}
+	gcSetRetention(t, db, run, KeepLast(1))
+	var removed atomic.Int64
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			st, err := db.GC(ctx, run)
+			assert.NoError(t, err)
+			removed.Add(st.Removed)
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(keys*(versions-1)), removed.Load())
+
+	// A pass waiting for its turn gives up when its context ends.
+	gc := db.runState(run).gc
+	gc <- struct{}{}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	_, err := db.GC(short, run)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	<-gc
 }

@@ -251,8 +251,10 @@ func (db *Database) GetAt(ctx context.Context, run RunID, key []byte, version ui
 // History returns the versions of key in run, newest first, starting at the
 // visible version (or below opts.Before), deletions included as entries with
 // Deleted set. A key never written returns an empty history and no error.
-// Versions removed by version GC are not listed; a Before at or below the
-// run's GC horizon returns ErrHistoryTrimmed.
+// Versions removed by version GC are not listed. Without Before the history
+// is read at the visible version, exactly; with Before it lists the versions
+// below Before that are still stored, so paging with Before reaches every
+// version the first page's call would have listed, GC horizon or not.
 func (db *Database) History(ctx context.Context, run RunID, key []byte, opts HistoryOptions) ([]HistoryEntry, error) {
 	if err := checkKey(run, key); err != nil {
 		return nil, err
@@ -264,29 +266,37 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 		return nil, err
 	}
 	defer db.leave()
+	// A Before above the visible version is only a bound: it cannot reach
+	// past what is visible, and reads like no Before.
+	if at := db.store.Visible(); opts.Before != 0 && opts.Before-1 < at {
+		// GC removes a key's oldest versions and keeps its newest, so what
+		// is stored below Before is the newest part of what was ever
+		// there: the page lists it as is.
+		return db.history(ctx, run, key, opts.Before-1, opts.Limit)
+	}
 	for {
-		// A Before above the visible version is only a bound: it cannot
-		// reach past what is visible.
 		at := db.store.Visible()
-		if opts.Before != 0 && opts.Before-1 < at {
-			at = opts.Before - 1
+		if err := db.checkReadVersion(run, at); err != nil {
+			return nil, err
 		}
 		out, err := db.history(ctx, run, key, at, opts.Limit)
-		if opts.Before == 0 && errors.Is(err, ErrHistoryTrimmed) {
-			continue // GC passed the visible version we started at: start again
+		if err == nil {
+			err = db.checkReadVersion(run, at) // GC may have run meanwhile
+		}
+		if errors.Is(err, ErrHistoryTrimmed) {
+			// GC passed the visible version we started at, and may have
+			// removed the version that was newest there: start again.
+			continue
 		}
 		return out, err
 	}
 }
 
-// history reads the versions of key at or below at, newest first.
+// history reads the stored versions of key at or below at, newest first.
 func (db *Database) history(ctx context.Context, run RunID, key []byte, at uint64, limit int) ([]HistoryEntry, error) {
 	var out []HistoryEntry
 	if at == 0 {
 		return out, nil // versions start at 1
-	}
-	if err := db.checkReadVersion(run, at); err != nil {
-		return nil, err
 	}
 	for rec, err := range db.store.History(keyenc.RunID(run), keyenc.TagKV, key, at) {
 		if err != nil {
@@ -309,9 +319,6 @@ func (db *Database) history(ctx context.Context, run RunID, key []byte, at uint6
 		if limit > 0 && len(out) == limit {
 			break
 		}
-	}
-	if err := db.checkReadVersion(run, at); err != nil {
-		return nil, err // GC ran meanwhile and may have cut the history short
 	}
 	return out, nil
 }

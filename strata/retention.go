@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/strata-db/strata/keyenc"
@@ -123,7 +124,7 @@ func decodeRetention(b []byte) (Retention, error) {
 			return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
 		}
 	case RetainLast:
-		if p > 1<<62 {
+		if p > math.MaxInt { // every count Validate accepts fits
 			return Retention{}, fmt.Errorf("%w: retention record %x", ErrCorruption, b)
 		}
 		r = KeepLast(int(p))
@@ -207,11 +208,13 @@ type GCStats struct {
 // transactions keep reading what they saw, and a long-lived one holds back
 // GC until it ends. GC records the run's horizon, the lowest version at
 // which every read still sees what it saw before, and stores it (synced)
-// before removing anything. A read at an older explicit version (GetAt,
-// History with Before) returns ErrHistoryTrimmed; a direct read at the
+// before removing anything. A GetAt below it returns ErrHistoryTrimmed
+// (History pages list the versions still stored); a direct read at the
 // current version that GC overtakes starts again by itself. A pass ends by
 // removing the older versions of the horizon record itself (only the newest
-// is ever read). With the default policy, GC removes nothing.
+// is ever read). With the default policy, GC removes nothing. Passes of one
+// run take turns (a pass waits for the one running, bounded by ctx), so
+// each version removed is counted by one pass.
 func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	if err := run.Validate(); err != nil {
 		return GCStats{}, err
@@ -220,6 +223,13 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		return GCStats{}, err
 	}
 	defer db.leave()
+	gc := db.runState(run).gc
+	select {
+	case gc <- struct{}{}:
+		defer func() { <-gc }()
+	case <-ctx.Done():
+		return GCStats{}, ctx.Err()
+	}
 	pol, err := db.retention(run)
 	if err != nil {
 		return GCStats{}, err

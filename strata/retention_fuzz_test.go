@@ -14,7 +14,7 @@ func FuzzDecodeRetention(f *testing.F) {
 		f.Add(appendRetention(nil, r))
 	}
 	f.Add([]byte{retentionRecordVersion, byte(RetainLast), 0, 0, 0, 0, 0, 0, 0, 0})    // Last 0
-	f.Add([]byte{retentionRecordVersion, byte(RetainLast), 0x40, 0, 0, 0, 0, 0, 0, 1}) // Last > 1<<62
+	f.Add([]byte{retentionRecordVersion, byte(RetainLast), 0x80, 0, 0, 0, 0, 0, 0, 0}) // Last above the largest int
 	f.Add([]byte{retentionRecordVersion, byte(RetainFor), 0x80, 0, 0, 0, 0, 0, 0, 0})  // negative For
 	f.Add([]byte{retentionRecordVersion, byte(RetainAll), 0, 0, 0, 0, 0, 0, 0, 1})     // All with a parameter
 	f.Add([]byte{retentionRecordVersion, 3, 0, 0, 0, 0, 0, 0, 0, 1})                   // unknown mode
