@@ -269,9 +269,10 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 	// A Before above the visible version is only a bound: it cannot reach
 	// past what is visible, and reads like no Before.
 	if at := db.store.Visible(); opts.Before != 0 && opts.Before-1 < at {
-		// GC removes a key's oldest versions and keeps its newest, so what
-		// is stored below Before is the newest part of what was ever
-		// there: the page lists it as is.
+		// The page lists what is stored below Before, below the GC horizon
+		// too: GC only removes versions, so it lists no version that was
+		// not written, and the versions GC removed are missing from it as
+		// from any History.
 		return db.history(ctx, run, key, opts.Before-1, opts.Limit)
 	}
 	for {
