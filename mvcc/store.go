@@ -93,6 +93,10 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 // fully applied (and synced, if it asked to be). Snapshots are taken here.
 func (s *Store) Visible() uint64 { return s.vis.visible.Load() }
 
+// WaitVisible returns once version v is visible (v at most Applied), or
+// with the store's failure.
+func (s *Store) WaitVisible(v uint64) error { return s.vis.wait(v) }
+
 // Applied returns the highest version whose batch has reached the WAL. A
 // sync barrier issued after reading it makes every version up to it durable.
 func (s *Store) Applied() uint64 { return s.applied.Load() }

@@ -301,6 +301,7 @@ type commitReq struct {
 	c      *mvcc.Commit // &commit once applied
 	commit mvcc.Commit
 	err    error
+	seen   uint64 // the run's latest version when the request was refused
 	done   chan struct{} // signalled when another committer applied it; buffered 1
 }
 
@@ -350,10 +351,17 @@ func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (com
 		enqueue(rs, r)
 		db.await(rs, r)
 	}
-	applied, err := r.c != nil, r.err
+	applied, err, seen := r.c != nil, r.err, r.seen
 	c := r.commit // r is reused once submit returns
 	*r = commitReq{done: r.done}
 	if err != nil {
+		if seen > 0 && errors.Is(err, ErrConflict) {
+			// The commit that refused this one may wait for its fsync
+			// before it is visible: wait for it, so that a read after the
+			// conflict sees what the commit conflicted with, and a retry
+			// does not conflict with it again.
+			_ = db.store.WaitVisible(seen) // a failure is reported by the next call
+		}
 		return commitResult{}, err
 	}
 	if !applied {
@@ -481,6 +489,7 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 		r.err = r.txn.validate(rs.last)
 	}
 	if r.err != nil {
+		r.seen = rs.last
 		return
 	}
 	if r.build != nil {

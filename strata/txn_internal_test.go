@@ -3,8 +3,13 @@ package strata
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
@@ -106,4 +111,47 @@ func TestWriteSet(t *testing.T) {
 	require.True(t, s.indexed)
 	require.True(t, s.has(key(100)))
 	require.False(t, s.has(key(3)), "nothing of the earlier use is left")
+}
+
+// A commit refused for a conflict returns only once what it conflicted
+// with is visible, so that a read after the conflict sees it and a retry
+// does not meet it again (in Strict mode a commit is applied, and checked
+// against, before its fsync makes it visible).
+func TestConflictReturnsOnceItsCauseIsVisible(t *testing.T) {
+	var blocking atomic.Bool
+	release := make(chan struct{})
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if blocking.Load() && strings.HasSuffix(op.Path, ".log") {
+				<-release // the WAL sync of the Strict put below waits
+			}
+		}
+		return nil
+	}))
+	db, err := OpenWith(Options{Path: "db", FS: fs, Durability: DurabilityStrict})
+	require.NoError(t, err)
+	defer db.Close()
+	ctx := context.Background()
+	run := NewRunID()
+	key := []byte("x")
+	v1, err := db.Put(ctx, run, key, value.Int(1))
+	require.NoError(t, err)
+
+	blocking.Store(true)
+	put := make(chan error, 1)
+	go func() { _, err := db.Put(ctx, run, key, value.Int(2)); put <- err }()
+	require.Eventually(t, func() bool { return db.store.Applied() > v1 }, 10*time.Second, time.Millisecond)
+	got, err := db.Get(ctx, run, key)
+	require.NoError(t, err)
+	require.Equal(t, v1, got.Version, "the second put is applied, not visible: its fsync waits")
+
+	time.AfterFunc(20*time.Millisecond, func() { close(release) })
+	_, err = db.CAS(ctx, run, key, got.Version, value.Int(3))
+	require.ErrorIs(t, err, ErrConflict)
+	after, err := db.Get(ctx, run, key)
+	require.NoError(t, err)
+	require.Greater(t, after.Version, v1, "a read after the conflict sees the commit it conflicted with")
+	require.NoError(t, <-put)
+	blocking.Store(false)
 }

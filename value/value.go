@@ -139,9 +139,11 @@ func (v Value) AsArray() ([]Value, bool) { return v.arr, v.kind == KindArray }
 // with v.
 func (v Value) AsObject() (map[string]Value, bool) { return v.obj, v.kind == KindObject }
 
-// Validate reports whether v can be stored: no NaN or infinite float, valid
-// UTF-8 in strings and object keys, and no nesting deeper than MaxDepth. The
-// error matches serr.ErrInvalidValue (strata.ErrInvalidValue).
+// Validate reports whether v is a valid value: no NaN or infinite float,
+// valid UTF-8 in strings and object keys, and no nesting deeper than
+// MaxDepth. The error matches serr.ErrInvalidValue (strata.ErrInvalidValue).
+// It does not check size: a database's writes also refuse a value whose
+// stored payload exceeds strata.MaxValueSize.
 func (v Value) Validate() error { return v.validate(0) }
 
 func (v Value) validate(depth int) error {
