@@ -301,7 +301,7 @@ type commitReq struct {
 	c      *mvcc.Commit // &commit once applied
 	commit mvcc.Commit
 	err    error
-	seen   uint64 // the run's latest version when the request was refused
+	seen   uint64        // the run's latest version when its check refused the request
 	done   chan struct{} // signalled when another committer applied it; buffered 1
 }
 
@@ -355,12 +355,17 @@ func (db *Database) submit(rs *runState, r *commitReq, mode DurabilityMode) (com
 	c := r.commit // r is reused once submit returns
 	*r = commitReq{done: r.done}
 	if err != nil {
-		if seen > 0 && errors.Is(err, ErrConflict) {
-			// The commit that refused this one may wait for its fsync
-			// before it is visible: wait for it, so that a read after the
-			// conflict sees what the commit conflicted with, and a retry
-			// does not conflict with it again.
-			_ = db.store.WaitVisible(seen) // a failure is reported by the next call
+		if seen > 0 {
+			// The check that refused the request (a conflict, a Delete
+			// that found the key absent) looked at every commit of the run
+			// applied so far, and the latest may wait for its fsync before
+			// it is visible: wait for it, so that a read after the refusal
+			// sees what it was refused for (and a retry does not conflict
+			// with it again). If that fsync fails, the refusal may rest on
+			// a commit that did not happen: the failure is returned instead.
+			if werr := db.store.WaitVisible(seen); werr != nil {
+				return commitResult{}, fmt.Errorf("strata: commit: %w", werr)
+			}
 		}
 		return commitResult{}, err
 	}

@@ -200,21 +200,37 @@ func (t *Txn) eventHead() (events.Head, error) {
 // log's head, so two transactions appending to one run conflict (one
 // commits; retry the other); the log never has a gap.
 func (t *Txn) AppendEvent(typ string, payload Value) (uint64, error) {
-	return t.AppendEvents([]EventData{{Type: typ, Payload: payload}})
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	p, err := prepareEvent(typ, payload)
+	if err != nil {
+		return 0, err
+	}
+	return t.appendEvents([]preparedEvent{p})
 }
 
 // AppendEvents appends a batch of events with contiguous sequences and one
 // timestamp, all or nothing, and returns the first sequence. An invalid
-// event anywhere in the batch appends none.
+// event anywhere in the batch appends none, and reads nothing: a refused
+// batch leaves no read of the log head behind to conflict at commit.
 func (t *Txn) AppendEvents(batch []EventData) (uint64, error) {
-	head, err := t.eventHead() // checks the transaction first
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	evs, err := prepareEvents(batch)
 	if err != nil {
 		return 0, err
 	}
+	return t.appendEvents(evs)
+}
+
+// appendEvents appends checked events after the log head, which it reads.
+func (t *Txn) appendEvents(evs []preparedEvent) (uint64, error) {
 	if t.tooLarge != nil {
 		return 0, t.tooLarge
 	}
-	evs, err := prepareEvents(batch)
+	head, err := t.eventHead()
 	if err != nil {
 		return 0, err
 	}
@@ -277,6 +293,22 @@ func (t *Txn) event(seq uint64) (Event, error) {
 	return decodeEvent(seq, rec)
 }
 
+// storedEventLen returns the log's length at the snapshot, before the
+// transaction's own appends; head is the log head the transaction sees.
+// (The transaction read the stored head when it first appended, so this
+// second look records nothing.)
+func (t *Txn) storedEventLen(head events.Head) (uint64, error) {
+	if _, own := t.writes.get(t.tkey(keyenc.TagRunMeta, eventHeadKey)); !own {
+		return head.Len, nil
+	}
+	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagRunMeta, eventHeadKey, t.snap)
+	if err != nil {
+		return 0, err
+	}
+	stored, err := decodeHeadRecord(rec, found)
+	return stored.Len, err
+}
+
 // EventRange returns the events with sequences in [start, end), in order;
 // end is capped at the log's length.
 func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
@@ -288,10 +320,14 @@ func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
 	if start >= end {
 		return nil, nil
 	}
-	// The committed events come from one scan at the snapshot; the
-	// transaction's own appends follow them.
+	stored, err := t.storedEventLen(head)
+	if err != nil {
+		return nil, err
+	}
+	// The committed events come from one scan at the snapshot, up to the
+	// snapshot's length; the transaction's own appends follow them.
 	out := make([]Event, 0, min(end-start, 1<<16))
-	next, err := t.db.scanEvents(t.run, t.snap, start, end, func(seq uint64, rec mvcc.Record) error {
+	next, err := t.db.scanEvents(t.run, t.snap, start, min(end, stored), func(seq uint64, rec mvcc.Record) error {
 		e, err := decodeEvent(seq, rec)
 		if err != nil {
 			return err

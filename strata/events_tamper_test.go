@@ -636,6 +636,25 @@ func TestEventTamperDetected(t *testing.T) {
 				r.setHead(f.a, events.AppendHead(nil, events.Head{Len: 8, Hash: f.evA[7].Hash}))
 			},
 			none: bad(8, events.ReasonBeyondHead), anchor9: bad(8, events.ReasonBeyondHead), anchor6: bad(8, events.ReasonBeyondHead),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				// Reads go by the head: a transaction that appends sees its
+				// own event at 8, in Event and in EventRange alike, not the
+				// stored event 8 behind the head.
+				tx, err := db.Begin(ctx, f.a)
+				require.NoError(t, err)
+				defer tx.End()
+				seq, err := tx.AppendEvent("own", tamperPayload("own", 8))
+				require.NoError(t, err)
+				require.Equal(t, uint64(8), seq)
+				own, err := tx.Event(8)
+				require.NoError(t, err)
+				require.Equal(t, "own", own.Type)
+				evs, err := tx.EventRange(0, 100)
+				require.NoError(t, err)
+				require.Len(t, evs, 9)
+				require.Equal(t, own, evs[8])
+				require.Equal(t, f.evA[7].Hash, evs[7].Hash, "the stored events below the head")
+			},
 		},
 		{
 			// A well-formed event 10 written behind the head's back, at an

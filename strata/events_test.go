@@ -390,6 +390,31 @@ func TestEventAbortedTransactionAppendsNothing(t *testing.T) {
 	requireValidChain(t, db, run, 4)
 }
 
+// An append the transaction refused (an invalid event, an empty batch)
+// reads nothing: it leaves no read of the log head behind, so a
+// transaction of blind writes stays blind and commits although another
+// commit appended meanwhile.
+func TestEventRefusedAppendLeavesNoRead(t *testing.T) {
+	db, run := openTxnDB(t)
+	for name, refused := range map[string]func(tx *strata.Txn) error{
+		"invalid event": func(tx *strata.Txn) error { _, err := tx.AppendEvent("", evPayload(0, 0)); return err },
+		"invalid event in a batch": func(tx *strata.Txn) error {
+			_, err := tx.AppendEvents([]strata.EventData{{Type: "ok", Payload: evPayload(0, 0)}, {Type: "", Payload: evPayload(0, 1)}})
+			return err
+		},
+		"empty batch": func(tx *strata.Txn) error { _, err := tx.AppendEvents(nil); return err },
+	} {
+		tx, err := db.Begin(ctx, run)
+		require.NoError(t, err)
+		require.NoError(t, tx.Put([]byte("blind"), value.Int(1)))
+		require.ErrorIs(t, refused(tx), events.ErrInvalidEvent, name)
+		_, err = db.AppendEvent(ctx, run, "other", evPayload(1, 0))
+		require.NoError(t, err)
+		_, err = tx.Commit()
+		require.NoError(t, err, "%s: the blind writes commit", name)
+	}
+}
+
 func TestEventReadYourAppendsInTxn(t *testing.T) {
 	db, run := openTxnDB(t)
 	base, err := db.AppendEvent(ctx, run, "base", evPayload(0, 0))

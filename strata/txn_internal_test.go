@@ -113,45 +113,78 @@ func TestWriteSet(t *testing.T) {
 	require.False(t, s.has(key(3)), "nothing of the earlier use is left")
 }
 
-// A commit refused for a conflict returns only once what it conflicted
-// with is visible, so that a read after the conflict sees it and a retry
-// does not meet it again (in Strict mode a commit is applied, and checked
-// against, before its fsync makes it visible).
-func TestConflictReturnsOnceItsCauseIsVisible(t *testing.T) {
+// openBlockedWAL opens a Strict database on a MemFS whose WAL syncs wait,
+// once block is called, until release is closed: a commit is then applied
+// (and checked against) but not visible.
+func openBlockedWAL(t *testing.T) (db *Database, block func(), release chan struct{}) {
 	var blocking atomic.Bool
-	release := make(chan struct{})
+	release = make(chan struct{})
 	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
 		switch op.Kind {
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
 			if blocking.Load() && strings.HasSuffix(op.Path, ".log") {
-				<-release // the WAL sync of the Strict put below waits
+				<-release
 			}
 		}
 		return nil
 	}))
 	db, err := OpenWith(Options{Path: "db", FS: fs, Durability: DurabilityStrict})
 	require.NoError(t, err)
-	defer db.Close()
+	t.Cleanup(func() { blocking.Store(false); _ = db.Close() })
+	return db, func() { blocking.Store(true) }, release
+}
+
+// A commit refused by its check returns only once what it was refused for
+// is visible, so that a read after it agrees with the refusal and a retry
+// does not meet the same cause again (in Strict mode a commit is applied,
+// and checked against, before its fsync makes it visible).
+func TestRefusalReturnsOnceItsCauseIsVisible(t *testing.T) {
 	ctx := context.Background()
-	run := NewRunID()
-	key := []byte("x")
-	v1, err := db.Put(ctx, run, key, value.Int(1))
-	require.NoError(t, err)
+	for _, tc := range []struct {
+		name  string
+		first func(db *Database, run RunID, key []byte) error // applied, its fsync blocked
+		check func(t *testing.T, db *Database, run RunID, key []byte, before Versioned)
+	}{{
+		name: "a CAS conflict",
+		first: func(db *Database, run RunID, key []byte) error {
+			_, err := db.Put(ctx, run, key, value.Int(2))
+			return err
+		},
+		check: func(t *testing.T, db *Database, run RunID, key []byte, before Versioned) {
+			_, err := db.CAS(ctx, run, key, before.Version, value.Int(3))
+			require.ErrorIs(t, err, ErrConflict)
+			after, err := db.Get(ctx, run, key)
+			require.NoError(t, err)
+			require.Greater(t, after.Version, before.Version, "a read after the conflict sees the commit it conflicted with")
+		},
+	}, {
+		name:  "a Delete of a key another Delete removed",
+		first: func(db *Database, run RunID, key []byte) error { _, err := db.Delete(ctx, run, key); return err },
+		check: func(t *testing.T, db *Database, run RunID, key []byte, _ Versioned) {
+			existed, err := db.Delete(ctx, run, key)
+			require.NoError(t, err)
+			require.False(t, existed)
+			_, err = db.Get(ctx, run, key)
+			require.ErrorIs(t, err, ErrNotFound, "a read after the Delete agrees that the key is gone")
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, block, release := openBlockedWAL(t)
+			run, key := NewRunID(), []byte("x")
+			v1, err := db.Put(ctx, run, key, value.Int(1))
+			require.NoError(t, err)
 
-	blocking.Store(true)
-	put := make(chan error, 1)
-	go func() { _, err := db.Put(ctx, run, key, value.Int(2)); put <- err }()
-	require.Eventually(t, func() bool { return db.store.Applied() > v1 }, 10*time.Second, time.Millisecond)
-	got, err := db.Get(ctx, run, key)
-	require.NoError(t, err)
-	require.Equal(t, v1, got.Version, "the second put is applied, not visible: its fsync waits")
+			block()
+			first := make(chan error, 1)
+			go func() { first <- tc.first(db, run, key) }()
+			require.Eventually(t, func() bool { return db.store.Applied() > v1 }, 10*time.Second, time.Millisecond)
+			before, err := db.Get(ctx, run, key)
+			require.NoError(t, err)
+			require.Equal(t, v1, before.Version, "the first commit is applied, not visible: its fsync waits")
 
-	time.AfterFunc(20*time.Millisecond, func() { close(release) })
-	_, err = db.CAS(ctx, run, key, got.Version, value.Int(3))
-	require.ErrorIs(t, err, ErrConflict)
-	after, err := db.Get(ctx, run, key)
-	require.NoError(t, err)
-	require.Greater(t, after.Version, v1, "a read after the conflict sees the commit it conflicted with")
-	require.NoError(t, <-put)
-	blocking.Store(false)
+			time.AfterFunc(20*time.Millisecond, func() { close(release) })
+			tc.check(t, db, run, key, before)
+			require.NoError(t, <-first)
+		})
+	}
 }
