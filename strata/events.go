@@ -567,6 +567,13 @@ func missingEvent(seq uint64) error {
 // hash). Keep it outside the database; VerifyEvents against it detects a
 // truncated log and a tail rewritten with recomputed hashes, which nothing
 // inside the database can. An empty log returns ErrNotFound.
+//
+// The anchored events are durable when it returns: if the newest of them
+// might not be yet (Batched and None modes), EventAnchor syncs the WAL
+// first, as Flush does. Otherwise a crash could take back events the anchor
+// names, the next appends would reuse their sequences, and verification
+// against the anchor would report a truncated or rewritten log that nobody
+// tampered with. (An ephemeral database has nothing durable to anchor to.)
 func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, error) {
 	h, err := db.EventHead(ctx, run)
 	if err != nil {
@@ -575,6 +582,12 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 	a, ok := h.Anchor(run)
 	if !ok {
 		return events.Anchor{}, fmt.Errorf("run %s has no events: %w", run, ErrNotFound)
+	}
+	// The head was read at a snapshot at or below the visible version now.
+	if v := db.store.Visible(); db.persist == PersistenceDisk && db.dur.Durable() < v {
+		if _, err := db.Flush(ctx); err != nil {
+			return events.Anchor{}, err
+		}
 	}
 	return a, nil
 }
