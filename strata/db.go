@@ -301,7 +301,7 @@ type commitReq struct {
 	c      *mvcc.Commit // &commit once applied
 	commit mvcc.Commit
 	err    error
-	seen   uint64        // the run's latest version when its check refused the request
+	seen   uint64        // the run's latest version when a conflict or an absent key refused the request
 	done   chan struct{} // signalled when another committer applied it; buffered 1
 }
 
@@ -494,7 +494,10 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 		r.err = r.txn.validate(rs.last)
 	}
 	if r.err != nil {
-		r.seen = rs.last
+		if r.err == errKeyAbsent || errors.Is(r.err, ErrConflict) {
+			// Refused for what the run's commits hold: see submit.
+			r.seen = rs.last
+		}
 		return
 	}
 	if r.build != nil {

@@ -2,6 +2,7 @@ package strata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -152,23 +153,25 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 	}
 	defer db.leave()
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: keyenc.KindTombstone}}
-	errAbsent := fmt.Errorf("absent")
 	_, err := db.commit(run, w, func(uint64) error {
 		if v, err := db.latestVersion(run, keyenc.TagKV, key); err != nil {
 			return err
 		} else if v == 0 {
-			return errAbsent
+			return errKeyAbsent
 		}
 		return nil
 	}, db.dur.Mode())
 	switch {
-	case err == errAbsent:
+	case err == errKeyAbsent:
 		return false, nil
 	case err != nil:
 		return false, err
 	}
 	return true, nil
 }
+
+// errKeyAbsent refuses a Delete's commit: the key has no live version.
+var errKeyAbsent = errors.New("strata: key absent")
 
 // CAS writes v under key only if the key's current version equals expected
 // (0 means the key must be absent or deleted), and returns the new version.

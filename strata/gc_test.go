@@ -1245,3 +1245,51 @@ func TestConcurrentGCPassesCountEachRemovalOnce(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	<-gc
 }
+
+// A KeepLast count near the largest int keeps everything, also versions
+// above an open snapshot (the count of those is added to it).
+func TestGCHugeKeepLastKeepsEverything(t *testing.T) {
+	ctx := context.Background()
+	db, run := gcOpen(t)
+	gcWrite(t, db, run, "k", 5)
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	defer tx.End()
+	gcWrite(t, db, run, "k", 1)
+	for _, n := range []int{math.MaxInt, math.MaxInt - 1} {
+		gcSetRetention(t, db, run, KeepLast(n))
+		st := gcRun(t, db, run)
+		require.Zero(t, st.Removed, "KeepLast(%d)", n)
+		require.LessOrEqual(t, st.Horizon, tx.Snapshot(), "the horizon never passes an open snapshot")
+	}
+	require.Len(t, gcStored(t, db, run, keyenc.TagKV, "k"), 6)
+}
+
+// Before is exclusive however the visible version moves while History
+// runs: a commit that becomes visible meanwhile is never listed.
+func TestHistoryBeforeIsExclusiveUnderWrites(t *testing.T) {
+	ctx := context.Background()
+	db, run := gcOpen(t)
+	gcWrite(t, db, run, "k", 1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, err := db.Put(ctx, run, []byte("k"), value.Int(1))
+			assert.NoError(t, err)
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	for range 20000 {
+		before := db.CurrentVersion() + 1
+		h, err := db.History(ctx, run, []byte("k"), HistoryOptions{Before: before, Limit: 1})
+		require.NoError(t, err)
+		require.NotEmpty(t, h)
+		require.Less(t, h[0].Version, before)
+	}
+}

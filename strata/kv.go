@@ -266,17 +266,19 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 		return nil, err
 	}
 	defer db.leave()
-	// A Before above the visible version is only a bound: it cannot reach
-	// past what is visible, and reads like no Before.
-	if at := db.store.Visible(); opts.Before != 0 && opts.Before-1 < at {
-		// The page lists what is stored below Before, below the GC horizon
-		// too: GC only removes versions, so it lists no version that was
-		// not written, and the versions GC removed are missing from it as
-		// from any History.
-		return db.history(ctx, run, key, opts.Before-1, opts.Limit)
-	}
 	for {
+		// A Before above the visible version is only a bound: it cannot
+		// reach past what is visible, and reads like no Before (exactly,
+		// at the visible version). Looked at again on every try, since the
+		// visible version moves.
 		at := db.store.Visible()
+		if opts.Before != 0 && opts.Before-1 < at {
+			// The page lists what is stored below Before, below the GC
+			// horizon too: GC only removes versions, so it lists no version
+			// that was not written, and the versions GC removed are missing
+			// from it as from any History.
+			return db.history(ctx, run, key, opts.Before-1, opts.Limit)
+		}
 		if err := db.checkReadVersion(run, at); err != nil {
 			return nil, err
 		}

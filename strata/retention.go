@@ -255,7 +255,7 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		}
 		vs = vs[newer:]
 		if pol.Mode == RetainLast {
-			return newer + pol.Last
+			return newer + min(pol.Last, math.MaxInt-newer) // no overflow for a huge Last
 		}
 		n := 0
 		for n < len(vs) && vs[n].Timestamp >= cutoff {

@@ -23,6 +23,9 @@ var ErrStateExists = errors.New("strata: state cell already exists")
 // with every write. It is never reused for a name: a deleted cell keeps its
 // counter, and a later init continues from it, so a compare-and-swap that
 // expects a counter of an earlier incarnation can never succeed (no ABA).
+// That holds for writes that survive: a crash in Batched or None mode can
+// take back acknowledged writes above the durable version, and the cell's
+// next write then gets the same counter as a lost one.
 type State struct {
 	Name    string
 	Value   Value
@@ -396,7 +399,8 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 // StateTransition reads the cell name, computes its next value with fn and
 // writes it, atomically; on a conflict it starts again with the new value.
 // fn may therefore run several times and must be pure: no side effects, the
-// same result for the same state. An error from fn aborts and is returned.
+// same result for the same state. An error from fn aborts and is returned
+// as it is, never retried (even one that matches ErrConflict).
 // A missing cell returns ErrNotFound. It returns the state written.
 func (db *Database) StateTransition(ctx context.Context, run RunID, name string, fn func(State) (Value, error)) (State, error) {
 	if err := checkStateName(run, name); err != nil {
@@ -413,7 +417,7 @@ func (db *Database) StateTransition(ctx context.Context, run RunID, name string,
 		}
 		next, err := fn(cur)
 		if err != nil {
-			return err
+			return fnError{err} // never retried, even if it matches ErrConflict
 		}
 		c, err := t.StateCAS(name, cur.Counter, next)
 		if err != nil {
@@ -424,11 +428,21 @@ func (db *Database) StateTransition(ctx context.Context, run RunID, name string,
 	}, stateRetry, directOp, withCommitHook(func(version uint64, ts int64) {
 		out.Version, out.Timestamp = version, time.Unix(0, ts)
 	}))
+	if fe, ok := err.(fnError); ok {
+		return State{}, fe.err
+	}
 	if err != nil {
 		return State{}, err
 	}
 	return out, nil
 }
+
+// fnError carries an error of StateTransition's function out of its
+// transaction. It does not unwrap, so that the retry policy, which retries
+// whatever matches ErrConflict, never retries it.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
 
 // StateList returns the names of the live cells of run that start with
 // prefix, in order, at the current visible version.

@@ -441,6 +441,17 @@ func TestStateTransition(t *testing.T) {
 	require.Equal(t, before, db.CurrentVersion())
 	requireState(t, db, run, "n", value.String("done"), goroutines*calls+2)
 
+	// Also an error of fn that matches ErrConflict: fn runs once and its
+	// error comes back as it was (only the commit's own conflicts retry).
+	ruleErr := fmt.Errorf("business rule: %w", strata.ErrConflict)
+	fnRuns := 0
+	_, err = db.StateTransition(ctx, run, "n", func(strata.State) (strata.Value, error) {
+		fnRuns++
+		return strata.Value{}, ruleErr
+	})
+	require.Same(t, ruleErr, err)
+	require.Equal(t, 1, fnRuns)
+
 	// A missing or deleted cell returns ErrNotFound without calling fn.
 	called := false
 	noCall := func(strata.State) (strata.Value, error) { called = true; return value.Null(), nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,49 +114,91 @@ func TestWriteSet(t *testing.T) {
 	require.False(t, s.has(key(3)), "nothing of the earlier use is left")
 }
 
-// openBlockedWAL opens a Strict database on a MemFS whose WAL syncs wait,
-// once block is called, until release is closed: a commit is then applied
-// (and checked against) but not visible.
-func openBlockedWAL(t *testing.T) (db *Database, block func(), release chan struct{}) {
-	var blocking atomic.Bool
-	release = make(chan struct{})
+// blockedWAL is a Strict database on a MemFS whose WAL syncs wait, once
+// block is called, until release: a commit is then applied (and checked
+// against) but not visible. release(true) makes the waiting sync fail.
+type blockedWAL struct {
+	db       *Database
+	blocking atomic.Bool
+	failing  atomic.Bool
+	gate     chan struct{}
+	once     sync.Once
+}
+
+func openBlockedWAL(t *testing.T) *blockedWAL {
+	b := &blockedWAL{gate: make(chan struct{})}
 	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
 		switch op.Kind {
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if blocking.Load() && strings.HasSuffix(op.Path, ".log") {
-				<-release
+			if b.blocking.Load() && strings.HasSuffix(op.Path, ".log") {
+				<-b.gate
+				if b.failing.Load() {
+					return errorfs.ErrInjected
+				}
 			}
 		}
 		return nil
 	}))
 	db, err := OpenWith(Options{Path: "db", FS: fs, Durability: DurabilityStrict})
 	require.NoError(t, err)
-	t.Cleanup(func() { blocking.Store(false); _ = db.Close() })
-	return db, func() { blocking.Store(true) }, release
+	b.db = db
+	t.Cleanup(func() { b.release(false); _ = db.Close() }) // also when a check failed early
+	return b
+}
+
+func (b *blockedWAL) block() { b.blocking.Store(true) }
+
+func (b *blockedWAL) release(fail bool) {
+	b.once.Do(func() {
+		b.failing.Store(fail)
+		close(b.gate)
+	})
 }
 
 // A commit refused by its check returns only once what it was refused for
 // is visible, so that a read after it agrees with the refusal and a retry
 // does not meet the same cause again (in Strict mode a commit is applied,
-// and checked against, before its fsync makes it visible).
+// and checked against, before its fsync makes it visible). If that fsync
+// fails, the refused call returns the failure instead.
 func TestRefusalReturnsOnceItsCauseIsVisible(t *testing.T) {
 	ctx := context.Background()
+	putTwo := func(db *Database, run RunID, key []byte) error {
+		_, err := db.Put(ctx, run, key, value.Int(2))
+		return err
+	}
+	requireSeen := func(t *testing.T, db *Database, run RunID, key []byte, before Versioned) {
+		t.Helper()
+		after, err := db.Get(ctx, run, key)
+		require.NoError(t, err)
+		require.Greater(t, after.Version, before.Version, "a read after the refusal sees the commit it was refused for")
+	}
 	for _, tc := range []struct {
-		name  string
-		first func(db *Database, run RunID, key []byte) error // applied, its fsync blocked
-		check func(t *testing.T, db *Database, run RunID, key []byte, before Versioned)
+		name     string
+		failSync bool
+		first    func(db *Database, run RunID, key []byte) error // applied, its fsync blocked
+		check    func(t *testing.T, db *Database, run RunID, key []byte, before Versioned)
 	}{{
-		name: "a CAS conflict",
-		first: func(db *Database, run RunID, key []byte) error {
-			_, err := db.Put(ctx, run, key, value.Int(2))
-			return err
-		},
+		name:  "a CAS conflict",
+		first: putTwo,
 		check: func(t *testing.T, db *Database, run RunID, key []byte, before Versioned) {
 			_, err := db.CAS(ctx, run, key, before.Version, value.Int(3))
 			require.ErrorIs(t, err, ErrConflict)
-			after, err := db.Get(ctx, run, key)
+			requireSeen(t, db, run, key, before)
+		},
+	}, {
+		name:  "a transaction conflict",
+		first: putTwo,
+		check: func(t *testing.T, db *Database, run RunID, key []byte, before Versioned) {
+			tx, err := db.Begin(ctx, run)
 			require.NoError(t, err)
-			require.Greater(t, after.Version, before.Version, "a read after the conflict sees the commit it conflicted with")
+			defer tx.End()
+			got, err := tx.Get(key)
+			require.NoError(t, err)
+			require.Equal(t, before.Version, got.Version)
+			require.NoError(t, tx.Put(key, value.Int(3)))
+			_, err = tx.Commit()
+			require.ErrorIs(t, err, ErrConflict)
+			requireSeen(t, db, run, key, before)
 		},
 	}, {
 		name:  "a Delete of a key another Delete removed",
@@ -167,14 +210,23 @@ func TestRefusalReturnsOnceItsCauseIsVisible(t *testing.T) {
 			_, err = db.Get(ctx, run, key)
 			require.ErrorIs(t, err, ErrNotFound, "a read after the Delete agrees that the key is gone")
 		},
+	}, {
+		name:     "a conflict with a commit whose fsync fails",
+		failSync: true,
+		first:    putTwo,
+		check: func(t *testing.T, db *Database, run RunID, key []byte, before Versioned) {
+			_, err := db.CAS(ctx, run, key, before.Version, value.Int(3))
+			require.ErrorIs(t, err, ErrFailed, "the conflict rested on a commit that did not happen")
+			require.NotErrorIs(t, err, ErrConflict)
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			db, block, release := openBlockedWAL(t)
-			run, key := NewRunID(), []byte("x")
+			b := openBlockedWAL(t)
+			db, run, key := b.db, NewRunID(), []byte("x")
 			v1, err := db.Put(ctx, run, key, value.Int(1))
 			require.NoError(t, err)
 
-			block()
+			b.block()
 			first := make(chan error, 1)
 			go func() { first <- tc.first(db, run, key) }()
 			require.Eventually(t, func() bool { return db.store.Applied() > v1 }, 10*time.Second, time.Millisecond)
@@ -182,9 +234,16 @@ func TestRefusalReturnsOnceItsCauseIsVisible(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, v1, before.Version, "the first commit is applied, not visible: its fsync waits")
 
-			time.AfterFunc(20*time.Millisecond, func() { close(release) })
+			// Most likely the refused call is waiting by then; if not, it
+			// refuses after the release, and the checks hold all the same.
+			time.AfterFunc(50*time.Millisecond, func() { b.release(tc.failSync) })
 			tc.check(t, db, run, key, before)
-			require.NoError(t, <-first)
+			err = <-first
+			if tc.failSync {
+				require.ErrorIs(t, err, ErrFailed)
+			} else {
+				require.NoError(t, err)
+			}
 		})
 	}
 }
