@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,22 +181,33 @@ func lockPath(fs vfs.FS, dir string) (string, error) {
 }
 
 // CheckComparer checks, without opening the store (no recovery, no lock),
-// that dir on fs holds a Pebble store written with Strata's comparer, as its
-// newest OPTIONS file records. A store of another comparer, or one without
-// an OPTIONS file (whose comparer cannot be told), is ErrCorruption. It says
-// nothing of the store's health: a damaged Strata store passes.
+// that dir on fs holds Pebble files written with Strata's comparer, as its
+// newest OPTIONS file records. It needs only that file, so it also tells a
+// store whose other files are damaged or partly deleted. Files of another
+// comparer, or a directory without an OPTIONS file (whose comparer cannot
+// be told), are ErrCorruption.
 func CheckComparer(dir string, fs vfs.FS) error {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	desc, err := pebble.Peek(dir, fs)
+	names, err := fs.List(dir)
 	if err != nil {
 		return fmt.Errorf("strata: %s: %w", dir, err)
 	}
-	if !desc.Exists || desc.OptionsFilename == "" {
-		return fmt.Errorf("%w: %s has no store with an OPTIONS file; its comparer cannot be told", serr.ErrCorruption, dir)
+	newest, found := uint64(0), ""
+	for _, name := range names {
+		digits, ok := strings.CutPrefix(name, "OPTIONS-")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(digits, 10, 64); err == nil && (found == "" || n > newest) {
+			newest, found = n, name
+		}
 	}
-	f, err := fs.Open(desc.OptionsFilename)
+	if found == "" {
+		return fmt.Errorf("%w: %s has no Pebble OPTIONS file; its comparer cannot be told", serr.ErrCorruption, dir)
+	}
+	f, err := fs.Open(fs.PathJoin(dir, found))
 	if err != nil {
 		return err
 	}

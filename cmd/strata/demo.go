@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,12 +55,15 @@ func newDemo() *cobra.Command {
 }
 
 // removeDatabase empties the database directory at path for --fresh: it
-// deletes the database's files and keeps the directory. It refuses, and
-// deletes nothing, when path is a file, a directory with files but no
-// store, a Pebble store that is not Strata's, a database that a process
-// has open, or a directory that holds anything besides the database's own
-// files (a file of the user's that happens to sit next to the database is
-// never deleted). A damaged Strata database is deleted like any other.
+// deletes the database's files and keeps the directory and Pebble's LOCK
+// file (removing a lock file that another process may have locked again
+// meanwhile would let two processes open one store). It refuses, and
+// deletes nothing, when path is a file, when the directory holds anything
+// whose name is not one Pebble gives its files (a file of the user's next to
+// the database is never deleted), when the files' OPTIONS record another
+// comparer than Strata's or none, and while a process has the database
+// open. A damaged Strata database, and one a killed --fresh left half
+// deleted, is deleted like any other: OPTIONS files go last.
 func removeDatabase(path string) error {
 	fi, err := os.Stat(path)
 	switch {
@@ -68,91 +74,82 @@ func removeDatabase(path string) error {
 	case !fi.IsDir():
 		return fmt.Errorf("--fresh: %s is not a directory; refusing to delete it", path)
 	}
-	ok, err := hasDatabase(path)
-	if err != nil {
-		return err
+	files, err := storeFiles(path)
+	if err != nil || len(files) == 0 {
+		return err // nothing to delete, or a refusal
 	}
-	if !ok {
-		entries, err := os.ReadDir(path)
-		if err != nil {
-			return err
-		}
-		if len(entries) > 0 {
-			return fmt.Errorf("--fresh: %s holds files but no database; refusing to delete it", path)
-		}
-		return nil // empty already
-	}
-	// Take the directory's lock first (ErrLocked while a database has it
-	// open), then check whose store it is and what else the directory
-	// holds, then delete everything but the lock file: until the lock is
-	// released, no database can open the directory.
+	// Take the directory's lock (ErrLocked while a database has it open),
+	// then look again, check whose files they are, and delete them: until
+	// the lock is released, no database can open the directory.
 	lock, err := pebbleadapter.LockDirectory(path, nil)
 	if err != nil {
 		return fmt.Errorf("%w; --fresh refuses to delete it", err)
 	}
-	if err := removeStoreLocked(path); err != nil {
-		_ = lock.Close()
-		return err
+	err = removeStoreLocked(path)
+	if cerr := lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("--fresh: %w", cerr)
 	}
-	if err := lock.Close(); err != nil {
-		return fmt.Errorf("--fresh: %w", err)
-	}
-	return os.Remove(filepath.Join(path, pebbleadapter.LockFileName))
+	return err
 }
 
-// removeStoreLocked deletes the files of the store directory path except
-// Pebble's lock file, once it is sure the store is Strata's and that the
-// directory holds nothing else. The caller holds the lock.
-func removeStoreLocked(path string) error {
-	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
-		return fmt.Errorf("%w; --fresh refuses to delete it", err)
-	}
+// storeFiles returns the names of the store files in the directory path,
+// Pebble's LOCK file aside, or refuses if it holds anything else.
+func storeFiles(path string) ([]string, error) {
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var foreign []string
+	var files, foreign []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !storeFile(e.Name()) {
-			foreign = append(foreign, e.Name())
+		switch name := e.Name(); {
+		case !e.Type().IsRegular() || !storeFile(name):
+			foreign = append(foreign, name)
+		case name != pebbleadapter.LockFileName:
+			files = append(files, name)
 		}
 	}
 	if len(foreign) > 0 {
-		return fmt.Errorf("--fresh: %s holds %d entries that are not the database's (%s); refusing to delete anything",
+		return nil, fmt.Errorf("--fresh: %s holds %d entries that are not a database's files (%s); refusing to delete anything",
 			path, len(foreign), strings.Join(foreign[:min(len(foreign), 3)], ", "))
 	}
-	for _, e := range entries {
-		if e.Name() == pebbleadapter.LockFileName {
-			continue
+	return files, nil
+}
+
+// removeStoreLocked deletes the store files of the directory path, once it
+// is sure they are Strata's, OPTIONS files last, so that a --fresh killed
+// halfway can be run again. The caller holds the lock.
+func removeStoreLocked(path string) error {
+	files, err := storeFiles(path)
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
+		return fmt.Errorf("%w; --fresh refuses to delete it", err)
+	}
+	last := func(name string) int { // OPTIONS files after everything else
+		if strings.HasPrefix(name, "OPTIONS-") {
+			return 1
 		}
-		if err := os.Remove(filepath.Join(path, e.Name())); err != nil {
+		return 0
+	}
+	slices.SortStableFunc(files, func(a, b string) int { return cmp.Compare(last(a), last(b)) })
+	for _, name := range files {
+		if err := os.Remove(filepath.Join(path, name)); err != nil {
 			return fmt.Errorf("--fresh: %w", err)
 		}
 	}
 	return nil
 }
 
-// storeFile reports whether name is one of the names Pebble gives the files
-// of a store: LOCK, CURRENT, MANIFEST-*, OPTIONS-*, marker.*, and numbered
-// tables, blob files, WALs and temporary files. (A name Pebble used that is
-// missing here only makes --fresh refuse.)
-func storeFile(name string) bool {
-	switch {
-	case name == pebbleadapter.LockFileName, name == "CURRENT",
-		strings.HasPrefix(name, "MANIFEST-"), strings.HasPrefix(name, "OPTIONS-"),
-		strings.HasPrefix(name, "marker."), strings.HasSuffix(name, ".dbtmp"):
-		return true
-	}
-	num, ext, ok := strings.Cut(name, ".")
-	if !ok || num == "" || strings.Trim(num, "0123456789") != "" {
-		return false
-	}
-	switch ext {
-	case "sst", "log", "blob":
-		return true
-	}
-	return false
-}
+// storeFileName matches the names Pebble gives the files of a store: its
+// lock, CURRENT, numbered manifests and OPTIONS files, tables, blob files
+// and WALs, temporary files, and marker files (marker.<name>.<iteration>.
+// <value>). A name Pebble uses that is missing here only makes --fresh
+// refuse.
+var storeFileName = regexp.MustCompile(`^(LOCK|CURRENT|(MANIFEST|OPTIONS)-[0-9]+|[0-9]+\.(sst|log|blob)|(CURRENT|temporary)\.[0-9]+\.dbtmp|marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+)$`)
+
+// storeFile reports whether name is one Pebble gives the files of a store.
+func storeFile(name string) bool { return storeFileName.MatchString(name) }
 
 func demoKey(i int) []byte { return fmt.Appendf(nil, "step/%08d", i) }
 

@@ -135,6 +135,23 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	require.NoError(t, run("demo", "--db", ".", "--fresh", "-n", "10"))
 	require.DirExists(t, real)
 
+	// A --fresh killed halfway (everything deleted but the OPTIONS files
+	// and the lock) can be run again; so can one on a lone LOCK file.
+	half := filepath.Join(base, "half")
+	require.NoError(t, run("demo", "--db", half, "-n", "10"))
+	entries, err := os.ReadDir(half)
+	require.NoError(t, err)
+	for _, e := range entries {
+		if name := e.Name(); name != pebbleadapter.LockFileName && !strings.HasPrefix(name, "OPTIONS-") {
+			require.NoError(t, os.Remove(filepath.Join(half, name)))
+		}
+	}
+	require.NoError(t, run("demo", "--db", half, "--fresh", "-n", "10"))
+	lone := filepath.Join(base, "lone")
+	require.NoError(t, os.MkdirAll(lone, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(lone, pebbleadapter.LockFileName), nil, 0o644))
+	require.NoError(t, run("demo", "--db", lone, "--fresh", "-n", "10"))
+
 	missing := filepath.Join(base, "missing")
 	require.ErrorContains(t, run("info", "--db", missing), "no database")
 	require.NoDirExists(t, missing, "info created nothing")
@@ -152,3 +169,21 @@ type quietPebble struct{}
 func (quietPebble) Infof(string, ...any)           {}
 func (quietPebble) Errorf(string, ...any)          {}
 func (quietPebble) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// Only names Pebble gives its files count as the database's: anything else
+// in the directory makes --fresh refuse.
+func TestStoreFileNames(t *testing.T) {
+	for _, name := range []string{
+		"LOCK", "CURRENT", "MANIFEST-000001", "OPTIONS-000008", "000005.sst", "000007.log", "000001.blob",
+		"marker.format-version.000011.024", "marker.manifest.000002.MANIFEST-000006",
+		"temporary.000003.dbtmp", "CURRENT.000004.dbtmp",
+	} {
+		require.True(t, storeFile(name), name)
+	}
+	for _, name := range []string{
+		"OPTIONS-backup.ini", "notes.dbtmp", "MANIFEST-", "x.sst", "000005.sst.bak", "marker.", "mine.txt",
+		"LOCK.old", "OPTIONS-000008 copy", "marker.format-version.x.024", "",
+	} {
+		require.False(t, storeFile(name), name)
+	}
+}
