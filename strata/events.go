@@ -575,7 +575,16 @@ func missingEvent(seq uint64) error {
 // against the anchor would report a truncated or rewritten log that nobody
 // tampered with. (An ephemeral database has nothing durable to anchor to.)
 func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, error) {
-	h, err := db.EventHead(ctx, run)
+	var (
+		h        events.Head
+		headVers uint64 // the version that wrote the head read
+	)
+	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
+		if h, err = t.eventHead(); err == nil {
+			headVers = t.reads[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]
+		}
+		return err
+	})
 	if err != nil {
 		return events.Anchor{}, err
 	}
@@ -583,8 +592,7 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 	if !ok {
 		return events.Anchor{}, fmt.Errorf("run %s has no events: %w", run, ErrNotFound)
 	}
-	// The head was read at a snapshot at or below the visible version now.
-	if v := db.store.Visible(); db.persist == PersistenceDisk && db.dur.Durable() < v {
+	if db.persist == PersistenceDisk && db.dur.Durable() < headVers {
 		if _, err := db.Flush(ctx); err != nil {
 			return events.Anchor{}, err
 		}

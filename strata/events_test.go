@@ -944,6 +944,15 @@ func TestEventAnchorSurvivesCrash(t *testing.T) {
 			anchor, err := db.EventAnchor(ctx, run)
 			require.NoError(t, err)
 			require.Equal(t, uint64(7), anchor.Sequence)
+			// An anchor of events that are durable already syncs nothing,
+			// whatever other runs have pending.
+			_, err = db.Put(ctx, strata.NewRunID(), []byte("elsewhere"), value.Int(1))
+			require.NoError(t, err)
+			syncs := db.Metrics().Syncs
+			again, err := db.EventAnchor(ctx, run)
+			require.NoError(t, err)
+			require.Equal(t, anchor, again)
+			require.Equal(t, syncs, db.Metrics().Syncs, "no sync for an anchor of durable events")
 			crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 			require.NoError(t, db.Close())
 

@@ -59,10 +59,12 @@ func newDemo() *cobra.Command {
 // file (removing a lock file that another process may have locked again
 // meanwhile would let two processes open one store). It refuses, and
 // deletes nothing, when path is a file, when the directory holds anything
-// whose name is not one Pebble gives its files (a file of the user's next to
-// the database is never deleted), when the files' OPTIONS record another
+// whose name is not one Pebble gives its files (so a file whose name Pebble
+// does not use is never deleted), when the files' OPTIONS record another
 // comparer than Strata's or none, and while a process has the database
-// open. A damaged Strata database, and one a killed --fresh left half
+// open. It works on the directory path resolves to (symbolic links
+// followed once, up front), so the lock and the deletions are on one
+// directory. A damaged Strata database, and one a killed --fresh left half
 // deleted, is deleted like any other: OPTIONS files go last.
 func removeDatabase(path string) error {
 	fi, err := os.Stat(path)
@@ -73,6 +75,9 @@ func removeDatabase(path string) error {
 		return err
 	case !fi.IsDir():
 		return fmt.Errorf("--fresh: %s is not a directory; refusing to delete it", path)
+	}
+	if path, err = filepath.EvalSymlinks(path); err != nil {
+		return err
 	}
 	files, err := storeFiles(path)
 	if err != nil || len(files) == 0 {
@@ -124,7 +129,7 @@ func removeStoreLocked(path string) error {
 		return err
 	}
 	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
-		return fmt.Errorf("%w; --fresh refuses to delete it", err)
+		return fmt.Errorf("%w; --fresh refuses to delete it (if the files are a Strata database of yours, delete them yourself)", err)
 	}
 	last := func(name string) int { // OPTIONS files after everything else
 		if strings.HasPrefix(name, "OPTIONS-") {
