@@ -50,7 +50,8 @@ func (m Mode) String() string {
 // Valid reports whether m is one of the three modes.
 func (m Mode) Valid() bool { return m <= None }
 
-// ParseMode parses a mode name as printed by String (case-insensitive).
+// ParseMode parses a mode name as printed by String (case-insensitive), or
+// "buffered", the original engine's name for Batched.
 func ParseMode(s string) (Mode, error) {
 	switch strings.ToLower(s) {
 	case "none":

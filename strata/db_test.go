@@ -269,6 +269,7 @@ func TestOptionsValidate(t *testing.T) {
 		"neg pending":              {Path: "x", MaxPendingCommits: -1},
 		"neg cache size":           {Path: "x", CacheSize: -1},
 		"4 GiB memtable":           {Path: "x", FS: vfs.NewMem(), MemTableSize: 4 << 30},
+		"4 GiB - 1 memtable":       {Path: "x", FS: vfs.NewMem(), MemTableSize: math.MaxUint32},
 		"1 KiB memtable":           {Path: "x", FS: vfs.NewMem(), MemTableSize: 1 << 10},
 		"memtable below the floor": {Path: "x", FS: vfs.NewMem(), MemTableSize: strata.MinMemTableSize - 1},
 	} {

@@ -3,6 +3,7 @@ package strata
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -99,7 +100,8 @@ type Options struct {
 
 	// MemTableSize is Pebble's memtable size in bytes. Larger memtables
 	// avoid write stalls under sustained inserts. The default is 64 MiB; it
-	// must be at least MinMemTableSize (64 KiB) and below 4 GiB.
+	// must be at least MinMemTableSize (64 KiB) and below 4 GiB - 1 byte
+	// (math.MaxUint32, Pebble's bound).
 	MemTableSize uint64
 
 	// CacheSize is the block cache size in bytes. The default is 64 MiB.
@@ -110,8 +112,9 @@ type Options struct {
 	Logger *zerolog.Logger
 }
 
-// maxMemTableSize is Pebble's bound on the memtable size (exclusive).
-const maxMemTableSize = 4 << 30
+// maxMemTableSize is Pebble's bound on the memtable size (exclusive):
+// 4 GiB - 1 byte.
+const maxMemTableSize = math.MaxUint32
 
 // MinMemTableSize is the smallest memtable size Options accept. (Pebble
 // itself fails, with a panic, below about 2 KiB, where an empty memtable's
@@ -140,7 +143,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("negative CacheSize %d", o.CacheSize))
 	}
 	if o.MemTableSize >= maxMemTableSize {
-		errs = append(errs, fmt.Errorf("MemTableSize %d is not below 4 GiB (Pebble's limit)", o.MemTableSize))
+		errs = append(errs, fmt.Errorf("MemTableSize %d is not below %d (Pebble's limit)", o.MemTableSize, uint64(maxMemTableSize)))
 	}
 	if o.MemTableSize != 0 && o.MemTableSize < MinMemTableSize {
 		errs = append(errs, fmt.Errorf("MemTableSize %d is below MinMemTableSize (%d)", o.MemTableSize, MinMemTableSize))
