@@ -8,8 +8,9 @@
 //     background syncer fsyncs the WAL every Interval, or sooner once
 //     MaxPending commits are waiting. Everything at or below the reported
 //     durable version survives a crash.
-//   - None: commits are never synced by Strata except by Flush, Shutdown and
-//     Close. A crash may lose an acknowledged suffix.
+//   - None: Strata does not sync for a commit; the WAL is synced by Flush,
+//     Shutdown, Close and the few other writes that need it (see
+//     docs/durability.md). A crash may lose an acknowledged suffix.
 //
 // This package knows nothing of Pebble: it is handed a sync barrier (a
 // function that makes every write applied before it durable) and a function

@@ -13,7 +13,8 @@ const MaxTypeLen = 256
 // Event is one entry of a run's event log.
 type Event struct {
 	// Sequence is the event's position in its run's log: 0 for the first
-	// event, contiguous, never reused.
+	// event, contiguous, never reused by another durable event (an append
+	// a crash takes back leaves its sequence to the next one).
 	Sequence uint64
 	// Type names the kind of event: non-empty valid UTF-8, at most
 	// MaxTypeLen bytes.

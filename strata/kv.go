@@ -327,8 +327,10 @@ func (db *Database) history(ctx context.Context, run RunID, key []byte, at uint6
 }
 
 // checkReadVersion accepts or refuses a read of run at an explicit version v
-// (GetAt, History). Every read below the visible version goes through it, so
-// it is the one place that knows which versions can still be read: it
+// (GetAt, History without Before). Every read below the visible version
+// that must be exact goes through it (a History page with Before lists what
+// is stored instead), so it is the one place that knows which versions can
+// still be read exactly: it
 // refuses versions that are not visible yet (ErrFutureVersion) and versions
 // below the run's GC horizon (ErrHistoryTrimmed). Call it before the read,
 // and again after it: GC may publish a new horizon while the read runs.

@@ -50,7 +50,7 @@ func newDemo() *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&n, "keys", "n", 20000, "number of keys to write")
 	cmd.Flags().StringVar(&mode, "mode", "batched", "durability mode: none, batched or strict")
-	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database first: every file of it, keeping the directory (only a Strata database that no process has open, in a directory that holds nothing else)")
+	cmd.Flags().BoolVar(&fresh, "fresh", false, "delete the database first: every file of it but Pebble's LOCK file, keeping the directory (only a Strata database that no process has open, in a directory that holds nothing else)")
 	return cmd
 }
 
