@@ -3,8 +3,9 @@
 // It opens a store on disk or on an in-memory filesystem with Strata's
 // comparer and an explicit format version, installs a zerolog-backed logger
 // whose Fatalf marks the database failed instead of exiting the process,
-// puts a closed/failed gate in front of every call (Pebble panics on a
-// closed DB), maps Pebble's errors to Strata's sentinels, and exposes the
+// provides a closed/failed gate (Enter and Leave) for callers to put in
+// front of their calls (Pebble panics on a closed DB), maps Pebble's errors
+// to Strata's sentinels, and exposes the
 // batches, iterators, sync barrier and metrics the layers above need.
 //
 // # Gate
@@ -12,7 +13,10 @@
 // Every operation of the layers above runs between Enter and Leave. Close
 // (and Shutdown) first stops new operations from entering, then waits for
 // those in flight to leave, then closes Pebble, so Pebble is never used
-// after or during its Close.
+// after or during its Close. The gate is the caller's: Get, NewIter,
+// Batch.Apply, FlushMemtable and SyncBarrier do not check it themselves,
+// and called without Enter after Close they reach Pebble, which panics on
+// a closed DB (a batch's Apply turns that panic into a failure).
 //
 // # Failure
 //
