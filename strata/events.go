@@ -568,9 +568,10 @@ func missingEvent(seq uint64) error {
 // truncated log and a tail rewritten with recomputed hashes, which nothing
 // inside the database can. An empty log returns ErrNotFound.
 //
-// The anchored events are durable when it returns: if the newest of them
-// might not be yet (Batched and None modes), EventAnchor syncs the WAL
-// first, as Flush does. Otherwise a crash could take back events the anchor
+// The anchored events are durable when it returns: if the head it anchors
+// is above the durable version (a Batched or None commit, or a weaker
+// per-transaction durability), EventAnchor syncs the WAL first, as Flush
+// does. Otherwise a crash could take back events the anchor
 // names, the next appends would reuse their sequences, and verification
 // against the anchor would report a truncated or rewritten log that nobody
 // tampered with. (An ephemeral database has nothing durable to anchor to.)

@@ -218,6 +218,14 @@ func requireLogReadsCorrupt(t *testing.T, db *strata.Database, run strata.RunID)
 
 // requireAppendsRefused checks that every append path refuses run's log
 // with ErrCorruption.
+// requireLogUnusable checks that A's tampered log can be neither read nor
+// appended to.
+func requireLogUnusable(t *testing.T, f *tamperDB, db *strata.Database) {
+	t.Helper()
+	requireLogReadsCorrupt(t, db, f.a)
+	requireAppendsRefused(t, db, f.a)
+}
+
 func requireAppendsRefused(t *testing.T, db *strata.Database, run strata.RunID) {
 	t.Helper()
 	_, err := db.AppendEvent(ctx, run, "x", tamperPayload("a", 10))
@@ -558,10 +566,7 @@ func TestEventTamperDetected(t *testing.T) {
 				r.remove(f.a, keyenc.TagEvent, eventUserKey(0))
 			},
 			none: bad(0, events.ReasonMissing), anchor9: bad(0, events.ReasonMissing), anchor6: bad(0, events.ReasonMissing),
-			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				requireAppendsRefused(t, db, f.a)
-				requireLogReadsCorrupt(t, db, f.a)
-			},
+			after: requireLogUnusable,
 		},
 		{
 			// Strata never deletes a head; a tombstone on it must not read
@@ -571,10 +576,7 @@ func TestEventTamperDetected(t *testing.T) {
 				r.setStored(f.a, keyenc.TagRunMeta, headKey, withHeader(keyenc.HeaderVersion, keyenc.KindTombstone, nil))
 			},
 			none: bad(0, events.ReasonHeadMissing), anchor9: bad(0, events.ReasonHeadMissing), anchor6: bad(0, events.ReasonHeadMissing),
-			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				requireAppendsRefused(t, db, f.a)
-				requireLogReadsCorrupt(t, db, f.a)
-			},
+			after: requireLogUnusable,
 		},
 		{
 			name: "head with an unknown value header version",
@@ -583,10 +585,7 @@ func TestEventTamperDetected(t *testing.T) {
 				r.setStored(f.a, keyenc.TagRunMeta, headKey, withHeader(2, keyenc.KindBytes, head))
 			},
 			none: bad(0, events.ReasonHeadCorrupt), anchor9: bad(0, events.ReasonHeadCorrupt), anchor6: bad(0, events.ReasonHeadCorrupt),
-			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				requireLogReadsCorrupt(t, db, f.a)
-				requireAppendsRefused(t, db, f.a)
-			},
+			after: requireLogUnusable,
 		},
 		{
 			name: "head stored as a structured value (wrong record kind)",
@@ -595,10 +594,7 @@ func TestEventTamperDetected(t *testing.T) {
 				r.setStored(f.a, keyenc.TagRunMeta, headKey, withHeader(keyenc.HeaderVersion, keyenc.KindValue, head))
 			},
 			none: bad(0, events.ReasonHeadCorrupt), anchor9: bad(0, events.ReasonHeadCorrupt), anchor6: bad(0, events.ReasonHeadCorrupt),
-			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				requireLogReadsCorrupt(t, db, f.a)
-				requireAppendsRefused(t, db, f.a)
-			},
+			after: requireLogUnusable,
 		},
 		{
 			name: "event 4 with an unknown value header version",

@@ -113,7 +113,6 @@ func checkStateName(run RunID, name string) error {
 	return nil
 }
 
-// encodeStateValue returns the canonical encoding of a state value.
 // stateValue is a cell value to write: v, or its encoding enc if a direct
 // call encoded it already (to check it before its transaction began).
 type stateValue struct {
@@ -156,6 +155,7 @@ func checkStatePrefix(run RunID, prefix string) error {
 	return nil
 }
 
+// encodeStateValue returns the canonical encoding of a state value.
 func encodeStateValue(v Value) ([]byte, error) {
 	b, err := value.Encode(v)
 	if err != nil {
