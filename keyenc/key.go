@@ -181,19 +181,30 @@ type DataKey struct {
 }
 
 // DecodeDataKey splits a data key into its parts. It returns ErrCorruption
-// for anything that is not a well-formed data key.
+// for anything that is not a well-formed data key: a key outside the data
+// space, one without the sentinel, a tag of 0xFF (reserved), a user key
+// longer than MaxUserKeyLen, or a versioned key of version 0 (which means
+// "absent" and is never written). A bare key decodes with Version 0.
 func DecodeDataKey(k []byte) (DataKey, error) {
 	var d DataKey
 	p := Split(k)
 	if p < dataHeaderLen+1 || k[0] != SpaceData || k[p-1] != sentinel {
 		return d, fmt.Errorf("%w: malformed data key %x", serr.ErrCorruption, k)
 	}
-	copy(d.Run[:], k[1:1+RunIDLen])
 	d.Tag = Tag(k[1+RunIDLen])
 	d.UserKey = k[dataHeaderLen : p-1]
 	if p < len(k) {
 		d.Version = binary.BigEndian.Uint64(k[p : p+8])
 	}
+	switch {
+	case d.Tag == 0xFF:
+		return DataKey{}, fmt.Errorf("%w: data key %x has the reserved tag 0xff", serr.ErrCorruption, k)
+	case len(d.UserKey) > MaxUserKeyLen:
+		return DataKey{}, fmt.Errorf("%w: data key of a %d-byte user key, above the maximum of %d", serr.ErrCorruption, len(d.UserKey), MaxUserKeyLen)
+	case p < len(k) && d.Version == 0:
+		return DataKey{}, fmt.Errorf("%w: versioned data key %x of version 0", serr.ErrCorruption, k)
+	}
+	copy(d.Run[:], k[1:1+RunIDLen])
 	return d, nil
 }
 

@@ -127,6 +127,26 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		_, err := DecodeDataKey(k)
 		require.ErrorIs(t, err, serr.ErrCorruption)
 	}
+	// Well-shaped keys that Strata never writes: version 0 (it means
+	// "absent"), the reserved tag 0xFF, a user key above the maximum.
+	for name, k := range map[string][]byte{
+		"version 0":      AppendVersioned(nil, runA, TagKV, []byte("k"), 0),
+		"tag 0xff":       AppendVersioned(nil, runA, Tag(0xFF), []byte("k"), 1),
+		"bare, tag 0xff": AppendPrefix(nil, runA, Tag(0xFF), []byte("k")),
+		"long user key":  AppendVersioned(nil, runA, TagKV, make([]byte, MaxUserKeyLen+1), 1),
+	} {
+		_, err := DecodeDataKey(k)
+		require.ErrorIs(t, err, serr.ErrCorruption, name)
+	}
+	// The limits themselves decode.
+	for _, k := range [][]byte{
+		AppendVersioned(nil, runA, TagKV, make([]byte, MaxUserKeyLen), 1),
+		AppendVersioned(nil, runA, TagKV, []byte("k"), MaxVersion),
+		AppendPrefix(nil, runA, TagKV, nil),
+	} {
+		_, err := DecodeDataKey(k)
+		require.NoError(t, err)
+	}
 	require.Error(t, ValidateKey([]byte{1, 2, 3}))
 	require.Error(t, ValidateKey(nil))
 }
@@ -172,9 +192,13 @@ func FuzzDecodeDataKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// A key that decodes re-encodes to itself.
+		// A key that decodes is one Strata could write (or seek with) ...
+		if d.Tag == 0xFF || len(d.UserKey) > MaxUserKeyLen || (Split(k) < len(k) && d.Version == 0) {
+			t.Fatalf("decoded %x as %+v", k, d)
+		}
+		// ... and re-encodes to itself.
 		var re []byte
-		if d.Version == 0 && Split(k) == len(k) {
+		if Split(k) == len(k) {
 			re = AppendPrefix(nil, d.Run, d.Tag, d.UserKey)
 		} else {
 			re = AppendVersioned(nil, d.Run, d.Tag, d.UserKey, d.Version)
