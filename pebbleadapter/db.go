@@ -331,13 +331,14 @@ func (d *DB) StopAccepting() { d.state.CompareAndSwap(stateOpen, stateClosing) }
 // Accepting reports whether Enter would admit an operation.
 func (d *DB) Accepting() bool { return d.Err() == nil }
 
-// WaitIdle waits until no admitted operation is in flight, or ctx ends.
+// WaitIdle waits until no admitted operation is in flight, or ctx ends; it
+// then returns ctx's error as it is.
 func (d *DB) WaitIdle(ctx context.Context) error {
 	wait := 10 * time.Microsecond
 	for d.inflight.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("strata: %d operations still in flight: %w", d.inflight.Load(), ctx.Err())
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Millisecond)

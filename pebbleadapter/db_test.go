@@ -285,8 +285,7 @@ func TestGateWaitIdleRespectsContext(t *testing.T) {
 
 	cancel()
 	err := testutil.WaitFor(t, done)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Contains(t, err.Error(), "1 operations still in flight")
+	require.Equal(t, context.Canceled, err) // as it is, not wrapped
 }
 
 func TestCloseWaitsForInflightOperation(t *testing.T) {

@@ -184,7 +184,14 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 func (db *Database) Shutdown(ctx context.Context) error {
 	if db.closed.Load() {
 		// Close syncs everything and releases the files: wait for it
-		// (bounded by ctx). A failed database stays failed.
+		// (bounded by ctx). A failed database stays failed. A Close that
+		// has finished needs no wait, so ctx does not matter then (a
+		// select with both ready would pick either).
+		select {
+		case <-db.closeDone:
+			return db.adb.Failed()
+		default:
+		}
 		select {
 		case <-db.closeDone:
 			return db.adb.Failed()

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -389,7 +388,6 @@ func TestShutdownWaitsAndRefuses(t *testing.T) {
 	defer db2.Close()
 	_, err = db2.Put(cancelled, run, []byte("k"), value.Int(1))
 	require.True(t, errors.Is(err, context.Canceled))
-	_ = strings.TrimSpace
 }
 
 // Shutdown during a Close waits for the Close to finish (bounded by its
@@ -413,6 +411,30 @@ func TestShutdownDuringCloseWaitsForIt(t *testing.T) {
 	require.NoError(t, err, "a transaction begun before Close runs to its end")
 	require.NoError(t, <-closed)
 	require.NoError(t, db.Shutdown(ctx))
+	// Once Close has finished there is nothing to wait for: a context that
+	// has ended changes nothing (each try was a coin toss before).
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 64 {
+		require.NoError(t, db.Shutdown(cancelled))
+	}
+}
+
+// A Shutdown whose context ends before the operations in flight do returns
+// the context's error as it is, like every other call.
+func TestShutdownReturnsTheContextErrorAsItIs(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	tx, err := db.Begin(ctx, strata.NewRunID())
+	require.NoError(t, err)
+	defer tx.End()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	require.Equal(t, context.Canceled, db.Shutdown(cancelled))
+	short, cancel2 := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel2()
+	require.Equal(t, context.DeadlineExceeded, db.Shutdown(short))
 }
 
 // Reads reuse cached Pebble iterators for a short while; a read must still
