@@ -25,7 +25,8 @@ func TestCombineConsumesTheSignalOfARequestAppliedByAnother(t *testing.T) {
 			require.NoError(t, err)
 			defer db.Close()
 			run := NewRunID()
-			rs := db.runState(run)
+			rs := db.runs.acquire(run)
+			defer rs.release()
 			write := func(k string) []mvcc.Write {
 				return []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: []byte(k), Kind: keyenc.KindBytes, Payload: []byte(k)}}
 			}
@@ -56,7 +57,8 @@ func TestCombineSignalsSyncedCommitsAfterTheirFsync(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	run := NewRunID()
-	rs := db.runState(run)
+	rs := db.runs.acquire(run)
+	defer rs.release()
 	var queued []*commitReq
 	for i := range 5 {
 		r := &commitReq{sync: true, done: make(chan struct{}, 1),
@@ -90,7 +92,8 @@ func TestCommitterWithTheLockDrainsTheQueue(t *testing.T) {
 			require.NoError(t, err)
 			defer db.Close()
 			run := NewRunID()
-			rs := db.runState(run)
+			rs := db.runs.acquire(run)
+			defer rs.release()
 			sync := mode == DurabilityStrict
 			queued := &commitReq{sync: sync, done: make(chan struct{}, 1),
 				ws: []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("queued"), Kind: keyenc.KindBytes}}}

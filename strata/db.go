@@ -47,7 +47,7 @@ type Database struct {
 	adb       *pebbleadapter.DB
 	store     *mvcc.Store
 	dur       *durability.Manager
-	runs      sync.Map // RunID -> *runState
+	runs      runStates
 	closeOnce sync.Once
 	closeErr  error
 	closeDone chan struct{} // closed once Close has finished
@@ -243,41 +243,6 @@ func (db *Database) Close() error {
 	return db.closeErr
 }
 
-// runState is a run's commit lock and what it guards. Commits of one run
-// validate and apply under the lock; commits of different runs proceed in
-// parallel.
-type runState struct {
-	mu sync.Mutex
-	// last is the version of the run's latest commit since the database
-	// opened (0 if none): every commit of the run at or below a snapshot
-	// taken after it is in that snapshot.
-	last uint64
-
-	// queue holds the commit requests waiting for the lock (see commitReq).
-	qmu   sync.Mutex
-	queue []*commitReq
-	// spare is the lock holder's slice to swap with queue; guarded by mu.
-	spare []*commitReq
-
-	// horizon is the run's GC horizon (see Database.GC), valid once
-	// horizonLoaded is set. It only grows, and is stored before any version
-	// is removed; readers load it after their read.
-	horizon       atomic.Uint64
-	horizonLoaded atomic.Bool
-
-	// gc holds a token while a GC pass of the run runs: passes take turns.
-	gc chan struct{}
-}
-
-// runState returns the state of a run, creating it on first use.
-func (db *Database) runState(run RunID) *runState {
-	if r, ok := db.runs.Load(run); ok {
-		return r.(*runState)
-	}
-	r, _ := db.runs.LoadOrStore(run, &runState{gc: make(chan struct{}, 1)})
-	return r.(*runState)
-}
-
 // commitResult is what a successful commit reports.
 type commitResult struct {
 	version   uint64
@@ -323,7 +288,9 @@ func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint
 	r := commitReqPool.Get().(*commitReq)
 	r.ws, r.check = ws, check
 	defer commitReqPool.Put(r)
-	return db.submit(db.runState(run), r, mode)
+	rs := db.runs.acquire(run)
+	defer rs.release()
+	return db.submit(rs, r, mode)
 }
 
 // commitTxn is commit for a transaction's write set, validated by t.
@@ -341,7 +308,9 @@ func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.
 	r := commitReqPool.Get().(*commitReq)
 	r.build = build
 	defer commitReqPool.Put(r)
-	return db.submit(db.runState(run), r, mode)
+	rs := db.runs.acquire(run)
+	defer rs.release()
+	return db.submit(rs, r, mode)
 }
 
 // submit runs a commit request through the run's lock (see commitReq), then
@@ -493,6 +462,9 @@ func (db *Database) combine(rs *runState, own *commitReq, ownApplied bool) (appl
 
 // applyReq validates and applies one request, with rs.mu held.
 func (db *Database) applyReq(rs *runState, r *commitReq) {
+	if !rs.lastSet {
+		rs.last, rs.lastSet = db.store.Applied(), true // see runState.last
+	}
 	ws := r.ws
 	switch {
 	case r.check != nil:

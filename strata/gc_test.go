@@ -1237,7 +1237,9 @@ func TestConcurrentGCPassesCountEachRemovalOnce(t *testing.T) {
 	require.Equal(t, int64(keys*(versions-1)), removed.Load())
 
 	// A pass waiting for its turn gives up when its context ends.
-	gc := db.runState(run).gc
+	rs := db.runs.acquire(run)
+	defer rs.release()
+	gc := rs.gc
 	gc <- struct{}{}
 	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel()

@@ -223,7 +223,9 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		return GCStats{}, err
 	}
 	defer db.leave()
-	gc := db.runState(run).gc
+	rs := db.runs.acquire(run) // held for the pass: passes of the run share its token
+	defer rs.release()
+	gc := rs.gc
 	select {
 	case gc <- struct{}{}:
 		defer func() { <-gc }()
@@ -313,7 +315,8 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 // gcHorizon returns run's GC horizon: reads at lower versions may miss
 // removed versions. It is loaded from the store on first use.
 func (db *Database) gcHorizon(run RunID) (uint64, error) {
-	rs := db.runState(run)
+	rs := db.runs.acquire(run) // commitBuilt below acquires this same state
+	defer rs.release()
 	if rs.horizonLoaded.Load() {
 		return rs.horizon.Load(), nil
 	}
@@ -357,7 +360,8 @@ func (db *Database) loadHorizonLocked(run RunID, rs *runState) error {
 // with an fsync, then publishes it to readers. Versions may be removed only
 // after it returns.
 func (db *Database) raiseHorizon(run RunID, h uint64) error {
-	rs := db.runState(run)
+	rs := db.runs.acquire(run) // commitBuilt below acquires this same state
+	defer rs.release()
 	_, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
 		// Under the run's lock, with every commit of the run applied.
 		if err := db.loadHorizonLocked(run, rs); err != nil || h <= rs.horizon.Load() {

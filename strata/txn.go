@@ -65,7 +65,7 @@ type Txn struct {
 	run  RunID
 	snap uint64
 	mode DurabilityMode
-	rs   *runState // the run's state, looked up once
+	rs   *runState // the run's state, acquired by begin and released by end
 
 	onCommit func(version uint64, timestamp int64)
 	cancel   context.CancelFunc // releases WithTimeout's context (Begin only)
@@ -175,7 +175,7 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	b := db.txns.get() // pinned at 0 until the snapshot is known
 	snap := db.store.Visible()
 	b.pin.Store(snap + 1)
-	return &Txn{db: db, ctx: ctx, run: run, snap: snap, mode: mode, rs: db.runState(run), onCommit: cfg.onCommit, direct: cfg.direct, txnBuffers: b}, nil
+	return &Txn{db: db, ctx: ctx, run: run, snap: snap, mode: mode, rs: db.runs.acquire(run), onCommit: cfg.onCommit, direct: cfg.direct, txnBuffers: b}, nil
 }
 
 // Snapshot returns the version the transaction reads at.
@@ -539,6 +539,7 @@ func (t *Txn) end(outcome *atomic.Int64) {
 	t.done = true
 	t.db.txns.put(t.txnBuffers)
 	t.txnBuffers = nil
+	t.rs.release()
 	if !t.direct {
 		t.db.txnActive.Add(-1)
 		outcome.Add(1)
