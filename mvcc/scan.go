@@ -9,7 +9,9 @@ import (
 )
 
 // Entry is one key of a scan: its user key (owned by the caller) and the
-// newest record at or below the scan's version.
+// newest record at or below the scan's version. The record's Payload is
+// the iterator's: valid only until the loop body returns (copy it to keep
+// it), so that a scan that needs keys or versions copies no values.
 type Entry struct {
 	Key []byte
 	Record
@@ -68,7 +70,7 @@ func (s *Store) Scan(run keyenc.RunID, tag keyenc.Tag, prefix, start []byte, at 
 				emit(Entry{}, err)
 				break
 			}
-			rec, err := decodeRecord(it)
+			rec, err := aliasRecord(it, keyenc.Version(k))
 			if err != nil {
 				// The key decoded: say which one the bad record is under.
 				emit(Entry{Key: append([]byte(nil), d.UserKey...)}, err)

@@ -109,6 +109,7 @@ func scanAll(t *testing.T, s *mvcc.Store, sp space, prefix, start []byte, at uin
 	var out []mvcc.Entry
 	for e, err := range s.Scan(sp.run, sp.tag, prefix, start, at) {
 		require.NoError(t, err)
+		e.Payload = bytes.Clone(e.Payload) // the scan's, valid in this step only
 		out = append(out, e)
 	}
 	return out
@@ -206,6 +207,7 @@ func TestScanPaging(t *testing.T) {
 			var page []mvcc.Entry
 			for e, err := range ts.s.Scan(sp.run, sp.tag, nil, start, at) {
 				require.NoError(t, err)
+				e.Payload = bytes.Clone(e.Payload)
 				page = append(page, e)
 				if len(page) == 2 {
 					break

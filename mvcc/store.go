@@ -376,15 +376,24 @@ func (s *Store) seek(seek []byte, need uint64) (rec Record, found bool, err erro
 // decodeRecord decodes the record at the iterator's position, copying the
 // payload.
 func decodeRecord(it *pebbleadapter.Iter) (Record, error) {
+	rec, err := aliasRecord(it, keyenc.Version(it.Key()))
+	if err == nil {
+		rec.Payload = append([]byte(nil), rec.Payload...)
+	}
+	return rec, err
+}
+
+// aliasRecord decodes the record of version v at the iterator's position;
+// the payload aliases the iterator's value, valid until it moves.
+func aliasRecord(it *pebbleadapter.Iter, v uint64) (Record, error) {
 	raw, err := it.Value()
 	if err != nil {
 		return Record{}, err
 	}
-	rec, err := decodeValue(raw, keyenc.Version(it.Key()))
+	rec, err := decodeValue(raw, v)
 	if err != nil {
 		return Record{}, fmt.Errorf("key %x: %w", it.Key(), err)
 	}
-	rec.Payload = append([]byte(nil), rec.Payload...)
 	return rec, nil
 }
 

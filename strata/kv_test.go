@@ -3,6 +3,8 @@ package strata_test
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -481,4 +483,61 @@ func TestKVReadsCopyTheirResults(t *testing.T) {
 	require.NoError(t, err)
 	raw, _ = again.Value.AsBytes()
 	require.True(t, bytes.Equal([]byte("v1"), raw))
+}
+
+// Listing reads keys, not values: a page of keys with large values
+// allocates about what the keys take, not the values (each list below
+// would allocate 16 MiB or more if it copied them). So does a transaction's
+// list, a state cell list and the commit's check of a listed prefix.
+func TestListsDoNotCopyValues(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	big := make([]byte, 1<<20)
+	for i := range 16 {
+		_, err := db.Put(ctx, run, fmt.Appendf(nil, "k%02d", i), value.Bytes(big))
+		require.NoError(t, err)
+		_, err = db.StateSet(ctx, run, fmt.Sprintf("s%02d", i), value.Bytes(big[:1<<20-64]))
+		require.NoError(t, err)
+	}
+	// The fewest bytes of three calls: Pebble allocates now and then (a
+	// new memtable, say), a copy of the values would show in every call.
+	allocated := func(f func()) uint64 {
+		fewest := uint64(math.MaxUint64)
+		for range 3 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			f()
+			runtime.ReadMemStats(&after)
+			fewest = min(fewest, after.TotalAlloc-before.TotalAlloc)
+		}
+		return fewest
+	}
+	const most = 4 << 20 // a quarter of the values, for anything else running
+	n := allocated(func() {
+		page, err := db.List(ctx, run, []byte("k"), strata.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, page.Keys, 16)
+	})
+	require.Less(t, n, uint64(most), "List")
+	n = allocated(func() {
+		names, err := db.StateList(ctx, run, "s")
+		require.NoError(t, err)
+		require.Len(t, names, 16)
+	})
+	require.Less(t, n, uint64(most), "StateList")
+	n = allocated(func() {
+		tx, err := db.Begin(ctx, run)
+		require.NoError(t, err)
+		keys, err := tx.List([]byte("k"))
+		require.NoError(t, err)
+		require.Len(t, keys, 16)
+		require.NoError(t, tx.Put([]byte("w"), value.Int(1)))
+		_, err = db.Put(ctx, run, []byte("other"), value.Int(1)) // so the commit checks the listed prefix again
+		require.NoError(t, err)
+		_, err = tx.Commit()
+		require.NoError(t, err)
+	})
+	require.Less(t, n, uint64(most), "a transaction's List and its commit")
 }

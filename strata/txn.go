@@ -381,36 +381,27 @@ func (t *Txn) List(prefix []byte) ([][]byte, error) {
 // it gets each key and the record the transaction sees.
 func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc.Record) bool) ([][]byte, error) {
 	seen := map[string]uint64{}
-	var recs map[string]mvcc.Record // for keep: the records the scan read
-	if keep != nil {
-		recs = map[string]mvcc.Record{}
-	}
+	keys := map[string]bool{} // key -> listed
 	for e, err := range t.db.store.Scan(keyenc.RunID(t.run), tag, prefix, nil, t.snap) {
 		if err != nil {
 			return nil, err
 		}
 		seen[string(e.Key)] = e.Version
-		if recs != nil {
-			recs[string(e.Key)] = e.Record
-		}
+		// keep looks at the record now: its payload is the scan's, valid
+		// only in this step.
+		keys[string(e.Key)] = keep == nil || keep(e.Key, e.Record)
 	}
 	t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
-	keys := map[string]bool{}
-	for k := range seen {
-		keys[k] = true
-	}
 	for _, e := range t.writes.list {
 		tk, w := e.key, e.w
 		if tk[0] == byte(tag) && strings.HasPrefix(tk[1:], string(prefix)) {
-			keys[tk[1:]] = w.kind != keyenc.KindTombstone
-			if recs != nil {
-				recs[tk[1:]] = mvcc.Record{Kind: w.kind, Payload: w.payload}
-			}
+			keys[tk[1:]] = w.kind != keyenc.KindTombstone &&
+				(keep == nil || keep([]byte(tk[1:]), mvcc.Record{Kind: w.kind, Payload: w.payload}))
 		}
 	}
 	var out [][]byte
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if keys[k] && (keep == nil || keep([]byte(k), recs[k])) {
+		if keys[k] {
 			out = append(out, []byte(k))
 		}
 	}
