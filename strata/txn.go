@@ -391,7 +391,9 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		// only in this step.
 		keys[string(e.Key)] = keep == nil || keep(e.Key, e.Record)
 	}
-	t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
+	if !t.listed(tag, prefix) {
+		t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
+	}
 	for _, e := range t.writes.list {
 		tk, w := e.key, e.w
 		if tk[0] == byte(tag) && strings.HasPrefix(tk[1:], string(prefix)) {
@@ -406,6 +408,19 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		}
 	}
 	return out, nil
+}
+
+// listed reports whether the transaction recorded a list of tag under a
+// prefix of prefix (prefix itself included): the commit's check of that
+// range covers prefix's too, since the snapshot is the same, so a list
+// repeated in one transaction is checked once.
+func (t *Txn) listed(tag keyenc.Tag, prefix []byte) bool {
+	for _, s := range t.scans {
+		if s.tag == tag && bytes.HasPrefix(prefix, s.prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // scanVersions returns key -> version of every live key of (run, tag) under

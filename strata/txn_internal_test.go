@@ -247,3 +247,37 @@ func TestRefusalReturnsOnceItsCauseIsVisible(t *testing.T) {
 		})
 	}
 }
+
+// A prefix listed again in one transaction, or one under a prefix it listed
+// already, is checked once at commit: the snapshot is the same, so the
+// first list's check covers it. A phantom under it still aborts.
+func TestRepeatedListIsCheckedOnce(t *testing.T) {
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	ctx := context.Background()
+	run := NewRunID()
+	for _, k := range []string{"k1", "k2", "j1"} {
+		_, err := db.Put(ctx, run, []byte(k), value.Int(1))
+		require.NoError(t, err)
+	}
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	defer tx.End()
+	for _, p := range []string{"k", "k", "k", "k1", "k"} {
+		_, err := tx.List([]byte(p))
+		require.NoError(t, err)
+	}
+	require.Len(t, tx.scans, 1)
+	_, err = tx.List([]byte("j"))
+	require.NoError(t, err)
+	_, err = tx.StateList("k") // another tag
+	require.NoError(t, err)
+	require.Len(t, tx.scans, 3)
+
+	require.NoError(t, tx.Put([]byte("w"), value.Int(1)))
+	_, err = db.Put(ctx, run, []byte("k15"), value.Int(1)) // a phantom under "k1" and "k"
+	require.NoError(t, err)
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, ErrConflict)
+}
