@@ -28,10 +28,13 @@ type PruneStats struct {
 const pruneChunk = 1024
 
 // Prune removes old versions of the keys of (run, tag) whose user key starts
-// with prefix (nil: every key of the tag). For each key, keep
-// gets the key's versions, newest first, and returns how many of the newest
-// to keep (at least 1: the newest version always stays); the older ones are
-// removed.
+// with prefix (nil: every key of the tag). For each key, keep is called
+// with its versions one at a time, newest first (i = 0 for the newest),
+// until it returns false or the versions end: the version it refuses and
+// every older one are removed. The newest version always stays, whatever
+// keep says of it. keep may hold state across the calls for one key and
+// reset it at i = 0. Prune holds at most one chunk of removals in memory,
+// however many versions a key has.
 //
 // Removing the versions of key k that are older than its oldest kept version
 // w changes reads of k at versions below w, and only those. Before applying
@@ -42,7 +45,7 @@ const pruneChunk = 1024
 //
 // Removals are plain Pebble deletions with no commit version and no sync: a
 // crash can undo some of them, which only brings back old versions.
-func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, prefix []byte, keep func(key []byte, versions []VersionMeta) int, publish func(horizon uint64) error) (PruneStats, error) {
+func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, prefix []byte, keep func(key []byte, i int, v VersionMeta) bool, publish func(horizon uint64) error) (PruneStats, error) {
 	var st PruneStats
 	if err := s.Err(); err != nil {
 		return st, err
@@ -53,12 +56,13 @@ func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, prefix []byte, keep func
 		return st, err
 	}
 	var (
-		bare     []byte        // bare key of the current key
-		userKey  []byte        // its user key
-		versions []VersionMeta // its versions, newest first
-		rawKeys  [][]byte      // their stored keys
-		pending  [][]byte      // stored keys to remove
-		horizon  uint64        // of pending
+		bare    []byte   // bare key of the current key
+		userKey []byte   // its user key
+		i       int      // index of the current version in its key, newest first
+		keeping bool     // no version of the current key was refused yet
+		kept    uint64   // the oldest version of the current key kept so far
+		pending [][]byte // stored keys to remove
+		horizon uint64   // of pending
 	)
 	flush := func() error {
 		if len(pending) == 0 {
@@ -80,30 +84,9 @@ func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, prefix []byte, keep func
 		pending = pending[:0]
 		return nil
 	}
-	decide := func() error {
-		if len(versions) == 0 {
-			return nil
-		}
-		st.Keys++
-		n := max(keep(userKey, versions), 1)
-		if n < len(versions) {
-			pending = append(pending, rawKeys[n:]...)
-			horizon = max(horizon, versions[n-1].Version)
-			st.Horizon = max(st.Horizon, versions[n-1].Version)
-		}
-		versions, rawKeys = versions[:0], rawKeys[:0]
-		if len(pending) >= pruneChunk {
-			return flush()
-		}
-		return nil
-	}
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
-		p := k[:keyenc.Split(k)]
-		if !bytes.Equal(p, bare) {
-			if err = decide(); err != nil {
-				break
-			}
+		if p := k[:keyenc.Split(k)]; !bytes.Equal(p, bare) {
 			d, derr := keyenc.DecodeDataKey(k)
 			if derr != nil {
 				err = derr
@@ -111,22 +94,37 @@ func (s *Store) Prune(run keyenc.RunID, tag keyenc.Tag, prefix []byte, keep func
 			}
 			bare = append(bare[:0], p...)
 			userKey = append(userKey[:0], d.UserKey...)
+			i, keeping = 0, true
+			st.Keys++
 		}
-		raw, verr := it.Value()
-		if verr != nil {
-			err = verr
-			break
+		if keeping {
+			raw, verr := it.Value()
+			if verr != nil {
+				err = verr
+				break
+			}
+			rec, derr := decodeValue(raw, keyenc.Version(k))
+			if derr != nil {
+				err = derr
+				break
+			}
+			v := VersionMeta{Version: rec.Version, Timestamp: rec.Timestamp, Kind: rec.Kind}
+			if keeping = keep(userKey, i, v) || i == 0; keeping {
+				kept = v.Version
+			}
 		}
-		rec, derr := decodeValue(raw, keyenc.Version(k))
-		if derr != nil {
-			err = derr
-			break
+		if !keeping {
+			// Reads of the key below kept may change from here on.
+			horizon = max(horizon, kept)
+			st.Horizon = max(st.Horizon, kept)
+			pending = append(pending, append([]byte(nil), k...))
+			if len(pending) >= pruneChunk {
+				if err = flush(); err != nil {
+					break
+				}
+			}
 		}
-		versions = append(versions, VersionMeta{Version: rec.Version, Timestamp: rec.Timestamp, Kind: rec.Kind})
-		rawKeys = append(rawKeys, append([]byte(nil), k...))
-	}
-	if err == nil {
-		err = decide()
+		i++
 	}
 	if cerr := closeIter(it); err == nil {
 		err = cerr

@@ -36,8 +36,8 @@ func versionsOf(t *testing.T, s *mvcc.Store, key string) []uint64 {
 }
 
 // keepN returns a keep function that keeps n versions of every key.
-func keepN(n int) func([]byte, []mvcc.VersionMeta) int {
-	return func([]byte, []mvcc.VersionMeta) int { return n }
+func keepN(n int) func([]byte, int, mvcc.VersionMeta) bool {
+	return func(_ []byte, i int, _ mvcc.VersionMeta) bool { return i < n }
 }
 
 // publishLog records the horizons Prune publishes.
@@ -105,16 +105,25 @@ func TestPruneKeepsTheNewestVersions(t *testing.T) {
 			}
 
 			var seen []string
+			given := map[string][]mvcc.VersionMeta{}
 			var pl publishLog
-			st, err := ts.s.Prune(runA, keyenc.TagKV, nil, func(key []byte, vs []mvcc.VersionMeta) int {
-				seen = append(seen, string(key))
-				newestFirst := slices.Clone(want[string(key)])
-				slices.Reverse(newestFirst)
-				require.Equal(t, newestFirst, vs, "keep gets every version of %q, newest first", key)
-				return keep
+			st, err := ts.s.Prune(runA, keyenc.TagKV, nil, func(key []byte, i int, v mvcc.VersionMeta) bool {
+				if i == 0 {
+					seen = append(seen, string(key))
+				}
+				require.Len(t, given[string(key)], i)
+				given[string(key)] = append(given[string(key)], v)
+				return i < keep
 			}, pl.publish)
 			require.NoError(t, err)
-			require.Equal(t, []string{"one", "ten", "three"}, seen, "keep is called once per key, in key order")
+			require.Equal(t, []string{"one", "ten", "three"}, seen, "keys come in key order")
+			for k, vs := range given {
+				newestFirst := slices.Clone(want[k])
+				slices.Reverse(newestFirst)
+				// Up to and including the first version keep refuses (the
+				// newest stays whatever keep says).
+				require.Equal(t, newestFirst[:min(len(newestFirst), max(keep, 1)+1)], vs, "keep gets the versions of %q newest first", k)
+			}
 
 			kept := max(keep, 1)
 			var removed int64
@@ -253,10 +262,11 @@ func TestPruneLeavesOtherRunsAndTags(t *testing.T) {
 		commit(t, ts.s, ws...)
 	}
 	var seen []string
-	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, func(key []byte, vs []mvcc.VersionMeta) int {
-		seen = append(seen, string(key))
-		require.Len(t, vs, 4)
-		return 1
+	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, func(key []byte, i int, _ mvcc.VersionMeta) bool {
+		if i == 0 {
+			seen = append(seen, string(key))
+		}
+		return i < 1
 	}, func(uint64) error { return nil })
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "k", "z"}, seen)
@@ -336,6 +346,28 @@ func TestPruneChunks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A key with more versions than a chunk is pruned in chunks too: Prune
+// never holds more than a chunk of removals, however many versions one key
+// has.
+func TestPruneChunksWithinOneKey(t *testing.T) {
+	ts := newStore(t)
+	const versions = 3000
+	var newest uint64
+	for i := range versions {
+		newest = commit(t, ts.s, put("hot", fmt.Sprint(i))).Version
+	}
+	var stored []int
+	st, err := ts.s.Prune(runA, keyenc.TagKV, nil, keepN(1), func(h uint64) error {
+		require.Equal(t, newest, h, "the oldest kept version is the newest")
+		stored = append(stored, len(versionsOf(t, ts.s, "hot")))
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{versions, versions - 1024, versions - 2048}, stored, "a publish before each chunk of 1024")
+	require.Equal(t, mvcc.PruneStats{Keys: 1, Removed: versions - 1, Horizon: newest}, st)
+	require.Equal(t, []uint64{newest}, versionsOf(t, ts.s, "hot"))
 }
 
 // Removals survive a reopen (they need no commit version), and the store

@@ -250,20 +250,28 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	// saw before. (Transactions that begin later read at or above the
 	// visible version read here; see txnPool.get.)
 	pin := db.txns.oldestPin(db.store.Visible())
-	keep := func(_ []byte, vs []mvcc.VersionMeta) int {
-		newer := 0
-		for newer < len(vs) && vs[newer].Version > pin {
-			newer++
+	// keep sees a key's versions newest first (see mvcc.Store.Prune); below
+	// holds how many at or below pin it kept, and passed whether it kept
+	// the one at the cutoff (timestamps do not decrease as versions grow).
+	var below int
+	var passed bool
+	keep := func(_ []byte, i int, v mvcc.VersionMeta) bool {
+		if i == 0 {
+			below, passed = 0, false
 		}
-		vs = vs[newer:]
-		if pol.Mode == RetainLast {
-			return newer + min(pol.Last, math.MaxInt-newer) // no overflow for a huge Last
+		switch {
+		case v.Version > pin:
+			return true
+		case pol.Mode == RetainLast:
+			below++
+			return below <= pol.Last
+		case v.Timestamp >= cutoff:
+			return true
+		case !passed: // the value at the cutoff
+			passed = true
+			return true
 		}
-		n := 0
-		for n < len(vs) && vs[n].Timestamp >= cutoff {
-			n++
-		}
-		return newer + n + 1 // and the value at the cutoff
+		return false
 	}
 	publish := func(h uint64) error {
 		if err := ctx.Err(); err != nil {
@@ -274,15 +282,12 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	// Run metadata: only the event log head's old versions (one per append)
 	// follow the policy here; the retention record keeps its versions, and
 	// the horizon record's old ones go after this loop.
-	keepMeta := func(key []byte, vs []mvcc.VersionMeta) int {
-		if string(key) != string(eventHeadKey) {
-			return len(vs)
-		}
-		return keep(key, vs)
+	keepMeta := func(key []byte, i int, v mvcc.VersionMeta) bool {
+		return string(key) != string(eventHeadKey) || keep(key, i, v)
 	}
 	for _, p := range []struct {
 		tag  keyenc.Tag
-		keep func([]byte, []mvcc.VersionMeta) int
+		keep func([]byte, int, mvcc.VersionMeta) bool
 	}{{keyenc.TagKV, keep}, {keyenc.TagState, keep}, {keyenc.TagRunMeta, keepMeta}} {
 		ps, err := db.store.Prune(keyenc.RunID(run), p.tag, nil, p.keep, publish)
 		if p.tag != keyenc.TagRunMeta {
@@ -298,11 +303,8 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	// read (loadHorizonLocked), so the older ones are removed too, lest
 	// they pile up pass after pass; that changes no read, so it needs no
 	// horizon of its own. They are not counted in st.Removed.
-	onlyNewest := func(key []byte, vs []mvcc.VersionMeta) int {
-		if string(key) != string(horizonKey) {
-			return len(vs)
-		}
-		return 1
+	onlyNewest := func(key []byte, i int, _ mvcc.VersionMeta) bool {
+		return string(key) != string(horizonKey) || i == 0
 	}
 	noReads := func(uint64) error { return nil }
 	if _, err := db.store.Prune(keyenc.RunID(run), keyenc.TagRunMeta, horizonKey, onlyNewest, noReads); err != nil {
