@@ -232,8 +232,9 @@ func (s *latestShard) admit(h uint64) bool {
 }
 
 // get returns the newest version recorded for prefix (a key's bare key) and,
-// if it is cached, a copy of its stored value.
-func (x *latestIndex) get(prefix []byte) (v uint64, rec []byte, ok bool) {
+// if it is cached, a copy of its stored value: whole, or only its header
+// (keyenc.HeaderLen bytes) if header is set.
+func (x *latestIndex) get(prefix []byte, header bool) (v uint64, rec []byte, ok bool) {
 	s, h := x.shardHash(prefix)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,7 +243,11 @@ func (x *latestIndex) get(prefix []byte) (v uint64, rec []byte, ok bool) {
 	}
 	if e := s.m[string(prefix)]; e != nil {
 		if e.hasRec {
-			rec = append([]byte(nil), e.rec...)
+			r := e.rec
+			if header {
+				r = r[:keyenc.HeaderLen]
+			}
+			rec = append([]byte(nil), r...)
 		}
 		return e.v, rec, true
 	}
@@ -372,14 +377,15 @@ func raiseTo(a *atomic.Uint64, v uint64) {
 // read records that rec, of version v (0: none), is the newest record of
 // prefix at or below snapshot at, if nothing is recorded for it yet and the
 // rules of the type's comment allow it. at must be a snapshot every write
-// at or below which the read saw.
-func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record) {
+// at or below which the read saw. The record is cached too if withRec (rec
+// holds its payload).
+func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record, withRec bool) {
 	s, h := x.shardHash(prefix)
 	s.mu.Lock()
 	if (!s.mayHold(h) || s.m[string(prefix)] == nil) && int64(len(s.m)) < x.shardMax() &&
 		s.untracked.Load() == 0 && at >= s.untrackedMark.Load() && at >= x.floor.Load() {
 		e := &latestEntry{v: v}
-		if v != 0 {
+		if v != 0 && withRec {
 			x.cache(e, rec.Kind, rec.Timestamp, rec.Payload)
 		}
 		x.add(s, prefix, h, e)

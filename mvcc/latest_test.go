@@ -52,8 +52,17 @@ func testLatestIndexModel(t *testing.T, budget int64) {
 		return best.val, best.v
 	}
 	check := func(k string, at uint64) {
+		// Stat first: what it teaches the index (a version without its
+		// record) must not make the Get after it lose the payload.
+		st, stFound, err := s.Stat(run, keyenc.TagKV, []byte(k), at)
+		require.NoError(t, err)
+		require.Nil(t, st.Payload, "Stat reads no payload")
 		rec, found, err := s.Get(run, keyenc.TagKV, []byte(k), at)
 		require.NoError(t, err)
+		require.Equal(t, found, stFound)
+		require.Equal(t, rec.Version, st.Version)
+		require.Equal(t, rec.Kind, st.Kind)
+		require.Equal(t, rec.Timestamp, st.Timestamp)
 		val, v := want(k, at)
 		if val == "" {
 			require.True(t, !found || rec.Deleted(), "%s at %d: want absent, got %+v", k, at, rec)
@@ -109,7 +118,7 @@ func TestLatestIndexInFlightReadsSlowly(t *testing.T) {
 	}
 	s.latest.applied(prefix, trackedTicket(s.latest, prefix), 7, keyenc.KindBytes, 1, []byte("seven"))
 	s.latest.applied(prefix, trackedTicket(s.latest, prefix), 5, keyenc.KindBytes, 1, []byte("five")) // an older commit finishing late does not go back
-	v, _, _ := s.latest.get(prefix)
+	v, _, _ := s.latest.get(prefix, false)
 	require.Equal(t, uint64(7), v)
 }
 
@@ -127,7 +136,7 @@ func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
 	}
 
 	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
-	v, cached, ok := s.latest.get(prefix)
+	v, cached, ok := s.latest.get(prefix, false)
 	require.True(t, ok)
 	require.Equal(t, c.Version, v)
 	require.NotNil(t, cached, "a small record is cached")
@@ -156,15 +165,15 @@ func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 	require.False(t, write(x, p, 2), "a first write is not tracked")
 	require.True(t, x.writing(p).tracks())
 	x.applied(p, trackedTicket(x, p), 3, keyenc.KindBytes, 1, []byte("three"))
-	_, rec, _ := x.get(p)
+	_, rec, _ := x.get(p, false)
 	require.NotNil(t, rec)
 	x.writing(p)
-	v, rec, ok := x.get(p)
+	v, rec, ok := x.get(p, false)
 	require.True(t, ok)
 	require.Equal(t, inFlight, v)
 	require.Nil(t, rec)
 	x.applied(p, trackedTicket(x, p), 4, keyenc.KindBytes, 2, []byte("four"))
-	v, rec, _ = x.get(p)
+	v, rec, _ = x.get(p, false)
 	require.Equal(t, uint64(4), v)
 	h, payload, err := keyenc.DecodeHeader(rec)
 	require.NoError(t, err)
@@ -174,7 +183,7 @@ func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {
 	y := newLatestIndex(8, 0, 0, func() uint64 { return 5 })
 	write(y, p, 4)
 	require.True(t, write(y, p, 5))
-	v, rec, _ = y.get(p)
+	v, rec, _ = y.get(p, false)
 	require.Equal(t, uint64(5), v)
 	require.Nil(t, rec)
 }
@@ -193,12 +202,12 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	write(x, a, 5)
 	require.Equal(t, uint64(3), x.floor.Load())
 	require.False(t, write(x, b, 6), "a first write of b is not tracked")
-	_, _, ok := x.get(b)
+	_, _, ok := x.get(b, false)
 	require.False(t, ok)
-	_, _, ok = x.get(a)
+	_, _, ok = x.get(a, false)
 	require.True(t, ok)
 	require.True(t, x.writing(b).tracks()) // its second write gets in: a goes
-	_, _, ok = x.get(a)
+	_, _, ok = x.get(a, false)
 	require.False(t, ok, "the oldest entry was evicted")
 	require.Equal(t, uint64(10), x.floor.Load(), "after the floor was raised to the applied version")
 	require.Equal(t, int64(1), x.len())
@@ -211,20 +220,20 @@ func TestLatestIndexEvictionRaisesTheFloor(t *testing.T) {
 	q := sameShard(y, p)
 	write(y, q, 2)
 	require.True(t, y.writing(q).tracks())
-	_, _, ok = y.get(q)
+	_, _, ok = y.get(q, false)
 	require.True(t, ok, "admitted on its second write")
-	v, _, ok := y.get(p)
+	v, _, ok := y.get(p, false)
 	require.True(t, ok)
 	require.Equal(t, inFlight, v)
 
 	// Reads below the floor teach nothing; at or above it they do, while
 	// the shard has room.
 	z := newLatestIndex(64, 1<<20, 7, func() uint64 { return applied })
-	z.read([]byte("r"), 6, 2, Record{Version: 2, Kind: keyenc.KindBytes})
-	_, _, ok = z.get([]byte("r"))
+	z.read([]byte("r"), 6, 2, Record{Version: 2, Kind: keyenc.KindBytes}, true)
+	_, _, ok = z.get([]byte("r"), false)
 	require.False(t, ok, "a read below the floor must not add an entry")
-	z.read([]byte("r"), 7, 2, Record{Version: 2, Kind: keyenc.KindBytes})
-	v, _, ok = z.get([]byte("r"))
+	z.read([]byte("r"), 7, 2, Record{Version: 2, Kind: keyenc.KindBytes}, true)
+	v, _, ok = z.get([]byte("r"), false)
 	require.True(t, ok)
 	require.Equal(t, uint64(2), v)
 }
@@ -248,7 +257,7 @@ func TestLatestIndexEvictsOldestFirst(t *testing.T) {
 	require.True(t, write(x, keys[3], 1))  // admitted; k0 is in flight: the next oldest goes
 	present := func() (out []int) {
 		for i, k := range keys {
-			if _, _, ok := x.get(k); ok {
+			if _, _, ok := x.get(k, false); ok {
 				out = append(out, i)
 			}
 		}
@@ -345,14 +354,14 @@ func TestLatestIndexUntrackedWriteBlocksTeaching(t *testing.T) {
 	old := Record{Version: 3, Kind: keyenc.KindBytes}
 	ticket := x.writing(p) // a first write, in flight
 	require.False(t, ticket.tracks())
-	x.read(p, 5, 3, old)
-	x.read(q, 5, 3, old)
+	x.read(p, 5, 3, old, true)
+	x.read(q, 5, 3, old, true)
 	require.Zero(t, x.len(), "no read teaches a shard while an untracked write is in flight")
 	x.applied(p, ticket, 6, keyenc.KindBytes, 1, nil)
-	x.read(p, 5, 3, old)
+	x.read(p, 5, 3, old, true)
 	require.Zero(t, x.len(), "a read below the untracked mark teaches nothing")
-	x.read(p, 6, 6, Record{Version: 6, Kind: keyenc.KindBytes})
-	v, _, ok := x.get(p)
+	x.read(p, 6, 6, Record{Version: 6, Kind: keyenc.KindBytes}, true)
+	v, _, ok := x.get(p, false)
 	require.True(t, ok, "a read at the mark teaches")
 	require.Equal(t, uint64(6), v)
 }

@@ -309,62 +309,98 @@ func (r Record) Deleted() bool { return r.Kind == keyenc.KindTombstone }
 // returned as found with Kind KindTombstone: callers decide what a deletion
 // means for them (a read treats it as absent).
 func (s *Store) Get(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (rec Record, found bool, err error) {
-	return s.get(run, tag, key, at, at)
+	return s.get(run, tag, key, at, at, true)
 }
 
 // GetLatest returns the newest version of (run, tag, key) among every
 // commit applied so far, visible or not. Commit checks call it under the
 // run's commit lock, where every commit of the run is applied.
 func (s *Store) GetLatest(run keyenc.RunID, tag keyenc.Tag, key []byte) (Record, bool, error) {
-	return s.get(run, tag, key, keyenc.MaxVersion, s.applied.Load())
+	return s.get(run, tag, key, keyenc.MaxVersion, s.applied.Load(), true)
+}
+
+// Stat is Get without the payload (Record.Payload is nil): the version,
+// timestamp and kind of the record, read without copying its value, for
+// callers that need to know whether and at which version a key exists.
+func (s *Store) Stat(run keyenc.RunID, tag keyenc.Tag, key []byte, at uint64) (rec Record, found bool, err error) {
+	return s.get(run, tag, key, at, at, false)
+}
+
+// StatLatest is GetLatest without the payload (see Stat).
+func (s *Store) StatLatest(run keyenc.RunID, tag keyenc.Tag, key []byte) (Record, bool, error) {
+	return s.get(run, tag, key, keyenc.MaxVersion, s.applied.Load(), false)
 }
 
 // get reads the newest version <= at: with one exact Pebble Get when the
 // latest index knows it, otherwise with a seek through an iterator that
-// holds every write up to version need.
-func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint64) (rec Record, found bool, err error) {
+// holds every write up to version need. Without payload the record comes
+// without its payload, and no value is copied.
+func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint64, payload bool) (rec Record, found bool, err error) {
 	var buf [128]byte
 	seek := keyenc.AppendVersioned(buf[:0], run, tag, key, at)
 	prefix := seek[:keyenc.Split(seek)]
 	if !tracked(tag) {
-		return s.seek(seek, need)
+		return s.seek(seek, need, payload)
 	}
-	if v, cached, ok := s.latest.get(prefix); ok && v != inFlight && v <= at {
+	if v, cached, ok := s.latest.get(prefix, !payload); ok && v != inFlight && v <= at {
 		if v == 0 {
 			return Record{}, false, nil
 		}
 		if cached != nil {
 			rec, err := decodeValue(cached, v) // the payload aliases the copy
+			if !payload {
+				rec.Payload = nil // (a header: the copy held no more)
+			}
 			return rec, err == nil, err
 		}
 		exact := keyenc.AppendSuffix(prefix, v) // overwrites the seek suffix in buf
-		raw, err := s.db.Get(exact)
-		if err != nil {
+		err := s.db.View(exact, func(raw []byte) (err error) {
+			rec, err = ownRecord(raw, v, payload)
+			return err
+		})
+		if errors.Is(err, serr.ErrNotFound) {
 			return Record{}, false, fmt.Errorf("key %x: indexed version missing: %w", exact, err)
 		}
-		rec, err := decodeValue(raw, v)
 		return rec, err == nil, err
 	}
-	rec, found, err = s.seek(seek, need)
+	rec, found, err = s.seek(seek, need, payload)
 	if err == nil {
 		// The index learns from the read under the rules of latestIndex (the
 		// floor, the shard's untracked writes), at the snapshot the seek
-		// covered: every version at or below min(at, need).
-		s.latest.read(prefix, min(at, need), rec.Version, rec) // version 0 when absent
+		// covered: every version at or below min(at, need). It caches the
+		// record only if it has its payload.
+		s.latest.read(prefix, min(at, need), rec.Version, rec, payload) // version 0 when absent
 	}
 	return rec, found, err
 }
 
+// ownRecord decodes the stored value raw of version v, which the caller
+// does not own: the record gets a copy of the payload, or none.
+func ownRecord(raw []byte, v uint64, payload bool) (Record, error) {
+	rec, err := decodeValue(raw, v)
+	if payload {
+		rec.Payload = append([]byte(nil), rec.Payload...)
+	} else {
+		rec.Payload = nil
+	}
+	return rec, err
+}
+
 // seek reads the newest version at or below the seek key's version with a
 // prefix seek through an iterator that holds every write up to version
-// need.
-func (s *Store) seek(seek []byte, need uint64) (rec Record, found bool, err error) {
+// need; with payload, the record gets a copy of the payload.
+func (s *Store) seek(seek []byte, need uint64, payload bool) (rec Record, found bool, err error) {
 	it, err := s.db.AcquirePointIter(need, s.applied.Load)
 	if err != nil {
 		return rec, false, err
 	}
 	if it.SeekPrefixGE(seek) {
-		rec, err = decodeRecord(it)
+		rec, err = aliasRecord(it, keyenc.Version(it.Key()))
+		if payload {
+			rec.Payload = append([]byte(nil), rec.Payload...)
+		} else {
+			rec.Payload = nil
+		}
 		found = err == nil
 	}
 	if rerr := s.db.ReleasePointIter(it); err == nil && rerr != nil {

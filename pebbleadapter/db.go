@@ -402,12 +402,27 @@ func (d *DB) mapError(err error) error {
 
 // Get returns a copy of the value stored under exactly key.
 func (d *DB) Get(key []byte) ([]byte, error) {
+	var out []byte
+	err := d.View(key, func(v []byte) error {
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// View calls fn with the value of key, which is Pebble's: valid only
+// during the call (copy what must outlive it). A missing key returns an
+// error matching ErrNotFound without calling fn; fn's error is returned.
+func (d *DB) View(key []byte, fn func(v []byte) error) error {
 	v, closer, err := d.pdb.Get(key)
 	if err != nil {
-		return nil, d.mapError(err)
+		return d.mapError(err)
 	}
-	out := append([]byte(nil), v...)
-	return out, d.mapError(closer.Close())
+	err = fn(v)
+	if cerr := d.mapError(closer.Close()); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // SyncBarrier makes every write applied before it durable: it appends an

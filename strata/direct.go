@@ -197,7 +197,7 @@ func (db *Database) CAS(ctx context.Context, run RunID, key []byte, expected uin
 // run's commit lock, it sees every commit of the run that has been applied,
 // including those still waiting to become visible.
 func (db *Database) latestVersion(run RunID, tag keyenc.Tag, key []byte) (uint64, error) {
-	rec, found, err := db.store.GetLatest(keyenc.RunID(run), tag, key)
+	rec, found, err := db.store.StatLatest(keyenc.RunID(run), tag, key)
 	if err != nil || !found || rec.Deleted() {
 		return 0, err
 	}

@@ -176,7 +176,7 @@ func (t *Txn) eventHead() (events.Head, error) {
 	if err := t.run.Validate(); err != nil {
 		return events.Head{}, err
 	}
-	rec, found, err := t.read(keyenc.TagRunMeta, eventHeadKey)
+	rec, found, err := t.read(keyenc.TagRunMeta, eventHeadKey, true)
 	if err != nil {
 		return events.Head{}, err
 	}

@@ -76,8 +76,9 @@ func (db *Database) Exists(ctx context.Context, run RunID, key []byte) (bool, er
 	}
 	defer db.leave()
 	var found bool
-	err := db.atVisible(run, func(at uint64) (err error) {
-		_, found, err = db.readKV(run, key, at)
+	err := db.atVisible(run, func(at uint64) error {
+		rec, ok, err := db.store.Stat(keyenc.RunID(run), keyenc.TagKV, key, at) // no value is read out
+		found = ok && !rec.Deleted()
 		return err
 	})
 	return found, err

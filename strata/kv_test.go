@@ -541,3 +541,60 @@ func TestListsDoNotCopyValues(t *testing.T) {
 	})
 	require.Less(t, n, uint64(most), "a transaction's List and its commit")
 }
+
+// Calls that need only whether a key exists, or its version, read no value:
+// Exists (direct and in a transaction), a transaction's Delete, and the
+// commit's check of what a transaction read or CASed.
+func TestExistenceChecksDoNotCopyValues(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	big := make([]byte, 8<<20)
+	for _, k := range []string{"a", "b"} {
+		_, err := db.Put(ctx, run, []byte(k), value.Bytes(big))
+		require.NoError(t, err)
+	}
+	allocated := func(f func()) uint64 {
+		fewest := uint64(math.MaxUint64)
+		for range 3 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			f()
+			runtime.ReadMemStats(&after)
+			fewest = min(fewest, after.TotalAlloc-before.TotalAlloc)
+		}
+		return fewest
+	}
+	const most = 2 << 20 // a quarter of one value
+	require.Less(t, allocated(func() {
+		ok, err := db.Exists(ctx, run, []byte("a"))
+		require.NoError(t, err)
+		require.True(t, ok)
+	}), uint64(most), "Exists")
+	require.Less(t, allocated(func() {
+		tx, err := db.Begin(ctx, run)
+		require.NoError(t, err)
+		defer tx.End()
+		ok, err := tx.Exists([]byte("a"))
+		require.NoError(t, err)
+		require.True(t, ok)
+		existed, err := tx.Delete([]byte("b"))
+		require.NoError(t, err)
+		require.True(t, existed)
+	}), uint64(most), "a transaction's Exists and Delete")
+	require.Less(t, allocated(func() {
+		tx, err := db.Begin(ctx, run)
+		require.NoError(t, err)
+		_, err = tx.Exists([]byte("a"))
+		require.NoError(t, err)
+		cur, err := db.Exists(ctx, run, []byte("b"))
+		require.NoError(t, err)
+		require.True(t, cur)
+		require.NoError(t, tx.Put([]byte("w"), value.Int(1)))
+		_, err = db.Put(ctx, run, []byte("other"), value.Int(1)) // so the commit checks its read of "a"
+		require.NoError(t, err)
+		_, err = tx.Commit()
+		require.NoError(t, err)
+	}), uint64(most), "the commit's check of a read")
+}

@@ -177,7 +177,7 @@ func (t *Txn) stateAt(name string) (r stateRecord, rec mvcc.Record, found bool, 
 	if err := checkStateName(t.run, name); err != nil {
 		return stateRecord{}, mvcc.Record{}, false, err
 	}
-	rec, found, err = t.read(keyenc.TagState, []byte(name))
+	rec, found, err = t.read(keyenc.TagState, []byte(name), true)
 	if err != nil || !found {
 		return stateRecord{}, mvcc.Record{}, false, err
 	}

@@ -207,7 +207,7 @@ func (t *Txn) Get(key []byte) (Versioned, error) {
 	if err := checkKey(t.run, key); err != nil {
 		return Versioned{}, err
 	}
-	rec, found, err := t.read(keyenc.TagKV, key)
+	rec, found, err := t.read(keyenc.TagKV, key, true)
 	if err != nil {
 		return Versioned{}, err
 	}
@@ -227,15 +227,24 @@ func (t *Txn) tkey(tag keyenc.Tag, key []byte) []byte {
 // read returns the record of (tag, key) that the transaction sees: its own
 // write (Version 0), or the newest committed version at the snapshot, which
 // is recorded in the read set (0 when absent). found is false for an absent
-// or deleted key.
-func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err error) {
+// or deleted key. Without payload, the record comes without its payload
+// (no value is copied).
+func (t *Txn) read(tag keyenc.Tag, key []byte, payload bool) (rec mvcc.Record, found bool, err error) {
 	tk := t.tkey(tag, key)
 	if w, ok := t.writes.get(tk); ok {
-		// A copy: what the caller gets must not share the pending write's
-		// bytes, which may live in the pooled context's arena.
-		return mvcc.Record{Kind: w.kind, Payload: bytes.Clone(w.payload)}, w.kind != keyenc.KindTombstone, nil
+		rec = mvcc.Record{Kind: w.kind}
+		if payload {
+			// A copy: what the caller gets must not share the pending
+			// write's bytes, which may live in the pooled context's arena.
+			rec.Payload = bytes.Clone(w.payload)
+		}
+		return rec, w.kind != keyenc.KindTombstone, nil
 	}
-	rec, found, err = t.db.store.Get(keyenc.RunID(t.run), tag, key, t.snap)
+	get := t.db.store.Get
+	if !payload {
+		get = t.db.store.Stat
+	}
+	rec, found, err = get(keyenc.RunID(t.run), tag, key, t.snap)
 	if err != nil {
 		return mvcc.Record{}, false, err
 	}
@@ -250,14 +259,14 @@ func (t *Txn) read(tag keyenc.Tag, key []byte) (rec mvcc.Record, found bool, err
 // Exists reports whether key has a value at the snapshot (or was written by
 // the transaction). The read is validated at commit.
 func (t *Txn) Exists(key []byte) (bool, error) {
-	_, err := t.Get(key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNotFound):
-		return false, nil
+	if err := t.check(); err != nil {
+		return false, err
 	}
-	return false, err
+	if err := checkKey(t.run, key); err != nil {
+		return false, err
+	}
+	_, found, err := t.read(keyenc.TagKV, key, false)
+	return found, err
 }
 
 // Put writes v under key when the transaction commits.
