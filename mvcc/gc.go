@@ -34,7 +34,9 @@ const pruneChunk = 1024
 // every older one are removed. The newest version always stays, whatever
 // keep says of it. keep may hold state across the calls for one key and
 // reset it at i = 0. Prune holds at most one chunk of removals in memory,
-// however many versions a key has.
+// however many versions a key has. The versions it removes are not read
+// (a damaged one goes with the rest); those keep sees are decoded, and one
+// that does not decode fails the pass.
 //
 // Removing the versions of key k that are older than its oldest kept version
 // w changes reads of k at versions below w, and only those. Before applying

@@ -250,29 +250,7 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	// saw before. (Transactions that begin later read at or above the
 	// visible version read here; see txnPool.get.)
 	pin := db.txns.oldestPin(db.store.Visible())
-	// keep sees a key's versions newest first (see mvcc.Store.Prune); below
-	// holds how many at or below pin it kept, and passed whether it kept
-	// the one at the cutoff (timestamps do not decrease as versions grow).
-	var below int
-	var passed bool
-	keep := func(_ []byte, i int, v mvcc.VersionMeta) bool {
-		if i == 0 {
-			below, passed = 0, false
-		}
-		switch {
-		case v.Version > pin:
-			return true
-		case pol.Mode == RetainLast:
-			below++
-			return below <= pol.Last
-		case v.Timestamp >= cutoff:
-			return true
-		case !passed: // the value at the cutoff
-			passed = true
-			return true
-		}
-		return false
-	}
+	keep := retentionKeep(pol, pin, cutoff)
 	publish := func(h uint64) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -312,6 +290,34 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	}
 	st.Horizon, err = db.gcHorizon(run)
 	return st, err
+}
+
+// retentionKeep returns the keep function of mvcc.Store.Prune for policy
+// pol (KeepLast or KeepFor, with cutoff the oldest timestamp KeepFor keeps):
+// every version above pin, then the policy's versions at or below it (for
+// KeepFor, those at or after the cutoff and the first one before it, the
+// value at the cutoff; every older version goes, even one whose timestamp is
+// later, after a clock that went back across a restart).
+func retentionKeep(pol Retention, pin uint64, cutoff int64) func([]byte, int, mvcc.VersionMeta) bool {
+	var below int   // versions at or below pin kept so far
+	var passed bool // the one at the cutoff was kept
+	return func(_ []byte, i int, v mvcc.VersionMeta) bool {
+		if i == 0 {
+			below, passed = 0, false
+		}
+		switch {
+		case v.Version > pin:
+			return true
+		case pol.Mode == RetainLast:
+			below++
+			return below <= pol.Last
+		case passed:
+			return false
+		case v.Timestamp < cutoff:
+			passed = true
+		}
+		return true
+	}
 }
 
 // gcHorizon returns run's GC horizon: reads at lower versions may miss
