@@ -374,6 +374,22 @@ func raiseTo(a *atomic.Uint64, v uint64) {
 	}
 }
 
+// fill caches the record of version v of prefix (its kind, timestamp and
+// payload) if prefix's entry still says v and holds no record: a read found
+// it by the entry's version after a read without the payload (see read)
+// taught the version alone. A version's record never changes, so it is the
+// entry's record.
+func (x *latestIndex) fill(prefix []byte, v uint64, kind keyenc.Kind, ts int64, payload []byte) {
+	s, h := x.shardHash(prefix)
+	s.mu.Lock()
+	if s.mayHold(h) {
+		if e := s.m[string(prefix)]; e != nil && e.v == v && !e.hasRec {
+			x.cache(e, kind, ts, payload)
+		}
+	}
+	s.mu.Unlock()
+}
+
 // read records that rec, of version v (0: none), is the newest record of
 // prefix at or below snapshot at, if nothing is recorded for it yet and the
 // rules of the type's comment allow it. at must be a snapshot every write

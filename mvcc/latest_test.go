@@ -157,6 +157,39 @@ func TestLatestIndexCachedRecordIsTheStoredOne(t *testing.T) {
 	require.Equal(t, "payload", string(again.Payload))
 }
 
+// A read without the payload (Stat) teaches the index a key's version but
+// no record; the next read with the payload fills the record in, so later
+// reads need no Pebble access. Stat never caches what it did not read.
+func TestLatestIndexStatThenGetFillsTheRecord(t *testing.T) {
+	s := openMemStore(t)
+	run := keyenc.RunID{7}
+	c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: []byte("k"), Kind: keyenc.KindValue, Payload: []byte("payload")}}, false)
+	require.NoError(t, err)
+	require.NoError(t, c.Publish())
+	prefix := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("k"))
+	_, _, ok := s.latest.get(prefix, false)
+	require.False(t, ok, "a first write is not tracked")
+
+	st, found, err := s.Stat(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Nil(t, st.Payload)
+	v, cached, ok := s.latest.get(prefix, false)
+	require.True(t, ok, "the Stat taught the version")
+	require.Equal(t, c.Version, v)
+	require.Nil(t, cached, "but no record")
+
+	rec, found, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "payload", string(rec.Payload))
+	_, cached, _ = s.latest.get(prefix, false)
+	require.NotNil(t, cached, "the Get filled the record in")
+	again, _, err := s.Get(run, keyenc.TagKV, []byte("k"), c.Version)
+	require.NoError(t, err)
+	require.Equal(t, rec, again)
+}
+
 // A key going in flight drops its cached record: no read can get the old
 // record once a newer version may be visible.
 func TestLatestIndexInFlightDropsTheRecord(t *testing.T) {

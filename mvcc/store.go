@@ -361,6 +361,9 @@ func (s *Store) get(run keyenc.RunID, tag keyenc.Tag, key []byte, at, need uint6
 		if errors.Is(err, serr.ErrNotFound) {
 			return Record{}, false, fmt.Errorf("key %x: indexed version missing: %w", exact, err)
 		}
+		if err == nil && payload {
+			s.latest.fill(prefix, v, rec.Kind, rec.Timestamp, rec.Payload)
+		}
 		return rec, err == nil, err
 	}
 	rec, found, err = s.seek(seek, need, payload)

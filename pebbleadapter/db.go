@@ -413,16 +413,17 @@ func (d *DB) Get(key []byte) ([]byte, error) {
 // View calls fn with the value of key, which is Pebble's: valid only
 // during the call (copy what must outlive it). A missing key returns an
 // error matching ErrNotFound without calling fn; fn's error is returned.
-func (d *DB) View(key []byte, fn func(v []byte) error) error {
+func (d *DB) View(key []byte, fn func(v []byte) error) (err error) {
 	v, closer, err := d.pdb.Get(key)
 	if err != nil {
 		return d.mapError(err)
 	}
-	err = fn(v)
-	if cerr := d.mapError(closer.Close()); err == nil {
-		err = cerr
-	}
-	return err
+	defer func() {
+		if cerr := d.mapError(closer.Close()); err == nil {
+			err = cerr
+		}
+	}()
+	return fn(v)
 }
 
 // SyncBarrier makes every write applied before it durable: it appends an
