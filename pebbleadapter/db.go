@@ -65,7 +65,8 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	pointIters chan *Iter // cached point-read iterators, see AcquirePointIter
+	pointIters chan *Iter  // cached point-read iterators, see AcquirePointIter
+	iterSweep  atomic.Bool // a sweep of pointIters is scheduled
 
 	bgErrors   atomic.Int64 // background errors seen, for rate-limited logging
 	lastBgLog  atomic.Int64 // unix nanos of the last logged background error

@@ -37,7 +37,11 @@ var pointReadOptions = pebble.IterOptions{UseL6Filters: true}
 
 // maxPointIterAge bounds how long a cached point-read iterator is reused. An
 // iterator pins the memtables and sstables it was created over; reusing it
-// for a short while saves building a merging iterator per read.
+// for a short while saves building a merging iterator per read. An
+// iterator left in the cache is closed about maxPointIterAge after it
+// expires even if no read comes (see sweepPointIters), so that an idle
+// database does not keep obsolete files, their descriptors and old
+// memtables alive.
 const maxPointIterAge = 50 * time.Millisecond
 
 // AcquirePointIter returns an unbounded iterator for point reads
@@ -75,9 +79,52 @@ func (d *DB) ReleasePointIter(it *Iter) error {
 	}
 	select {
 	case d.pointIters <- it:
+		d.scheduleIterSweep()
 		return nil
 	default:
 		return it.Close()
+	}
+}
+
+// scheduleIterSweep makes sure a sweep of the cached point-read iterators
+// runs within two maxPointIterAge.
+func (d *DB) scheduleIterSweep() {
+	if d.iterSweep.CompareAndSwap(false, true) {
+		time.AfterFunc(2*maxPointIterAge, d.sweepPointIters)
+	}
+}
+
+// sweepPointIters closes the cached point-read iterators older than
+// maxPointIterAge and schedules another sweep if younger ones remain. It
+// runs through the gate, so Close waits for it, and after Close began it
+// does nothing (Close closes the cached iterators itself).
+func (d *DB) sweepPointIters() {
+	d.iterSweep.Store(false)
+	if d.Enter() != nil {
+		return
+	}
+	defer d.Leave()
+	var young []*Iter
+	for range len(d.pointIters) {
+		select {
+		case it := <-d.pointIters:
+			if time.Since(it.born) < maxPointIterAge {
+				young = append(young, it)
+			} else {
+				_ = it.it.Close()
+			}
+		default:
+		}
+	}
+	for _, it := range young {
+		select {
+		case d.pointIters <- it:
+		default:
+			_ = it.it.Close()
+		}
+	}
+	if len(young) > 0 {
+		d.scheduleIterSweep()
 	}
 }
 

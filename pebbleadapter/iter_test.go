@@ -3,14 +3,15 @@ package pebbleadapter_test
 import (
 	"bytes"
 	"fmt"
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
-	"github.com/strata-db/strata/internal/serr"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/strata-db/strata/internal/serr"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/stretchr/testify/require"
@@ -390,4 +391,26 @@ func TestIterReadErrorIsStorageError(t *testing.T) {
 	require.ErrorIs(t, err, errorfs.ErrInjected)
 	require.NotErrorIs(t, err, serr.ErrNotFound)
 	armed.Store(false)
+}
+
+// A cached point-read iterator is closed soon after it expires even if no
+// read comes to take it: an idle database must not keep the files (and
+// memtables) it was created over open.
+func TestIdleCachedPointIteratorIsClosed(t *testing.T) {
+	db := openMem(t)
+	run := keyenc.RunID{1}
+	k := keyenc.AppendVersioned(nil, run, keyenc.TagKV, []byte("k"), 1)
+	b := db.NewBatch()
+	b.Set(k, []byte("v"))
+	require.NoError(t, b.Apply(false))
+	b.Close()
+	require.NoError(t, db.FlushMemtable())
+
+	it, err := db.AcquirePointIter(1, func() uint64 { return 1 })
+	require.NoError(t, err)
+	require.True(t, it.SeekPrefixGE(k))
+	require.NoError(t, db.ReleasePointIter(it))
+	require.Positive(t, db.Metrics().TableIters, "the cached iterator holds the table open")
+	require.Eventually(t, func() bool { return db.Metrics().TableIters == 0 },
+		10*time.Second, 10*time.Millisecond, "the idle iterator is closed without another read")
 }
