@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/strata-db/strata/durability"
 	"github.com/strata-db/strata/mvcc"
@@ -115,10 +116,23 @@ func OpenWith(opts Options) (*Database, error) {
 
 // enter admits one operation: ctx must be live and the database open.
 func (db *Database) enter(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	if err := ctxErr(ctx); err != nil {
 		return err
 	}
 	return db.adb.Enter()
+}
+
+// ctxErr is ctx.Err(), and context.DeadlineExceeded as soon as ctx's
+// deadline has passed, also before its timer has fired (on a busy machine
+// it fires late, and an operation after the deadline must fail).
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (db *Database) leave() { db.adb.Leave() }

@@ -162,7 +162,7 @@ func (db *Database) List(ctx context.Context, run RunID, prefix []byte, opts Lis
 				page.Next = bytes.Clone(page.Keys[limit-1])
 				break
 			}
-			if err := ctx.Err(); err != nil {
+			if err := ctxErr(ctx); err != nil {
 				return err
 			}
 			page.Keys = append(page.Keys, e.Key) // Scan hands over its copy
@@ -200,7 +200,7 @@ func (db *Database) GetMany(ctx context.Context, run RunID, keys [][]byte) ([]Ve
 	out := make([]Versioned, len(keys))
 	err := db.atVisible(run, func(at uint64) error {
 		for i, k := range keys {
-			if err := ctx.Err(); err != nil {
+			if err := ctxErr(ctx); err != nil {
 				return err
 			}
 			v, _, err := db.readKV(run, k, at)
@@ -306,7 +306,7 @@ func (db *Database) history(ctx context.Context, run RunID, key []byte, at uint6
 		if err != nil {
 			return nil, err
 		}
-		if err := ctx.Err(); err != nil {
+		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
 		var e HistoryEntry

@@ -252,7 +252,7 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	pin := db.txns.oldestPin(db.store.Visible())
 	keep := retentionKeep(pol, pin, cutoff)
 	publish := func(h uint64) error {
-		if err := ctx.Err(); err != nil {
+		if err := ctxErr(ctx); err != nil {
 			return err
 		}
 		return db.raiseHorizon(run, h)

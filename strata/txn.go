@@ -194,7 +194,7 @@ func (t *Txn) check() error {
 	if err := t.db.adb.Failed(); err != nil {
 		return err
 	}
-	return t.ctx.Err()
+	return ctxErr(t.ctx)
 }
 
 // Get returns the value of key at the transaction's snapshot, or its own
@@ -486,7 +486,7 @@ func (t *Txn) Commit() (uint64, error) {
 // validate runs under the run's commit lock and sees every commit of the
 // run applied so far; lastInRun is the version of the latest of them.
 func (t *Txn) validate(lastInRun uint64) error {
-	if err := t.ctx.Err(); err != nil {
+	if err := ctxErr(t.ctx); err != nil {
 		return err // the deadline passed while waiting: refuse the commit
 	}
 	// No commit of the run since the snapshot: nothing read or listed can

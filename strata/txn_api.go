@@ -179,7 +179,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-	return ctx.Err()
+	return ctxErr(ctx)
 }
 
 // readTxn runs fn in a transaction on run at the current version, for the

@@ -281,3 +281,39 @@ func TestRepeatedListIsCheckedOnce(t *testing.T) {
 	_, err = tx.Commit()
 	require.ErrorIs(t, err, ErrConflict)
 }
+
+// lateTimerCtx has a deadline whose timer has not fired: Err stays nil, as
+// it does for a while on a busy machine after the deadline passed.
+type lateTimerCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateTimerCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Operations and the commit of a transaction fail once its deadline has
+// passed, even before the context's timer says so.
+func TestDeadlinePassedBeforeItsTimerFired(t *testing.T) {
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := NewRunID()
+	ctx := lateTimerCtx{context.Background(), time.Now().Add(50 * time.Millisecond)}
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	defer tx.End()
+	require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+	time.Sleep(time.Until(ctx.deadline))
+	require.NoError(t, ctx.Err(), "the timer has not fired")
+	require.Equal(t, context.DeadlineExceeded, tx.Put([]byte("k2"), value.Int(2)))
+	_, err = tx.Commit()
+	require.Equal(t, context.DeadlineExceeded, err)
+	_, err = db.Get(context.Background(), run, []byte("k"))
+	require.ErrorIs(t, err, ErrNotFound, "nothing was committed")
+
+	// The closure API and direct calls alike.
+	past := lateTimerCtx{context.Background(), time.Now()}
+	require.Equal(t, context.DeadlineExceeded, db.Transaction(past, run, func(tx *Txn) error { return tx.Put([]byte("k"), value.Int(1)) }))
+	_, err = db.Put(past, run, []byte("k"), value.Int(1))
+	require.Equal(t, context.DeadlineExceeded, err)
+}
