@@ -517,3 +517,19 @@ func TestLatestIndexMembershipFilter(t *testing.T) {
 	t.Logf("false positives: %d of %d", falsePos, n)
 	require.Less(t, falsePos, n/20)
 }
+
+// The latest index's size follows its memory budget: the default budget
+// gives the historical bounds, small budgets shrink it, large ones are
+// capped.
+func TestLatestIndexSize(t *testing.T) {
+	for _, c := range []struct{ memory, entries, records int64 }{
+		{DefaultIndexMemory, LatestIndexEntries, LatestCacheBytes},
+		{4 << 20, 16 << 10, 2 << 20},
+		{1, 1024, 0},
+		{1 << 30, LatestIndexEntries, LatestCacheBytes},
+	} {
+		entries, records := latestIndexSize(c.memory)
+		require.Equal(t, c.entries, entries, "memory %d", c.memory)
+		require.Equal(t, c.records, records, "memory %d", c.memory)
+	}
+}

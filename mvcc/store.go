@@ -42,12 +42,27 @@ type Store struct {
 }
 
 // LatestIndexEntries bounds the index of newest versions that turns point
-// reads into exact Pebble Gets: about 100 bytes per entry, so 25 MiB.
+// reads into exact Pebble Gets. An entry takes about 200 bytes of heap (its
+// map slot, key string, entry and queue slot), plus its cached record.
 const LatestIndexEntries = 1 << 18
 
 // LatestCacheBytes bounds the records the index keeps for reads that need no
 // Pebble access (records of at most 512 bytes, header included).
 const LatestCacheBytes = 32 << 20
+
+// DefaultIndexMemory is the memory budget of Open's latest index: it gets
+// LatestIndexEntries entries and LatestCacheBytes of records (see
+// OpenWithIndex).
+const DefaultIndexMemory = 64 << 20
+
+// latestIndexSize returns the entries and record bytes of a latest index
+// whose budget is memory: an entry per 256 bytes (at least 1,024, at most
+// LatestIndexEntries) and half of it for records (at most
+// LatestCacheBytes). Its heap is then about 1.3 times memory, up to about
+// 85 MB.
+func latestIndexSize(memory int64) (entries, recordBytes int64) {
+	return min(max(memory/256, 1024), LatestIndexEntries), min(memory/2, LatestCacheBytes)
+}
 
 // VersionBlock is how far one write of the last-version record reserves
 // versions ahead: the record is rewritten once per VersionBlock commits, not
@@ -60,8 +75,15 @@ var lastVersionKey = keyenc.SystemKey(keyenc.SysLastVersion)
 
 // Open recovers the version bound from db and returns a Store whose
 // versions continue above it: above the highest committed version after a
-// clean Close, above the last reservation after a crash.
+// clean Close, above the last reservation after a crash. Its latest index
+// has the budget DefaultIndexMemory.
 func Open(db *pebbleadapter.DB) (*Store, error) {
+	return OpenWithIndex(db, DefaultIndexMemory)
+}
+
+// OpenWithIndex is Open with a latest index sized for a budget of memory
+// bytes (see latestIndexSize).
+func OpenWithIndex(db *pebbleadapter.DB, memory int64) (*Store, error) {
 	s := &Store{db: db, block: VersionBlock}
 	v, err := db.Get(lastVersionKey)
 	switch {
@@ -85,7 +107,8 @@ func Open(db *pebbleadapter.DB) (*Store, error) {
 	}
 	s.applied.Store(last)
 	s.vis.init(last)
-	s.latest = newLatestIndex(LatestIndexEntries, LatestCacheBytes, last, s.applied.Load)
+	entries, recordBytes := latestIndexSize(memory)
+	s.latest = newLatestIndex(entries, recordBytes, last, s.applied.Load)
 	return s, nil
 }
 

@@ -102,7 +102,7 @@ func OpenWith(opts Options) (*Database, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := mvcc.Open(adb)
+	store, err := mvcc.OpenWithIndex(adb, o.CacheSize) // the latest index scales with the block cache
 	if err != nil {
 		_ = adb.Close()
 		return nil, err

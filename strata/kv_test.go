@@ -598,3 +598,33 @@ func TestExistenceChecksDoNotCopyValues(t *testing.T) {
 		require.NoError(t, err)
 	}), uint64(most), "the commit's check of a read")
 }
+
+// CacheSize bounds the index of newest versions too: with a small cache,
+// reading back many keys leaves far less on the heap than with the
+// default.
+func TestCacheSizeBoundsTheLatestIndex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and reads 150k keys twice")
+	}
+	heapAfter := func(cache int64) uint64 {
+		db, err := strata.OpenWith(strata.Options{Ephemeral: true, CacheSize: cache, MemTableSize: 1 << 20})
+		require.NoError(t, err)
+		defer db.Close()
+		run := strata.NewRunID()
+		val := value.Bytes(make([]byte, 100))
+		for i := range 150_000 {
+			k := fmt.Appendf(nil, "key%06d", i)
+			_, err := db.Put(ctx, run, k, val)
+			require.NoError(t, err)
+			_, err = db.Get(ctx, run, k) // teaches the index
+			require.NoError(t, err)
+		}
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	small, large := heapAfter(1<<20), heapAfter(strata.DefaultCacheSize)
+	t.Logf("heap in use: %d MiB with a 1 MiB cache, %d MiB with the default", small>>20, large>>20)
+	require.Less(t, small+20<<20, large, "a 1 MiB cache keeps a small index")
+}
