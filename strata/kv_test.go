@@ -485,6 +485,21 @@ func TestKVReadsCopyTheirResults(t *testing.T) {
 	require.True(t, bytes.Equal([]byte("v1"), raw))
 }
 
+// allocated returns the fewest bytes allocated by one of three calls of f:
+// Pebble allocates now and then (a new memtable, say), a copy of a value
+// would show in every call.
+func allocated(f func()) uint64 {
+	fewest := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		fewest = min(fewest, after.TotalAlloc-before.TotalAlloc)
+	}
+	return fewest
+}
+
 // Listing reads keys, not values: a page of keys with large values
 // allocates about what the keys take, not the values (each list below
 // would allocate 16 MiB or more if it copied them). So does a transaction's
@@ -500,19 +515,6 @@ func TestListsDoNotCopyValues(t *testing.T) {
 		require.NoError(t, err)
 		_, err = db.StateSet(ctx, run, fmt.Sprintf("s%02d", i), value.Bytes(big[:1<<20-64]))
 		require.NoError(t, err)
-	}
-	// The fewest bytes of three calls: Pebble allocates now and then (a
-	// new memtable, say), a copy of the values would show in every call.
-	allocated := func(f func()) uint64 {
-		fewest := uint64(math.MaxUint64)
-		for range 3 {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			f()
-			runtime.ReadMemStats(&after)
-			fewest = min(fewest, after.TotalAlloc-before.TotalAlloc)
-		}
-		return fewest
 	}
 	const most = 4 << 20 // a quarter of the values, for anything else running
 	n := allocated(func() {
@@ -554,17 +556,6 @@ func TestExistenceChecksDoNotCopyValues(t *testing.T) {
 	for _, k := range []string{"a", "b"} {
 		_, err := db.Put(ctx, run, []byte(k), value.Bytes(big))
 		require.NoError(t, err)
-	}
-	allocated := func(f func()) uint64 {
-		fewest := uint64(math.MaxUint64)
-		for range 3 {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			f()
-			runtime.ReadMemStats(&after)
-			fewest = min(fewest, after.TotalAlloc-before.TotalAlloc)
-		}
-		return fewest
 	}
 	const most = 2 << 20 // a quarter of one value
 	require.Less(t, allocated(func() {
