@@ -181,13 +181,16 @@ func (t *Txn) eventHead() (events.Head, error) {
 		return events.Head{}, err
 	}
 	head, err := decodeHeadRecord(rec, found)
-	if err != nil || head.Len > 0 || t.noOrphanEvents {
-		return head, err
+	if err != nil {
+		return head, t.failRead(err)
+	}
+	if head.Len > 0 || t.noOrphanEvents {
+		return head, nil
 	}
 	// Only a stored head can be empty: the transaction's own head write
 	// follows its own appends.
 	if err := t.db.checkNoOrphanEvents(t.run, t.snap); err != nil {
-		return head, err
+		return head, t.failRead(err)
 	}
 	t.noOrphanEvents = true
 	return head, nil
@@ -285,12 +288,16 @@ func (t *Txn) event(seq uint64) (Event, error) {
 	}
 	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagEvent, k, t.snap)
 	if err != nil {
-		return Event{}, err
+		return Event{}, t.failRead(err)
 	}
 	if !found || rec.Deleted() {
-		return Event{}, missingEvent(seq)
+		return Event{}, t.failRead(missingEvent(seq))
 	}
-	return decodeEvent(seq, rec)
+	e, err := decodeEvent(seq, rec)
+	if err != nil {
+		return Event{}, t.failRead(err)
+	}
+	return e, nil
 }
 
 // storedEventLen returns the log's length at the snapshot, before the
@@ -302,11 +309,13 @@ func (t *Txn) storedEventLen(head events.Head) (uint64, error) {
 		return head.Len, nil
 	}
 	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagRunMeta, eventHeadKey, t.snap)
-	if err != nil {
-		return 0, err
+	if err == nil {
+		var stored events.Head
+		if stored, err = decodeHeadRecord(rec, found); err == nil {
+			return stored.Len, nil
+		}
 	}
-	stored, err := decodeHeadRecord(rec, found)
-	return stored.Len, err
+	return 0, t.failRead(err)
 }
 
 // EventRange returns the events with sequences in [start, end), in order;
@@ -336,7 +345,7 @@ func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, t.failRead(err)
 	}
 	for ; next < end; next++ {
 		e, err := t.event(next)

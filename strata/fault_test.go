@@ -188,3 +188,58 @@ func TestFlushFailureIsReported(t *testing.T) {
 	require.ErrorIs(t, db.Close(), strata.ErrFailed)
 	_ = context.Background
 }
+
+// sstReadFault fails every read of an sstable with EIO while armed.
+type sstReadFault struct{ armed atomic.Bool }
+
+func (f *sstReadFault) MaybeError(op errorfs.Op) error {
+	if f.armed.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == errorfs.OpFileReadAt {
+		return fmt.Errorf("injected: %w", errorfs.ErrInjected)
+	}
+	return nil
+}
+
+func (f *sstReadFault) String() string { return "sst-read-eio" }
+
+// A transaction whose read failed in the storage cannot commit, even if
+// its function ignores the error: the read set misses what it could not
+// read, so a commit could rest on a value the transaction never saw.
+func TestTransactionWithAFailedReadCannotCommit(t *testing.T) {
+	fault := &sstReadFault{}
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(vfs.NewMem(), fault),
+		Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize, CacheSize: 1})
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	for i := range 3000 { // several memtables: the first keys end up in sstables
+		_, err := db.Put(ctx, run, fmt.Appendf(nil, "k%04d", i), value.Bytes(make([]byte, 100)))
+		require.NoError(t, err)
+	}
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	defer tx.End()
+	fault.armed.Store(true)
+	_, rerr := tx.Get([]byte("k0000"))
+	fault.armed.Store(false)
+	require.Error(t, rerr, "the read reached an sstable and failed")
+	require.ErrorIs(t, rerr, errorfs.ErrInjected)
+
+	_, err = db.Put(ctx, run, []byte("k0000"), value.Int(1)) // what the transaction could not read changes
+	require.NoError(t, err)
+	require.NoError(t, tx.Put([]byte("derived"), value.Int(2)))
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, errorfs.ErrInjected, "the failed read stops the commit")
+	_, err = db.Get(ctx, run, []byte("derived"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+
+	// Through Transaction, with a function that swallows the error.
+	fault.armed.Store(true)
+	err = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+		_, _ = tx.Get([]byte("k0001"))
+		fault.armed.Store(false)
+		return tx.Put([]byte("derived"), value.Int(3))
+	})
+	require.ErrorIs(t, err, errorfs.ErrInjected)
+	_, err = db.Get(ctx, run, []byte("derived"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+}

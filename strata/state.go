@@ -183,7 +183,7 @@ func (t *Txn) stateAt(name string) (r stateRecord, rec mvcc.Record, found bool, 
 	}
 	r, err = decodeState(rec)
 	if err != nil {
-		return stateRecord{}, mvcc.Record{}, false, fmt.Errorf("state cell %q: %w", name, err)
+		return stateRecord{}, mvcc.Record{}, false, t.failRead(fmt.Errorf("state cell %q: %w", name, err))
 	}
 	return r, rec, true, nil
 }
@@ -290,8 +290,8 @@ func (t *Txn) StateList(prefix string) ([]string, error) {
 		}
 		return err == nil && !r.deleted
 	})
-	if err == nil {
-		err = bad
+	if err == nil && bad != nil {
+		err = t.failRead(bad)
 	}
 	if err != nil {
 		return nil, err

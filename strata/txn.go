@@ -77,6 +77,7 @@ type Txn struct {
 	*txnBuffers // nil once the transaction ended
 	size        int
 	tooLarge    error // set once a write was refused for size: the transaction cannot commit
+	readErr     error // set once a read failed in the storage: the transaction cannot commit
 	done        bool
 	committed   bool   // Commit succeeded
 	version     uint64 // and returned this version
@@ -214,7 +215,23 @@ func (t *Txn) Get(key []byte) (Versioned, error) {
 	if !found {
 		return Versioned{}, ErrNotFound
 	}
-	return decodeRecord(rec)
+	v, err := decodeRecord(rec)
+	if err != nil {
+		return Versioned{}, t.failRead(err)
+	}
+	return v, nil
+}
+
+// failRead records err, a read that failed in the storage (an I/O error, a
+// checksum failure, a stored record that does not decode), and returns it.
+// The transaction did not see what it asked for, and its read set may miss
+// the read, so it can no longer commit: Commit returns the first such
+// error, even if the function ignored it.
+func (t *Txn) failRead(err error) error {
+	if t.readErr == nil {
+		t.readErr = fmt.Errorf("strata: the transaction cannot commit, a read failed: %w", err)
+	}
+	return err
 }
 
 // tkey returns the transaction-map key of (tag, key): the tag byte and the
@@ -246,7 +263,7 @@ func (t *Txn) read(tag keyenc.Tag, key []byte, payload bool) (rec mvcc.Record, f
 	}
 	rec, found, err = get(keyenc.RunID(t.run), tag, key, t.snap)
 	if err != nil {
-		return mvcc.Record{}, false, err
+		return mvcc.Record{}, false, t.failRead(err)
 	}
 	if !found || rec.Deleted() {
 		t.reads[string(tk)] = 0
@@ -393,7 +410,7 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 	keys := map[string]bool{} // key -> listed
 	for e, err := range t.db.store.Scan(keyenc.RunID(t.run), tag, prefix, nil, t.snap) {
 		if err != nil {
-			return nil, err
+			return nil, t.failRead(err)
 		}
 		seen[string(e.Key)] = e.Version
 		// keep looks at the record now: its payload is the scan's, valid
@@ -454,7 +471,7 @@ func (t *Txn) Commit() (uint64, error) {
 	}
 	outcome := &t.db.txnAborted
 	defer func() { t.end(outcome) }()
-	if err := cmp.Or(t.check(), t.tooLarge); err != nil {
+	if err := cmp.Or(t.check(), t.tooLarge, t.readErr); err != nil {
 		t.commitErr = err
 		return 0, err
 	}
