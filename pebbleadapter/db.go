@@ -383,6 +383,31 @@ func (d *DB) closePebble() error {
 	return d.mapError(d.pdb.Close())
 }
 
+// StorageCorruptionError is Pebble failing to read back its own bytes: a
+// block whose checksum does not match, a table that does not parse. It
+// matches serr.ErrCorruption and unwraps to Pebble's error. It is told
+// apart from a Strata record that does not decode (also ErrCorruption)
+// because the damage is to a whole block, which holds many records: it is
+// a failure to read, and which record is damaged is not knowable.
+type StorageCorruptionError struct{ err error }
+
+func (e *StorageCorruptionError) Error() string {
+	return serr.ErrCorruption.Error() + ": " + e.err.Error()
+}
+
+// Is reports whether target is serr.ErrCorruption.
+func (e *StorageCorruptionError) Is(target error) bool { return target == serr.ErrCorruption }
+
+// Unwrap returns Pebble's error.
+func (e *StorageCorruptionError) Unwrap() error { return e.err }
+
+// IsStorageCorruption reports whether err is, or wraps, a
+// *StorageCorruptionError.
+func IsStorageCorruption(err error) bool {
+	var sc *StorageCorruptionError
+	return errors.As(err, &sc)
+}
+
 // mapError turns a Pebble error into one matching Strata's sentinels.
 func (d *DB) mapError(err error) error {
 	switch {
@@ -391,7 +416,7 @@ func (d *DB) mapError(err error) error {
 	case errors.Is(err, pebble.ErrNotFound):
 		return serr.ErrNotFound
 	case pebble.IsCorruptionError(err):
-		return fmt.Errorf("%w: %v", serr.ErrCorruption, err)
+		return &StorageCorruptionError{err: err}
 	case errors.Is(err, pebble.ErrClosed):
 		return serr.ErrClosed
 	}
@@ -446,6 +471,15 @@ func (d *DB) FlushMemtable() error {
 
 // Metrics returns Pebble's metrics.
 func (d *DB) Metrics() *pebble.Metrics { return d.pdb.Metrics() }
+
+// BackgroundErrors returns the number of errors Pebble's background work
+// (flushes, compactions) has reported since Open. Pebble retries that work;
+// the errors reach no caller, only the log and this count.
+func (d *DB) BackgroundErrors() int64 { return d.bgErrors.Load() }
+
+// CorruptionEvents returns the number of times since Open that Pebble found
+// damaged bytes in a file it read (a block checksum mismatch, say).
+func (d *DB) CorruptionEvents() int64 { return d.corruption.Load() }
 
 func (d *DB) onBackgroundError(err error) {
 	n := d.bgErrors.Add(1)

@@ -10,6 +10,7 @@ import (
 	"github.com/strata-db/strata/events"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/value"
 )
 
@@ -614,7 +615,10 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 // each event's previous hash and recomputed hash, then the run's stored
 // head, then the anchor if one is given. The result names the first bad
 // sequence and the reason; its Err method turns it into an error matching
-// ErrCorruption. The returned error is for failures to read at all.
+// ErrCorruption. The returned error is for failures to read at all,
+// including Pebble's own checksum failures (also matching ErrCorruption,
+// with a zero Verification): a damaged block holds many records, so it is
+// not a verdict on any one event or on the head.
 func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.Anchor) (events.Verification, error) {
 	var out events.Verification
 	err := db.readTxn(ctx, run, func(t *Txn) error {
@@ -624,7 +628,7 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 			if err != nil {
 				// A stored value that does not decode under a well-formed
 				// event key is that event's fault, not a failure to read.
-				if seq, serr := eventSeq(e.Key); serr == nil && errors.Is(err, ErrCorruption) {
+				if seq, serr := eventSeq(e.Key); serr == nil && errors.Is(err, ErrCorruption) && !pebbleadapter.IsStorageCorruption(err) {
 					v.AddCorrupt(seq, err)
 					break
 				}
@@ -645,7 +649,7 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 		}
 		rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey, t.snap)
 		if err != nil {
-			if errors.Is(err, ErrCorruption) {
+			if errors.Is(err, ErrCorruption) && !pebbleadapter.IsStorageCorruption(err) {
 				out = v.FinishCorruptHead(err)
 				return nil
 			}

@@ -1,6 +1,7 @@
 package strata_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/strata-db/strata/events"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -242,4 +245,181 @@ func TestTransactionWithAFailedReadCannotCommit(t *testing.T) {
 	require.ErrorIs(t, err, errorfs.ErrInjected)
 	_, err = db.Get(ctx, run, []byte("derived"))
 	require.ErrorIs(t, err, strata.ErrNotFound)
+}
+
+// A block of an sstable whose bytes no longer match their checksum is a
+// failure to read, not a verdict on the event chain: VerifyEvents returns
+// an error matching ErrCorruption instead of naming an event or the head
+// as corrupt (which event sits in a damaged block is not knowable).
+func TestVerifyEventsReportsStorageCorruptionAsError(t *testing.T) {
+	mem := vfs.NewMem()
+	opts := strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize, CacheSize: 1}
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	for i := range 3000 { // several memtables: the first events end up in sstables
+		_, err := db.AppendEvent(ctx, run, "step", value.Object(map[string]value.Value{"pad": value.Bytes(bytes.Repeat([]byte{byte(i)}, 200))}))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+
+	// Flip one byte in the middle of every sstable, inside a data block of
+	// events; the footer, index and properties at the end of the file and
+	// the first block (the system records Open reads) stay intact.
+	names, err := mem.List("db")
+	require.NoError(t, err)
+	damaged := 0
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".sst") {
+			continue
+		}
+		f, err := mem.OpenReadWrite(mem.PathJoin("db", name), vfs.WriteCategoryUnspecified)
+		require.NoError(t, err)
+		st, err := f.Stat()
+		require.NoError(t, err)
+		var b [1]byte
+		_, err = f.ReadAt(b[:], st.Size()/2)
+		require.NoError(t, err)
+		b[0] ^= 0xff
+		_, err = f.WriteAt(b[:], st.Size()/2)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		damaged++
+	}
+	require.NotZero(t, damaged, "the events were flushed to an sstable")
+
+	db, err = strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	res, err := db.VerifyEvents(ctx, run, nil)
+	require.ErrorIs(t, err, strata.ErrCorruption, "verdict %+v", res)
+	require.True(t, pebble.IsCorruptionError(err), "Pebble's error is kept: %v", err)
+	require.Equal(t, events.Verification{}, res)
+	require.NotZero(t, db.Metrics().Storage.CorruptionEvents)
+	require.NoError(t, db.Err(), "a failed read does not fail the database")
+}
+
+// rotFS counts the sstable reads that return the bytes of the event log
+// head's key and, while armed, damages those after the first spare ones: bit
+// rot confined to the blocks that hold a head record, seen only by the last
+// reads of a call.
+type rotFS struct {
+	vfs.FS
+	armed atomic.Bool
+	spare int64
+	seen  atomic.Int64
+	hits  atomic.Int64
+}
+
+func (fs *rotFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.Open(name, opts...)
+	if err != nil || !strings.HasSuffix(name, ".sst") {
+		return f, err
+	}
+	return &rotFile{File: f, fs: fs}, nil
+}
+
+type rotFile struct {
+	vfs.File
+	fs *rotFS
+}
+
+func (f *rotFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	if bytes.Contains(p[:n], []byte("event-head")) && f.fs.seen.Add(1) > f.fs.spare && f.fs.armed.Load() {
+		for b := p[:n]; ; {
+			i := bytes.Index(b, []byte("event-head"))
+			if i < 0 {
+				break
+			}
+			b[i] ^= 0xff
+			b = b[i+1:]
+			f.fs.hits.Add(1)
+		}
+	}
+	return n, err
+}
+
+// When only the blocks holding the run's head record are damaged,
+// VerifyEvents returns the checksum failure as an error, not a "head
+// corrupt" verdict: a block holds other records too, and which of them is
+// damaged is not knowable.
+func TestVerifyEventsReportsDamagedHeadBlockAsError(t *testing.T) {
+	fs := &rotFS{FS: vfs.NewMem()}
+	opts := strata.Options{Path: "db", FS: fs, Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize, CacheSize: 1}
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	for i := range 3000 {
+		_, err := db.AppendEvent(ctx, run, "step", value.Object(map[string]value.Value{"pad": value.Bytes(bytes.Repeat([]byte{byte(i)}, 200))}))
+		require.NoError(t, err)
+	}
+	other := strata.NewRunID()
+	for i := range 3000 { // pushes the run's last head out of the memtable
+		_, err := db.Put(ctx, other, fmt.Appendf(nil, "k%04d", i), value.Bytes(make([]byte, 200)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+	db, err = strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+
+	// The event scan reads the blocks after each sstable's last event, which
+	// hold head records, to find the end of the log; the head's own read
+	// comes last. After a first call has opened every sstable, count one
+	// call's reads (with a block cache too small to keep a block, every call
+	// reads the same ones), then damage only the last of them.
+	for range 2 {
+		fs.seen.Store(0)
+		res, err := db.VerifyEvents(ctx, run, nil)
+		require.NoError(t, err)
+		require.True(t, res.Valid)
+	}
+	fs.spare = fs.seen.Load() - 1
+	fs.seen.Store(0)
+	fs.armed.Store(true)
+	res, err := db.VerifyEvents(ctx, run, nil)
+	require.NotZero(t, fs.hits.Load(), "the head was read from an sstable")
+	require.ErrorIs(t, err, strata.ErrCorruption, "verdict %+v", res)
+	require.True(t, pebble.IsCorruptionError(err), "Pebble's error is kept: %v", err)
+	require.Equal(t, events.Verification{}, res)
+	require.NotZero(t, db.Metrics().Storage.CorruptionEvents)
+	require.NoError(t, db.Err(), "a failed read does not fail the database")
+}
+
+// sstCreateFault fails the creation of sstables while armed: a flush
+// (background work) that cannot write its output.
+type sstCreateFault struct{ armed atomic.Bool }
+
+func (f *sstCreateFault) MaybeError(op errorfs.Op) error {
+	if f.armed.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == errorfs.OpCreate {
+		return fmt.Errorf("injected: %w", errorfs.ErrInjected)
+	}
+	return nil
+}
+
+func (f *sstCreateFault) String() string { return "sst-create-eio" }
+
+// A flush that fails reaches no caller: Pebble keeps the memtable and
+// retries. The failures are counted in Metrics, and the data stays readable
+// and is flushed once the fault clears.
+func TestBackgroundFlushFailureIsCounted(t *testing.T) {
+	fault := &sstCreateFault{}
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(vfs.NewMem(), fault),
+		Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize})
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	fault.armed.Store(true)
+	for i := 0; db.Metrics().Storage.BackgroundErrors == 0; i++ {
+		require.Less(t, i, 100000, "no flush was attempted")
+		_, err := db.Put(ctx, run, fmt.Appendf(nil, "k%06d", i), value.Bytes(make([]byte, 100)))
+		require.NoError(t, err)
+	}
+	fault.armed.Store(false)
+	v, err := db.Get(ctx, run, []byte("k000000"))
+	require.NoError(t, err)
+	require.Equal(t, value.Bytes(make([]byte, 100)), v.Value)
+	require.Eventually(t, func() bool { return db.Metrics().Storage.Flushes > 0 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, db.Err())
 }

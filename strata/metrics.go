@@ -55,6 +55,14 @@ type StorageMetrics struct {
 	ReadAmp          int    // read amplification of the LSM
 	BlockCacheHits   int64
 	BlockCacheMisses int64
+	// BackgroundErrors counts errors of Pebble's background work (flushes,
+	// compactions) since Open. Pebble retries the work; these errors reach
+	// no call, only Options.Logger (at most a line a second) and this count.
+	BackgroundErrors int64
+	// CorruptionEvents counts the times since Open that Pebble found
+	// damaged bytes in a file it read (a block checksum mismatch); the read
+	// that found them returned ErrCorruption.
+	CorruptionEvents int64
 	// Detail is Pebble's own multi-line metrics table.
 	Detail string
 }
@@ -92,6 +100,8 @@ func (db *Database) Metrics() Metrics {
 		ReadAmp:          pm.ReadAmp(),
 		BlockCacheHits:   pm.BlockCache.Hits,
 		BlockCacheMisses: pm.BlockCache.Misses,
+		BackgroundErrors: db.adb.BackgroundErrors(),
+		CorruptionEvents: db.adb.CorruptionEvents(),
 		Detail:           pm.String(),
 	}
 	return m
