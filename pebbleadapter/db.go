@@ -257,6 +257,15 @@ func (d *DB) checkFormat() error {
 		if err := d.pdb.Set(key, keyenc.EncodeFormat(), pebble.Sync); err != nil {
 			return d.mapError(err)
 		}
+		// A new Pebble store writes its first WAL before it raises its
+		// format to FormatNewest, so that WAL lacks the synced-offset
+		// chunks that let recovery tell damage in the middle of a WAL from
+		// a torn tail (it would recover a prefix and silently drop the
+		// commits after the damage). Rotate to a WAL written in the new
+		// format before any commit.
+		if err := d.pdb.Flush(); err != nil {
+			return d.mapError(err)
+		}
 		return d.Err()
 	case err != nil:
 		return err
