@@ -218,6 +218,9 @@ func TestTransactionWithAFailedReadCannotCommit(t *testing.T) {
 		_, err := db.Put(ctx, run, fmt.Appendf(nil, "k%04d", i), value.Bytes(make([]byte, 100)))
 		require.NoError(t, err)
 	}
+	// Flushes run in the background: wait until only the mutable memtable
+	// is left, so that the first keys are read from sstables.
+	require.Eventually(t, func() bool { return db.Metrics().Storage.MemTableCount == 1 }, 30*time.Second, time.Millisecond)
 	tx, err := db.Begin(ctx, run)
 	require.NoError(t, err)
 	defer tx.End()
