@@ -611,6 +611,13 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 	return a, nil
 }
 
+// isRecordCorruption reports whether err is a stored record that does not
+// decode, a verdict on that record, as opposed to a failure to read it (a
+// block failing Pebble's checksum included).
+func isRecordCorruption(err error) bool {
+	return errors.Is(err, ErrCorruption) && !pebbleadapter.IsStorageCorruption(err)
+}
+
 // VerifyEvents walks run's event chain at the visible version and checks
 // each event's previous hash and recomputed hash, then the run's stored
 // head, then the anchor if one is given. The result names the first bad
@@ -628,7 +635,7 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 			if err != nil {
 				// A stored value that does not decode under a well-formed
 				// event key is that event's fault, not a failure to read.
-				if seq, serr := eventSeq(e.Key); serr == nil && errors.Is(err, ErrCorruption) && !pebbleadapter.IsStorageCorruption(err) {
+				if seq, serr := eventSeq(e.Key); serr == nil && isRecordCorruption(err) {
 					v.AddCorrupt(seq, err)
 					break
 				}
@@ -649,7 +656,7 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 		}
 		rec, found, err := db.store.Get(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey, t.snap)
 		if err != nil {
-			if errors.Is(err, ErrCorruption) && !pebbleadapter.IsStorageCorruption(err) {
+			if isRecordCorruption(err) {
 				out = v.FinishCorruptHead(err)
 				return nil
 			}

@@ -192,23 +192,28 @@ func TestFlushFailureIsReported(t *testing.T) {
 	_ = context.Background
 }
 
-// sstReadFault fails every read of an sstable with EIO while armed.
-type sstReadFault struct{ armed atomic.Bool }
+// sstFault fails every operation of one kind on an sstable with EIO while
+// armed: OpFileReadAt for failed reads, OpCreate for flushes that cannot
+// write their output.
+type sstFault struct {
+	kind  errorfs.OpKind
+	armed atomic.Bool
+}
 
-func (f *sstReadFault) MaybeError(op errorfs.Op) error {
-	if f.armed.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == errorfs.OpFileReadAt {
+func (f *sstFault) MaybeError(op errorfs.Op) error {
+	if f.armed.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == f.kind {
 		return fmt.Errorf("injected: %w", errorfs.ErrInjected)
 	}
 	return nil
 }
 
-func (f *sstReadFault) String() string { return "sst-read-eio" }
+func (f *sstFault) String() string { return fmt.Sprintf("sst-%v-eio", f.kind) }
 
 // A transaction whose read failed in the storage cannot commit, even if
 // its function ignores the error: the read set misses what it could not
 // read, so a commit could rest on a value the transaction never saw.
 func TestTransactionWithAFailedReadCannotCommit(t *testing.T) {
-	fault := &sstReadFault{}
+	fault := &sstFault{kind: errorfs.OpFileReadAt}
 	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(vfs.NewMem(), fault),
 		Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize, CacheSize: 1})
 	require.NoError(t, err)
@@ -394,24 +399,11 @@ func TestVerifyEventsReportsDamagedHeadBlockAsError(t *testing.T) {
 	require.NoError(t, db.Err(), "a failed read does not fail the database")
 }
 
-// sstCreateFault fails the creation of sstables while armed: a flush
-// (background work) that cannot write its output.
-type sstCreateFault struct{ armed atomic.Bool }
-
-func (f *sstCreateFault) MaybeError(op errorfs.Op) error {
-	if f.armed.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == errorfs.OpCreate {
-		return fmt.Errorf("injected: %w", errorfs.ErrInjected)
-	}
-	return nil
-}
-
-func (f *sstCreateFault) String() string { return "sst-create-eio" }
-
 // A flush that fails reaches no caller: Pebble keeps the memtable and
 // retries. The failures are counted in Metrics, and the data stays readable
 // and is flushed once the fault clears.
 func TestBackgroundFlushFailureIsCounted(t *testing.T) {
-	fault := &sstCreateFault{}
+	fault := &sstFault{kind: errorfs.OpCreate}
 	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(vfs.NewMem(), fault),
 		Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize})
 	require.NoError(t, err)
