@@ -107,6 +107,9 @@ func Open(o Options) (*DB, error) {
 		// let them skip tables that lack the key.
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	if _, err := peek(dir, fs); err != nil {
+		return nil, err
+	}
 	pdb, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, mapOpenError(o.Dir, err)
@@ -228,7 +231,9 @@ func CheckComparer(dir string, fs vfs.FS) error {
 }
 
 // Exists reports whether dir on fs holds a Pebble store, without opening
-// it or writing anything (a missing dir holds none).
+// it or writing anything (a missing dir holds none). A directory that holds
+// a store's data files but no valid manifest marker is ErrCorruption, not
+// an absent store.
 func Exists(dir string, fs vfs.FS) (bool, error) {
 	if fs == nil {
 		fs = vfs.Default
@@ -236,11 +241,59 @@ func Exists(dir string, fs vfs.FS) (bool, error) {
 	if _, err := fs.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
+	return peek(dir, fs)
+}
+
+// peek reports whether dir holds a Pebble store, as Pebble tells it: by the
+// manifest marker, the file whose name points at the current MANIFEST. A
+// directory without a marker is a new store to Pebble, which creates one
+// and then deletes every table and WAL the new MANIFEST does not name, so a
+// lost or damaged marker would wipe the data it no longer points at. peek
+// refuses that case: no marker, but tables, WALs, blob files or OPTIONS
+// files, which Pebble writes only after it has placed the marker. A crash
+// while a store is created leaves at most its first MANIFEST, which is not
+// refused.
+func peek(dir string, fs vfs.FS) (bool, error) {
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
-		return false, err
+		if pebble.IsCorruptionError(err) {
+			return false, fmt.Errorf("%w: %s: %v", serr.ErrCorruption, dir, err)
+		}
+		return false, fmt.Errorf("strata: %s: %w", dir, err)
 	}
-	return desc.Exists, nil
+	if desc.Exists {
+		return true, nil
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		return false, fmt.Errorf("strata: %s: %w", dir, err)
+	}
+	for _, name := range names {
+		if isStoreDataFile(name) {
+			return false, fmt.Errorf("%w: %s holds Pebble file %s but no manifest marker; refusing to start a new store over it",
+				serr.ErrCorruption, dir, name)
+		}
+	}
+	return false, nil
+}
+
+// isStoreDataFile reports whether name is one Pebble gives a table
+// (000123.sst), a WAL (000123.log, or 000123-001.log after a failover), a
+// blob file (000123.blob) or an OPTIONS file (OPTIONS-000123).
+func isStoreDataFile(name string) bool {
+	if digits, ok := strings.CutPrefix(name, "OPTIONS-"); ok {
+		return allDigits(digits)
+	}
+	stem, ext, ok := strings.Cut(name, ".")
+	if !ok || (ext != "sst" && ext != "log" && ext != "blob") {
+		return false
+	}
+	num, failover, hasFailover := strings.Cut(stem, "-")
+	return allDigits(num) && (!hasFailover || allDigits(failover))
+}
+
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // checkFormat writes the format record into a new store, or checks it in an

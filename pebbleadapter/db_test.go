@@ -438,3 +438,89 @@ func TestExists(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, before, after, "nothing written")
 }
+
+// A store whose manifest marker is lost or its name damaged looks new to
+// Pebble, which would create a store and delete the tables and WALs the new
+// MANIFEST does not name. Open and Exists refuse such a directory instead
+// and leave every file as it was.
+func TestOpenRefusesDataWithoutManifestMarker(t *testing.T) {
+	for _, damage := range []struct {
+		name string
+		do   func(fs vfs.FS, marker string) error
+	}{
+		{"removed", func(fs vfs.FS, marker string) error { return fs.Remove(fs.PathJoin(dir, marker)) }},
+		{"renamed", func(fs vfs.FS, marker string) error {
+			// One flipped byte in the name: "marker.manifest." becomes "marker.manifesu.".
+			return fs.Rename(fs.PathJoin(dir, marker), fs.PathJoin(dir, "marker.manifesu."+marker[len("marker.manifest."):]))
+		}},
+	} {
+		t.Run(damage.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			db := openAt(t, fs)
+			key := keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1)
+			b := db.NewBatch()
+			b.Set(key, []byte("v"))
+			require.NoError(t, b.Apply(true))
+			require.NoError(t, b.SyncWait())
+			b.Close()
+			require.NoError(t, db.FlushMemtable())
+			require.NoError(t, db.Close())
+
+			names, err := fs.List(dir)
+			require.NoError(t, err)
+			marker := ""
+			for _, n := range names {
+				if len(n) > len("marker.manifest.") && n[:len("marker.manifest.")] == "marker.manifest." {
+					marker = n
+				}
+			}
+			require.NotEmpty(t, marker, "files: %v", names)
+			require.NoError(t, damage.do(fs, marker))
+			before, err := fs.List(dir)
+			require.NoError(t, err)
+
+			_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			require.ErrorContains(t, err, "no manifest marker")
+			_, err = pebbleadapter.Exists(dir, fs)
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			after, err := fs.List(dir)
+			require.NoError(t, err)
+			require.ElementsMatch(t, before, after, "nothing deleted or written")
+
+			// Put the marker back by hand, and the data is all there.
+			for _, n := range after {
+				if n != marker && len(n) > len("marker.manifes") && n[:len("marker.manifes")] == "marker.manifes" {
+					require.NoError(t, fs.Remove(fs.PathJoin(dir, n)))
+				}
+			}
+			f, err := fs.Create(fs.PathJoin(dir, marker), vfs.WriteCategoryUnspecified)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+			db = openAt(t, fs)
+			defer db.Close()
+			got, err := db.Get(key)
+			require.NoError(t, err)
+			require.Equal(t, []byte("v"), got)
+		})
+	}
+}
+
+// A crash while Pebble creates a store can leave its first MANIFEST without
+// a marker, and nothing else: that directory is still taken for an empty
+// one, and opening it creates the store.
+func TestOpenAfterCrashDuringCreation(t *testing.T) {
+	fs := vfs.NewMem()
+	require.NoError(t, fs.MkdirAll(dir, 0o755))
+	f, err := fs.Create(fs.PathJoin(dir, "MANIFEST-000001"), vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	ok, err := pebbleadapter.Exists(dir, fs)
+	require.NoError(t, err)
+	require.False(t, ok)
+	db := openAt(t, fs)
+	require.NoError(t, db.Close())
+	ok, err = pebbleadapter.Exists(dir, fs)
+	require.NoError(t, err)
+	require.True(t, ok)
+}
