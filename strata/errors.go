@@ -14,17 +14,25 @@ import (
 var (
 	// ErrClosed: the database was closed or shut down.
 	ErrClosed = serr.ErrClosed
-	// ErrFailed: the database hit an unrecoverable storage error (WAL write
-	// or sync failure); reopen it. Nothing after the failure was acknowledged.
+	// ErrFailed: the database hit an unrecoverable storage error, a WAL sync
+	// failure (or a WAL write failure in Strict mode): every later call
+	// fails with it, Close included; reopen the database. Nothing after the
+	// failure was acknowledged.
 	ErrFailed = serr.ErrFailed
 	// ErrLocked: another process or another open Database holds the
 	// directory.
 	ErrLocked = serr.ErrLocked
-	// ErrCorruption: stored bytes failed a checksum or did not decode.
+	// ErrCorruption: stored bytes failed a checksum or did not decode, or
+	// the directory holds a store of another format or a damaged one (see
+	// docs/api.md, "Errors").
 	ErrCorruption = serr.ErrCorruption
-	// ErrNotFound: the key is absent (never written, or deleted).
+	// ErrNotFound: the key is absent (never written, or deleted); also an
+	// event past the end of a log, the anchor of an empty log, and a CAS or
+	// transition of a missing state cell.
 	ErrNotFound = serr.ErrNotFound
-	// ErrInvalidKey: an empty key, or one longer than MaxKeySize.
+	// ErrInvalidKey: an empty key, or one longer than MaxKeySize; also a
+	// list prefix longer than MaxKeySize, a state cell name that is not
+	// UTF-8, and a list cursor outside its prefix.
 	ErrInvalidKey = serr.ErrInvalidKey
 	// ErrInvalidValue: a value larger than MaxValueSize, a NaN or infinite
 	// float, invalid UTF-8 in a string, or nesting deeper than
@@ -33,7 +41,9 @@ var (
 	// ErrInvalidRunID: the nil run id, or a string that is not a UUID.
 	ErrInvalidRunID = serr.ErrInvalidRunID
 	// ErrInvalidOptions: Options.Validate rejected the configuration, or a
-	// call got a bad option (a retention policy, a negative limit).
+	// call got a bad argument that is not a key, value or run id: a
+	// retention policy, a negative limit, a nil or invalid TxnOption, a nil
+	// function.
 	ErrInvalidOptions = serr.ErrInvalidOptions
 	// ErrConflict: a commit lost against a concurrent one. The error is a
 	// *ConflictError naming the keys.
@@ -45,8 +55,9 @@ var (
 type ConflictError struct {
 	Run RunID
 	// Keys are the keys whose check failed, each once, ordered by
-	// primitive, then key: KV keys, state cell names, or the event log's
-	// head, in the primitive named by the same index of Primitives.
+	// primitive (KV keys, then the event log's head, named "event-head",
+	// then state cell names), then by key. Primitives[i] names the
+	// primitive of Keys[i].
 	Keys [][]byte
 	// Primitives[i] is the primitive Keys[i] belongs to (nil when every key
 	// is a KV key).

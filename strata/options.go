@@ -25,8 +25,11 @@ const (
 	// DurabilityStrict: a commit returns (and becomes visible) only after its
 	// WAL record is fsynced. Concurrent commits share fsyncs.
 	DurabilityStrict = durability.Strict
-	// DurabilityNone: commits are never synced except by Flush, Shutdown and
-	// Close. A crash may lose an acknowledged suffix, never more.
+	// DurabilityNone: Strata does not sync for a commit. The WAL is synced by
+	// Flush, Shutdown and Close, and by the few writes that must be durable
+	// at once whatever the mode (see DurableVersion in docs/durability.md,
+	// "How it works"), which make the commits before them durable too.
+	// A crash may lose an acknowledged suffix, never more.
 	DurabilityNone = durability.None
 )
 
