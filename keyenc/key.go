@@ -262,6 +262,9 @@ const (
 	// SysLastVersion holds the version reservation: every version ever
 	// applied is at or below it (see mvcc.VersionBlock).
 	SysLastVersion = "last-version"
+	// SysSyncMark holds the counter of sync barriers, which Open compares
+	// with the sync mark file (see pebbleadapter.SyncMarkFileName).
+	SysSyncMark = "sync-mark"
 )
 
 // body returns the prefix of k without its 0x00 sentinel, and false if k does

@@ -71,6 +71,9 @@ type DB struct {
 	bgErrors   atomic.Int64 // background errors seen, for rate-limited logging
 	lastBgLog  atomic.Int64 // unix nanos of the last logged background error
 	corruption atomic.Int64 // DataCorruption events seen
+
+	marksMu sync.Mutex // orders sync barriers; guards marks
+	marks   syncMarks
 }
 
 // Open opens or creates a store. A directory held by another process or
@@ -120,6 +123,10 @@ func Open(o Options) (*DB, error) {
 		return nil, err
 	}
 	if err := d.checkFormat(); err != nil {
+		_ = d.closePebble()
+		return nil, err
+	}
+	if err := d.checkSyncMark(fs, dir); err != nil {
 		_ = d.closePebble()
 		return nil, err
 	}
@@ -249,10 +256,10 @@ func Exists(dir string, fs vfs.FS) (bool, error) {
 // directory without a marker is a new store to Pebble, which creates one
 // and then deletes every table and WAL the new MANIFEST does not name, so a
 // lost or damaged marker would wipe the data it no longer points at. peek
-// refuses that case: no marker, but tables, WALs, blob files or OPTIONS
-// files, which Pebble writes only after it has placed the marker. A crash
-// while a store is created leaves at most its first MANIFEST, which is not
-// refused.
+// refuses that case: no marker, but tables, WALs, blob files, OPTIONS
+// files or a sync mark file, which are written only after the marker is
+// placed. A crash while a store is created leaves at most its first
+// MANIFEST, which is not refused.
 func peek(dir string, fs vfs.FS) (bool, error) {
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
@@ -269,7 +276,7 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 		return false, fmt.Errorf("strata: %s: %w", dir, err)
 	}
 	for _, name := range names {
-		if isStoreDataFile(name) {
+		if isStoreDataFile(name) || name == SyncMarkFileName {
 			return false, fmt.Errorf("%w: %s holds Pebble file %s but no manifest marker; refusing to start a new store over it",
 				serr.ErrCorruption, dir, name)
 		}
@@ -416,6 +423,7 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.StopAccepting()
 		_ = d.WaitIdle(context.Background())
+		d.closeSyncMark()
 		d.closeErr = d.closePebble()
 	})
 	return d.closeErr
@@ -514,16 +522,23 @@ func (d *DB) View(key []byte, fn func(v []byte) error) (err error) {
 	return fn(v)
 }
 
-// SyncBarrier makes every write applied before it durable: it appends an
-// empty WAL record and waits for its fsync. A failure marks the store failed.
+// SyncBarrier makes every write applied before it durable: it applies a
+// synced batch holding the next sync mark (see syncmark.go) and waits for
+// its fsync. A failure marks the store failed.
 func (d *DB) SyncBarrier() error {
 	if err := d.Failed(); err != nil {
 		return err // the WAL is broken; a barrier cannot make anything durable
 	}
-	if err := d.pdb.LogData(nil, pebble.Sync); err != nil {
+	d.marksMu.Lock()
+	defer d.marksMu.Unlock()
+	if err := d.applySyncBarrier(); err != nil {
 		d.Fail(fmt.Errorf("WAL sync: %w", err))
 	}
-	return d.Failed()
+	if err := d.Failed(); err != nil {
+		return err // Pebble reports a failed sync through its logger, too
+	}
+	d.recordSyncMark(false)
+	return nil
 }
 
 // FlushMemtable flushes the memtable to an sstable and waits for it.

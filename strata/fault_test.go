@@ -15,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-db/strata/events"
+	"github.com/strata-db/strata/internal/testutil"
+	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -438,39 +440,10 @@ func walDamageStore(t *testing.T, n int) (vfs.FS, string) {
 	}
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	require.NoError(t, db.Close())
-	names, err := crashed.List("db")
-	require.NoError(t, err)
-	newest := ""
-	for _, name := range names {
-		if strings.HasSuffix(name, ".log") && name > newest {
-			newest = name
-		}
-	}
-	require.NotEmpty(t, newest)
-	return crashed, crashed.PathJoin("db", newest)
+	return crashed, testutil.NewestWAL(t, crashed, "db")
 }
 
 var walDamageRun = strata.MustParseRunID("0193a0f0-0000-7000-8000-000000000001")
-
-// flipByte inverts the byte at offset off of path (from the end if off is
-// negative).
-func flipByte(t *testing.T, fs vfs.FS, path string, off int64) {
-	t.Helper()
-	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
-	require.NoError(t, err)
-	defer f.Close()
-	if off < 0 {
-		st, err := f.Stat()
-		require.NoError(t, err)
-		off += st.Size()
-	}
-	var b [1]byte
-	_, err = f.ReadAt(b[:], off)
-	require.NoError(t, err)
-	b[0] ^= 0xff
-	_, err = f.WriteAt(b[:], off)
-	require.NoError(t, err)
-}
 
 // walBlock is the size of Pebble's WAL blocks.
 const walBlock = 32 << 10
@@ -478,6 +451,26 @@ const walBlock = 32 << 10
 // lastWALBlock returns the offset of the last (partial) block of a WAL of
 // size bytes.
 func lastWALBlock(size int64) int64 { return (size - 1) / walBlock * walBlock }
+
+// refusedDamage flips the byte at off of the WAL wal in the store "db" on
+// fs, which holds commits k000..k<n-1>, and opens it: it reports whether Open
+// refused the store (with ErrCorruption, nothing else), and otherwise
+// requires that every commit is still there.
+func refusedDamage(t *testing.T, fs vfs.FS, wal string, off int64, n int) bool {
+	t.Helper()
+	testutil.FlipByte(t, fs, wal, off)
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
+	if err != nil {
+		require.ErrorIs(t, err, strata.ErrCorruption, "damage at offset %d", off)
+		return true
+	}
+	defer db.Close()
+	for i := range n {
+		_, err := db.Get(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i))
+		require.NoError(t, err, "damage at offset %d was tolerated but lost commit %d", off, i)
+	}
+	return false
+}
 
 // Damage inside the WAL before its last 32 KiB block is corruption, not a
 // torn write: every later block carries chunks written after the damaged
@@ -498,20 +491,75 @@ func TestWALDamageBeforeItsLastBlockFailsOpen(t *testing.T) {
 	for off := int64(0); off < last; off += 997 {
 		tried++
 		fs, wal := walDamageStore(t, n)
-		flipByte(t, fs, wal, off)
-		db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
-		if err != nil {
-			require.ErrorIs(t, err, strata.ErrCorruption, "damage at offset %d", off)
+		if refusedDamage(t, fs, wal, off, n) {
 			refused++
-			continue
 		}
-		for i := range n {
-			_, err := db.Get(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i))
-			require.NoError(t, err, "damage at offset %d was tolerated but lost commit %d", off, i)
-		}
-		require.NoError(t, db.Close())
 	}
 	require.Greater(t, refused, tried*9/10)
+}
+
+// closedWALStore writes n commits in mode to a new database on a MemFS,
+// closes it cleanly, and returns the filesystem and the path of the newest
+// WAL, which holds them all. The Batched syncer is held off, so that the
+// only sync barrier is Close's.
+func closedWALStore(t *testing.T, mode strata.DurabilityMode, n int) (vfs.FS, string) {
+	t.Helper()
+	mem := vfs.NewMem()
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: mode,
+		SyncInterval: time.Hour, MaxPendingCommits: 1 << 30})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.Bytes(bytes.Repeat([]byte{byte(i)}, 200)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+	return mem, testutil.NewestWAL(t, mem, "db")
+}
+
+// After a clean Close, damage anywhere in the newest WAL, its last block
+// included, fails Open with ErrCorruption, in every mode: the last WAL
+// record is Close's sync mark, which the sync mark file records, so a
+// recovery that stops early recovers an older mark. Without the sync mark,
+// Pebble took damage in a Batched or None WAL, and in any WAL's last block,
+// for a torn tail and dropped the commits after it silently. A flipped byte
+// that Open tolerates must be one that held no data (block padding).
+func TestWALDamageAfterCleanCloseFailsOpen(t *testing.T) {
+	const n = 400
+	for _, mode := range []strata.DurabilityMode{strata.DurabilityBatched, strata.DurabilityNone, strata.DurabilityStrict} {
+		t.Run(mode.String(), func(t *testing.T) {
+			fs, wal := closedWALStore(t, mode, n)
+			st, err := fs.Stat(wal)
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, lastWALBlock(st.Size()), int64(2*walBlock), "the WAL spans three blocks or more")
+			refused, tried, inLast := 0, 0, 0
+			for off := int64(0); off < st.Size(); off += 997 {
+				tried++
+				fs, wal := closedWALStore(t, mode, n)
+				if refusedDamage(t, fs, wal, off, n) {
+					refused++
+					if off >= lastWALBlock(st.Size()) {
+						inLast++
+					}
+				}
+			}
+			require.Greater(t, refused, tried*9/10)
+			require.Positive(t, inLast, "damage in the last block is refused too")
+		})
+	}
+}
+
+// Without its sync mark file a store opens as before the file existed, and
+// the check is off: the file only ever adds a refusal.
+func TestStoreWithoutSyncMarkFileOpens(t *testing.T) {
+	fs, _ := closedWALStore(t, strata.DurabilityBatched, 10)
+	require.NoError(t, fs.Remove(fs.PathJoin("db", pebbleadapter.SyncMarkFileName)))
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
+	require.NoError(t, err)
+	_, err = db.Get(ctx, walDamageRun, []byte("k009"))
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	_, err = fs.Stat(fs.PathJoin("db", pebbleadapter.SyncMarkFileName))
+	require.NoError(t, err, "Close writes it again")
 }
 
 // Damage in the newest WAL's last block cannot be told from a write torn by
@@ -525,7 +573,7 @@ func TestWALLastBlockDamageLosesTheRestOfIt(t *testing.T) {
 	fs, wal := walDamageStore(t, n)
 	st, err := fs.Stat(wal)
 	require.NoError(t, err)
-	flipByte(t, fs, wal, lastWALBlock(st.Size())+100)
+	testutil.FlipByte(t, fs, wal, lastWALBlock(st.Size())+100)
 	db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
 	require.NoError(t, err)
 	defer db.Close()

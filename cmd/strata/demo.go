@@ -149,12 +149,14 @@ func removeStoreLocked(path string) error {
 // storeFileName matches the names Pebble gives the files of a store: its
 // lock, CURRENT, numbered manifests and OPTIONS files, tables, blob files
 // and WALs, temporary files, and marker files (marker.<name>.<iteration>.
-// <value>). A name Pebble uses that is missing here only makes --fresh
-// refuse.
+// <value>); and Strata's sync mark file. A name Pebble uses that is
+// missing here only makes --fresh refuse.
 var storeFileName = regexp.MustCompile(`^(LOCK|CURRENT|(MANIFEST|OPTIONS)-[0-9]+|[0-9]+\.(sst|log|blob)|(CURRENT|temporary)\.[0-9]+\.dbtmp|marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+)$`)
 
-// storeFile reports whether name is one Pebble gives the files of a store.
-func storeFile(name string) bool { return storeFileName.MatchString(name) }
+// storeFile reports whether name is one a store's files have.
+func storeFile(name string) bool {
+	return name == pebbleadapter.SyncMarkFileName || storeFileName.MatchString(name)
+}
 
 func demoKey(i int) []byte { return fmt.Appendf(nil, "step/%08d", i) }
 

@@ -1,0 +1,204 @@
+package pebbleadapter
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/internal/syncmark"
+	"github.com/strata-db/strata/keyenc"
+)
+
+// Sync marks detect synced writes that recovery lost without an error.
+//
+// Pebble replays its WAL up to the first record it cannot read and takes
+// what follows for the torn tail of a crash. Damage to the WAL (bit rot, a
+// bad sector) is told from a torn tail only where Pebble recorded a synced
+// offset past it, which in Pebble v2.1.7 lags far behind the data when
+// commits are not synced one by one; and damage near the end of the
+// MANIFEST is taken for its end. Either way the store opens at an older
+// state and writes that were synced are gone, silently.
+//
+// So every sync barrier also writes a counter, the sync mark, under the
+// system key keyenc.SysSyncMark, in the synced batch itself. Once such a
+// barrier is synced its mark is durable, and the adapter records it, at
+// most once per syncMarkInterval and after a last barrier at Close, in a
+// small file beside
+// Pebble's (SyncMarkFileName), itself fsynced. The file never holds a mark
+// that is not durable in the store, so after any crash the store's mark is
+// at least the file's. Open compares them: a store whose mark is below the
+// file's lost synced writes, and is refused with ErrCorruption.
+//
+// What it cannot see: writes synced after the last mark the file records
+// (at most syncMarkInterval of them, none after a clean Close), and loss
+// that spares every batch carrying a newer mark. A missing file disables
+// the check and is not an error (stores from before it, and Pebble
+// checkpoints, have none).
+
+// SyncMarkFileName is the name of the sync mark file in a store's
+// directory.
+const SyncMarkFileName = syncmark.FileName
+
+var syncMarkKey = keyenc.SystemKey(keyenc.SysSyncMark)
+
+// syncMarkInterval is the least time between two writes of the sync mark
+// file, each an extra fsync, outside Close.
+const syncMarkInterval = time.Second
+
+// readSyncMarkFile returns the mark recorded in dir's sync mark file, 0 if
+// there is no file, and the slot to write next.
+func readSyncMarkFile(fs vfs.FS, dir string) (uint64, int, error) {
+	f, err := fs.Open(fs.PathJoin(dir, SyncMarkFileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("strata: %s: %w", SyncMarkFileName, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, syncmark.MaxFileLen+1))
+	if err != nil {
+		return 0, 0, fmt.Errorf("strata: %s: %w", SyncMarkFileName, err)
+	}
+	return syncmark.Decode(b)
+}
+
+// checkSyncMark compares the store's sync mark with the file's, on Open,
+// and sets up the marks of this session.
+func (d *DB) checkSyncMark(fs vfs.FS, dir string) error {
+	var stored uint64
+	v, err := d.Get(syncMarkKey)
+	switch {
+	case errors.Is(err, serr.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if stored, err = keyenc.DecodeUint64(v); err != nil {
+			return fmt.Errorf("%w (the sync mark record)", err)
+		}
+	}
+	recorded, next, err := readSyncMarkFile(fs, dir)
+	if err != nil {
+		return err
+	}
+	if stored < recorded {
+		return fmt.Errorf("%w: %s recovered to sync mark %d, but mark %d was synced before: "+
+			"recovery lost synced writes (damage to the WAL or the MANIFEST, or files restored from an older copy)",
+			serr.ErrCorruption, dir, stored, recorded)
+	}
+	d.marks = syncMarks{fs: fs, dir: dir, stored: stored, recorded: recorded, next: next}
+	return nil
+}
+
+// syncMarks is the sync mark state of an open store. mu orders barriers,
+// so that marks reach the WAL in increasing order, and guards the file.
+type syncMarks struct {
+	fs       vfs.FS
+	dir      string
+	stored   uint64 // the last mark applied to the store
+	recorded uint64 // the mark the file holds
+	next     int    // the slot to write next
+	written  time.Time
+	file     vfs.File
+	disabled bool // a write of the file failed: stop writing it
+}
+
+// record writes the last synced mark to the file if it is newer than the
+// file's and force is set or syncMarkInterval has passed. A failure is
+// logged and stops further writes: the file only ever lags the store, and
+// a file that lags only weakens the check.
+func (d *DB) recordSyncMark(force bool) {
+	m := &d.marks
+	if m.disabled || m.stored <= m.recorded || (!force && time.Since(m.written) < syncMarkInterval) {
+		return
+	}
+	if err := m.write(); err != nil {
+		m.disabled = true
+		if m.file != nil {
+			_ = m.file.Close()
+			m.file = nil
+		}
+		d.log.Error().Err(err).Msg("strata: cannot record the sync mark; the check for lost synced writes stays at the last mark recorded")
+		return
+	}
+	m.recorded, m.next, m.written = m.stored, 1-m.next, time.Now()
+}
+
+func (m *syncMarks) write() error {
+	if m.file == nil {
+		path := m.fs.PathJoin(m.dir, SyncMarkFileName)
+		f, err := m.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return err
+		}
+		m.file = f
+		if m.recorded == 0 {
+			// Possibly a new file: make its name durable too.
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			dir, err := m.fs.OpenDir(m.dir)
+			if err != nil {
+				return err
+			}
+			err = dir.Sync()
+			if cerr := dir.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := m.file.WriteAt(syncmark.EncodeSlot(m.stored), syncmark.SlotOffset(m.next)); err != nil {
+		return err
+	}
+	return m.file.Sync()
+}
+
+// closeSyncMark ends the session's sync marks on Close: a last barrier,
+// so that the store's last WAL record is a mark, recorded in the file. Any
+// damage to the WAL before it, or to it, then fails the next Open, even in
+// the WAL's last block, where Pebble cannot tell damage from a torn tail.
+// A failed store writes nothing; a barrier that fails marks it failed, and
+// closePebble reports it.
+func (d *DB) closeSyncMark() {
+	d.marksMu.Lock()
+	defer d.marksMu.Unlock()
+	defer func() {
+		if d.marks.file != nil {
+			_ = d.marks.file.Close()
+			d.marks.file = nil
+		}
+	}()
+	if d.Failed() != nil {
+		return
+	}
+	if err := d.applySyncBarrier(); err != nil {
+		d.Fail(fmt.Errorf("WAL sync: %w", err))
+	}
+	if d.Failed() == nil {
+		d.recordSyncMark(true)
+	}
+}
+
+// applySyncBarrier writes the next sync mark in a synced batch and waits
+// for its fsync. The caller holds marksMu.
+func (d *DB) applySyncBarrier() error {
+	b := d.pdb.NewBatch()
+	defer b.Close()
+	mark := d.marks.stored + 1
+	if err := b.Set(syncMarkKey, keyenc.EncodeUint64(mark), nil); err != nil {
+		return err
+	}
+	if err := d.pdb.Apply(b, pebble.Sync); err != nil {
+		return err
+	}
+	d.marks.stored = mark
+	return nil
+}
