@@ -532,10 +532,7 @@ func (d *DB) SyncBarrier() error {
 	d.marksMu.Lock()
 	defer d.marksMu.Unlock()
 	if err := d.applySyncBarrier(); err != nil {
-		d.Fail(fmt.Errorf("WAL sync: %w", err))
-	}
-	if err := d.Failed(); err != nil {
-		return err // Pebble reports a failed sync through its logger, too
+		return err
 	}
 	d.recordSyncMark(false)
 	return nil

@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/internal/serr"
 	"github.com/strata-db/strata/internal/syncmark"
@@ -95,8 +94,9 @@ func (d *DB) checkSyncMark(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// syncMarks is the sync mark state of an open store. mu orders barriers,
-// so that marks reach the WAL in increasing order, and guards the file.
+// syncMarks is the sync mark state of an open store, guarded by
+// DB.marksMu, which also orders barriers so that marks reach the WAL in
+// increasing order.
 type syncMarks struct {
 	fs       vfs.FS
 	dir      string
@@ -108,7 +108,7 @@ type syncMarks struct {
 	disabled bool // a write of the file failed: stop writing it
 }
 
-// record writes the last synced mark to the file if it is newer than the
+// recordSyncMark writes the last synced mark to the file if it is newer than the
 // file's and force is set or syncMarkInterval has passed. A failure is
 // logged and stops further writes: the file only ever lags the store, and
 // a file that lags only weakens the check.
@@ -119,14 +119,18 @@ func (d *DB) recordSyncMark(force bool) {
 	}
 	if err := m.write(); err != nil {
 		m.disabled = true
-		if m.file != nil {
-			_ = m.file.Close()
-			m.file = nil
-		}
+		m.closeFile()
 		d.log.Error().Err(err).Msg("strata: cannot record the sync mark; the check for lost synced writes stays at the last mark recorded")
 		return
 	}
 	m.recorded, m.next, m.written = m.stored, 1-m.next, time.Now()
+}
+
+func (m *syncMarks) closeFile() {
+	if m.file != nil {
+		_ = m.file.Close()
+		m.file = nil
+	}
 }
 
 func (m *syncMarks) write() error {
@@ -165,38 +169,29 @@ func (m *syncMarks) write() error {
 // so that the store's last WAL record is a mark, recorded in the file. Any
 // damage to the WAL before it, or to it, then fails the next Open, even in
 // the WAL's last block, where Pebble cannot tell damage from a torn tail.
-// A failed store writes nothing; a barrier that fails marks it failed, and
-// closePebble reports it.
+// A failed store writes nothing; a barrier that fails marks the store
+// failed, and closePebble reports it.
 func (d *DB) closeSyncMark() {
 	d.marksMu.Lock()
 	defer d.marksMu.Unlock()
-	defer func() {
-		if d.marks.file != nil {
-			_ = d.marks.file.Close()
-			d.marks.file = nil
-		}
-	}()
-	if d.Failed() != nil {
-		return
-	}
-	if err := d.applySyncBarrier(); err != nil {
-		d.Fail(fmt.Errorf("WAL sync: %w", err))
-	}
-	if d.Failed() == nil {
+	defer d.marks.closeFile()
+	if d.Failed() == nil && d.applySyncBarrier() == nil {
 		d.recordSyncMark(true)
 	}
 }
 
 // applySyncBarrier writes the next sync mark in a synced batch and waits
-// for its fsync. The caller holds marksMu.
+// for its fsync. A failure marks the store failed (Batch does) and is
+// returned. The caller holds marksMu.
 func (d *DB) applySyncBarrier() error {
-	b := d.pdb.NewBatch()
+	b := d.NewBatch()
 	defer b.Close()
 	mark := d.marks.stored + 1
-	if err := b.Set(syncMarkKey, keyenc.EncodeUint64(mark), nil); err != nil {
+	b.Set(syncMarkKey, keyenc.EncodeUint64(mark))
+	if err := b.Apply(true); err != nil {
 		return err
 	}
-	if err := d.pdb.Apply(b, pebble.Sync); err != nil {
+	if err := b.SyncWait(); err != nil {
 		return err
 	}
 	d.marks.stored = mark
