@@ -142,6 +142,11 @@ func mapOpenError(dir string, err error) error {
 		return fmt.Errorf("%w: %s: %v", serr.ErrLocked, dir, err)
 	case pebble.IsCorruptionError(err):
 		return fmt.Errorf("%w: open %s: %v", serr.ErrCorruption, dir, err)
+	case errors.Is(err, os.ErrNotExist):
+		// The directory exists (Open creates it), so what is missing is a
+		// file the MANIFEST names: a table deleted, or a MANIFEST whose
+		// last edits are lost after Pebble deleted the files they retired.
+		return fmt.Errorf("%w: open %s: a file the store needs is missing: %v", serr.ErrCorruption, dir, err)
 	case errors.Is(err, pebble.ErrDBAlreadyExists), errors.Is(err, pebble.ErrDBDoesNotExist):
 		return fmt.Errorf("strata: open %s: %w", dir, err)
 	}
@@ -423,8 +428,10 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.StopAccepting()
 		_ = d.WaitIdle(context.Background())
-		d.closeSyncMark()
-		d.closeErr = d.closePebble()
+		d.closeErr = d.closeSyncMark()
+		if err := d.closePebble(); err != nil {
+			d.closeErr = err
+		}
 	})
 	return d.closeErr
 }

@@ -171,13 +171,19 @@ func (m *syncMarks) write() error {
 // the WAL's last block, where Pebble cannot tell damage from a torn tail.
 // A failed store writes nothing; a barrier that fails marks the store
 // failed, and closePebble reports it.
-func (d *DB) closeSyncMark() {
+func (d *DB) closeSyncMark() error {
 	d.marksMu.Lock()
 	defer d.marksMu.Unlock()
 	defer d.marks.closeFile()
-	if d.Failed() == nil && d.applySyncBarrier() == nil {
-		d.recordSyncMark(true)
+	if d.Failed() != nil || d.applySyncBarrier() != nil {
+		return nil
 	}
+	d.recordSyncMark(true)
+	// Flush the memtable, so that the last mark lives in a table the
+	// MANIFEST names rather than in a WAL that outlives it: a MANIFEST
+	// whose last edits are lost then recovers an older mark too, and is
+	// refused. (The next Open has no WAL to replay.)
+	return d.mapError(d.pdb.Flush())
 }
 
 // applySyncBarrier writes the next sync mark in a synced batch and waits
