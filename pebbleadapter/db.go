@@ -69,8 +69,10 @@ type DB struct {
 	iterSweep  atomic.Bool // a sweep of pointIters is scheduled
 
 	bgErrors   atomic.Int64 // background errors seen, for rate-limited logging
-	lastBgLog  atomic.Int64 // unix nanos of the last logged background error
-	corruption atomic.Int64 // DataCorruption events seen
+	bgLast     atomic.Pointer[error]
+	bgSignal   chan struct{} // a background error happened (capacity 1)
+	lastBgLog  atomic.Int64  // unix nanos of the last logged background error
+	corruption atomic.Int64  // DataCorruption events seen
 
 	marksMu sync.Mutex // orders sync barriers; guards marks
 	marks   syncMarks
@@ -81,7 +83,7 @@ type DB struct {
 // written by something other than Strata, or by a newer Strata, returns
 // serr.ErrCorruption.
 func Open(o Options) (*DB, error) {
-	d := &DB{log: o.Logger, pointIters: make(chan *Iter, 4*runtime.GOMAXPROCS(0))}
+	d := &DB{log: o.Logger, pointIters: make(chan *Iter, 4*runtime.GOMAXPROCS(0)), bgSignal: make(chan struct{}, 1)}
 	fs := o.FS
 	if fs == nil {
 		fs = vfs.Default
@@ -564,6 +566,11 @@ func (d *DB) CorruptionEvents() int64 { return d.corruption.Load() }
 
 func (d *DB) onBackgroundError(err error) {
 	n := d.bgErrors.Add(1)
+	d.bgLast.Store(&err)
+	select {
+	case d.bgSignal <- struct{}{}:
+	default:
+	}
 	// Pebble retries a failing flush in a tight loop (tens of thousands of
 	// events per second on a full disk): log at most one line per second.
 	now := time.Now().UnixNano()

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/rs/zerolog"
 	"github.com/strata-db/strata/internal/serr"
+	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/stretchr/testify/require"
@@ -270,4 +271,31 @@ func TestWALWriteFailureOnSyncCommit(t *testing.T) {
 	b.Close()
 	require.ErrorIs(t, err, serr.ErrFailed)
 	f.requireFailed(t)
+}
+
+// Close flushes the memtable after its last sync barrier, but a flush that
+// fails (a full disk, here every new sstable refused) is retried by Pebble
+// until it is closed: Close must not wait for it. It returns without error,
+// since the barrier already made every write durable in the WAL, logs the
+// failure, and the next Open replays the WAL.
+func TestCloseDoesNotWaitForAFailingFlush(t *testing.T) {
+	f := openFaultyOn(t, func(op errorfs.Op) bool {
+		return op.Kind == errorfs.OpCreate && strings.HasSuffix(op.Path, ".sst")
+	})
+	b, err := f.write(t, "k", false)
+	require.NoError(t, err)
+	b.Close()
+	f.armed.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- f.db.Close() }()
+	require.NoError(t, testutil.WaitFor(t, done))
+	require.Positive(t, f.injected.Load(), "the flush was attempted")
+	require.Contains(t, f.log.String(), "could not be flushed at Close")
+
+	f.armed.Store(false)
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: f.fs})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Get(keyenc.AppendVersioned(nil, keyenc.RunID{7}, keyenc.TagKV, []byte("k"), 1))
+	require.NoError(t, err)
 }

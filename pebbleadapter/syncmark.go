@@ -179,11 +179,38 @@ func (d *DB) closeSyncMark() error {
 		return nil
 	}
 	d.recordSyncMark(true)
-	// Flush the memtable, so that the last mark lives in a table the
-	// MANIFEST names rather than in a WAL that outlives it: a MANIFEST
-	// whose last edits are lost then recovers an older mark too, and is
-	// refused. (The next Open has no WAL to replay.)
-	return d.mapError(d.pdb.Flush())
+	d.flushForClose()
+	return nil
+}
+
+// flushForClose flushes the memtable, so that the last mark lives in a table
+// the MANIFEST names rather than in a WAL that outlives it: a MANIFEST whose
+// last edits are lost then recovers an older mark too, and is refused (and
+// the next Open has no WAL to replay). Nothing depends on it for
+// durability: the barrier before it synced everything. So it does not wait
+// for a flush that fails: Pebble retries a failed flush until it is closed,
+// which would make Close hang on a full disk. A failure is logged, and the
+// WAL keeps the commits.
+func (d *DB) flushForClose() {
+	for drained := false; !drained; { // forget errors from before
+		select {
+		case <-d.bgSignal:
+		default:
+			drained = true
+		}
+	}
+	flushed, err := d.pdb.AsyncFlush()
+	if err == nil {
+		select {
+		case <-flushed:
+			return
+		case <-d.bgSignal:
+			if p := d.bgLast.Load(); p != nil {
+				err = *p
+			}
+		}
+	}
+	d.log.Error().Err(err).Msg("strata: the memtable could not be flushed at Close; the WAL keeps its commits")
 }
 
 // applySyncBarrier writes the next sync mark in a synced batch and waits
