@@ -149,6 +149,10 @@ func mapOpenError(dir string, err error) error {
 		// file the MANIFEST names: a table deleted, or a MANIFEST whose
 		// last edits are lost after Pebble deleted the files they retired.
 		return fmt.Errorf("%w: open %s: a file the store needs is missing: %v", serr.ErrCorruption, dir, err)
+	case errors.Is(err, pebble.ErrDBNotPristine):
+		// Pebble found no format version marker, took the store for a new
+		// one, and then found data.
+		return fmt.Errorf("%w: open %s: the store's format version marker is missing: %v", serr.ErrCorruption, dir, err)
 	case errors.Is(err, pebble.ErrDBAlreadyExists), errors.Is(err, pebble.ErrDBDoesNotExist):
 		return fmt.Errorf("strata: open %s: %w", dir, err)
 	}
@@ -268,19 +272,22 @@ func Exists(dir string, fs vfs.FS) (bool, error) {
 // placed. A crash while a store is created leaves at most its first
 // MANIFEST, which is not refused.
 func peek(dir string, fs vfs.FS) (bool, error) {
-	desc, err := pebble.Peek(dir, fs)
-	if err != nil {
-		if pebble.IsCorruptionError(err) {
-			return false, fmt.Errorf("%w: %s: %v", serr.ErrCorruption, dir, err)
-		}
-		return false, fmt.Errorf("strata: %s: %w", dir, err)
-	}
-	if desc.Exists {
-		return true, nil
-	}
 	names, err := fs.List(dir)
 	if err != nil {
 		return false, fmt.Errorf("strata: %s: %w", dir, err)
+	}
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		// The directory could be listed: what Peek refuses is the name of
+		// a marker file that does not parse.
+		return false, fmt.Errorf("%w: %s: %v", serr.ErrCorruption, dir, err)
+	}
+	if desc.Exists {
+		if desc.FormatMajorVersion == pebble.FormatDefault {
+			// Pebble writes the format marker before the manifest marker.
+			return false, fmt.Errorf("%w: %s has a manifest marker but no format version marker", serr.ErrCorruption, dir)
+		}
+		return true, nil
 	}
 	for _, name := range names {
 		if isStoreDataFile(name) || name == SyncMarkFileName {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -523,4 +524,60 @@ func TestOpenAfterCrashDuringCreation(t *testing.T) {
 	ok, err = pebbleadapter.Exists(dir, fs)
 	require.NoError(t, err)
 	require.True(t, ok)
+}
+
+// Damaged names of Pebble's marker files (the format version marker, or a
+// marker whose iteration or value no longer parses) are ErrCorruption from
+// Open and Exists, and nothing in the directory is touched.
+func TestOpenRefusesDamagedMarkerNames(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prefix string                // the marker damaged
+		damage func(n string) string // its new name, "" to remove it
+	}{
+		{"format marker removed", "marker.format-version.", func(string) string { return "" }},
+		{"format marker iteration", "marker.format-version.", func(n string) string { return replaceAt(n, len("marker.format-version.")+2, 'u') }},
+		{"format marker value", "marker.format-version.", func(n string) string { return replaceAt(n, len(n)-2, 'Z') }},
+		{"manifest marker iteration", "marker.manifest.", func(n string) string { return replaceAt(n, len("marker.manifest.")+2, 'u') }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			db := openAt(t, fs)
+			b := db.NewBatch()
+			b.Set(keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1), []byte("v"))
+			require.NoError(t, b.Apply(true))
+			b.Close()
+			require.NoError(t, db.Close())
+			names, err := fs.List(dir)
+			require.NoError(t, err)
+			damaged := false
+			for _, n := range names {
+				if !strings.HasPrefix(n, tc.prefix) {
+					continue
+				}
+				if to := tc.damage(n); to == "" {
+					require.NoError(t, fs.Remove(fs.PathJoin(dir, n)))
+				} else {
+					require.NoError(t, fs.Rename(fs.PathJoin(dir, n), fs.PathJoin(dir, to)))
+				}
+				damaged = true
+			}
+			require.True(t, damaged, "files: %v", names)
+			before, err := fs.List(dir)
+			require.NoError(t, err)
+			_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			_, err = pebbleadapter.Exists(dir, fs)
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			after, err := fs.List(dir)
+			require.NoError(t, err)
+			require.ElementsMatch(t, before, after, "nothing deleted or written")
+		})
+	}
+}
+
+func replaceAt(s string, i int, c byte) string {
+	b := []byte(s)
+	b[i] = c
+	return string(b)
 }
