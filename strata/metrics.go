@@ -7,7 +7,9 @@ type Metrics struct {
 	// DurableVersion is the highest version known to survive a crash.
 	DurableVersion uint64
 	// Syncs is the number of WAL sync barriers issued by Flush, the Batched
-	// syncer, Shutdown and Close (Strict commits sync on their own).
+	// syncer, Shutdown and Close to make commits durable (Strict commits
+	// sync on their own; the sync mark barrier Close always writes last is
+	// not counted).
 	Syncs uint64
 	// Transactions counts transactions (Begin, Transaction and friends;
 	// direct operations are not counted).
