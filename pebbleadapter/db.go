@@ -216,6 +216,15 @@ func CheckComparer(dir string, fs vfs.FS) error {
 	if err != nil {
 		return fmt.Errorf("strata: %s: %w", dir, err)
 	}
+	return checkOptionsFile(dir, fs, names, true)
+}
+
+// checkOptionsFile checks the newest OPTIONS file in the listing names of
+// dir (the one Pebble checks) against Strata's settings: a different
+// comparer or merger, or a file that does not parse, is ErrCorruption (a
+// store of another program, or a damaged file). Without an OPTIONS file it
+// is ErrCorruption if required, nil otherwise.
+func checkOptionsFile(dir string, fs vfs.FS, names []string, required bool) error {
 	newest, found := uint64(0), ""
 	for _, name := range names {
 		digits, ok := strings.CutPrefix(name, "OPTIONS-")
@@ -227,6 +236,9 @@ func CheckComparer(dir string, fs vfs.FS) error {
 		}
 	}
 	if found == "" {
+		if !required {
+			return nil
+		}
 		return fmt.Errorf("%w: %s has no Pebble OPTIONS file; its comparer cannot be told", serr.ErrCorruption, dir)
 	}
 	f, err := fs.Open(fs.PathJoin(dir, found))
@@ -243,7 +255,8 @@ func CheckComparer(dir string, fs vfs.FS) error {
 	o := &pebble.Options{Comparer: Comparer}
 	o.EnsureDefaults()
 	if err := o.CheckCompatibility(dir, string(b)); err != nil {
-		return fmt.Errorf("%w: %s is not a Strata store: %v", serr.ErrCorruption, dir, err)
+		return fmt.Errorf("%w: %s: %s does not match a Strata store's settings (another program's store, or a damaged file): %v",
+			serr.ErrCorruption, dir, found, err)
 	}
 	return nil
 }
@@ -287,7 +300,10 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 			// Pebble writes the format marker before the manifest marker.
 			return false, fmt.Errorf("%w: %s has a manifest marker but no format version marker", serr.ErrCorruption, dir)
 		}
-		return true, nil
+		// Pebble checks the OPTIONS file too, but reports a mismatch
+		// without a type. A crash just after the store was created can
+		// leave none.
+		return true, checkOptionsFile(dir, fs, names, false)
 	}
 	for _, name := range names {
 		if isStoreDataFile(name) || name == SyncMarkFileName {

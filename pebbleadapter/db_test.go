@@ -1,10 +1,12 @@
 package pebbleadapter_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -580,4 +582,31 @@ func replaceAt(s string, i int, c byte) string {
 	b := []byte(s)
 	b[i] = c
 	return string(b)
+}
+
+// A damaged OPTIONS file, here one flipped byte in the merger's name (a
+// case the bit-rot audit met), is ErrCorruption, not Pebble's untyped
+// mismatch error.
+func TestOpenRefusesDamagedOptionsFile(t *testing.T) {
+	fs := vfs.NewMem()
+	require.NoError(t, openAt(t, fs).Close())
+	names, err := fs.List(dir)
+	require.NoError(t, err)
+	for _, n := range names {
+		if !strings.HasPrefix(n, "OPTIONS-") {
+			continue
+		}
+		path := fs.PathJoin(dir, n)
+		f, err := fs.Open(path)
+		require.NoError(t, err)
+		b, err := io.ReadAll(f)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		i := bytes.Index(b, []byte("merger="))
+		require.Positive(t, i)
+		testutil.FlipByte(t, fs, path, int64(i+len("merger=")))
+	}
+	_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.ErrorIs(t, err, serr.ErrCorruption)
+	require.ErrorContains(t, err, "does not match a Strata store's settings")
 }
