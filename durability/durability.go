@@ -118,6 +118,10 @@ type Manager struct {
 	pending atomic.Int64
 	syncs   atomic.Uint64
 	syncMu  sync.Mutex // one barrier at a time; waiting callers share the next
+	// barriered is the applied version the last barrier covered (guarded
+	// by syncMu). It trails durable in Strict mode, where commits sync
+	// themselves.
+	barriered uint64
 
 	// The background syncer: started by NewManager in Batched mode, and in
 	// the other modes by the first Batched commit (a transaction's
@@ -140,6 +144,7 @@ type Manager struct {
 func NewManager(mode Mode, cfg BatchedConfig, barrier func() error, applied func() uint64, recovered uint64) *Manager {
 	m := &Manager{mode: mode, barrier: barrier, applied: applied, cfg: cfg.WithDefaults()}
 	m.durable.Store(recovered)
+	m.barriered = recovered
 	if mode == Batched {
 		m.startLoop()
 	}
@@ -196,13 +201,16 @@ func (m *Manager) Committed(mode Mode) {
 }
 
 // Sync makes every commit applied so far durable and returns the new
-// durable version. It is Flush's engine.
+// durable version. It is Flush's engine. It issues a barrier whenever a
+// commit was applied since the last one, even one that is durable already
+// (a Strict commit synced itself): the barrier is also what the store
+// records its progress by (pebbleadapter's sync marks).
 func (m *Manager) Sync() (uint64, error) {
 	target := m.applied()
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
-	if m.durable.Load() >= target {
-		return m.durable.Load(), nil // a sync that started after us covered it
+	if m.barriered >= target {
+		return m.durable.Load(), nil // a barrier that started after us covered it
 	}
 	// Read again under the lock: one barrier covers everything applied
 	// before it starts.
@@ -212,6 +220,7 @@ func (m *Manager) Sync() (uint64, error) {
 	if err := m.barrier(); err != nil {
 		return m.durable.Load(), err
 	}
+	m.barriered = target
 	m.advance(target)
 	return m.durable.Load(), nil
 }

@@ -119,3 +119,27 @@ func TestBatchedOverrideStartsTheSyncer(t *testing.T) {
 		require.NoError(t, m.Close())
 	}
 }
+
+// In Strict mode commits sync themselves, so Sync has nothing to make
+// durable; it still issues one barrier for commits applied since the last
+// one (the store records its progress by barriers), and none when there is
+// nothing new.
+func TestStrictSyncIssuesABarrierForNewCommits(t *testing.T) {
+	f := &fakeWAL{}
+	m := NewManager(Strict, BatchedConfig{}, f.barrier, f.applied.Load, 3)
+	defer m.Stop()
+	d, err := m.Sync()
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), d)
+	require.Zero(t, f.barriers.Load(), "nothing committed since open")
+
+	f.applied.Store(7)
+	m.Synced(7)
+	d, err = m.Sync()
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), d)
+	require.Equal(t, int64(1), f.barriers.Load(), "one barrier for the commits since the last")
+	_, err = m.Sync()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), f.barriers.Load(), "no barrier without a new commit")
+}

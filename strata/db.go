@@ -176,8 +176,12 @@ func (db *Database) CurrentVersion() uint64 { return db.store.Visible() }
 func (db *Database) DurableVersion() uint64 { return db.dur.Durable() }
 
 // Flush makes every acknowledged commit durable (one WAL fsync) and returns
-// the durable version. On an ephemeral database nothing is ever durable: it
-// returns 0, as DurableVersion does.
+// the durable version. It issues a sync barrier whenever anything was
+// committed since the last one, also in Strict mode, where the commits are
+// durable already: the barrier's sync mark is what lets Open detect synced
+// commits lost to damage (docs/durability.md, "Sync marks"). On an
+// ephemeral database nothing is ever durable: it returns 0, as
+// DurableVersion does.
 func (db *Database) Flush(ctx context.Context) (uint64, error) {
 	if err := db.enter(ctx); err != nil {
 		return 0, err

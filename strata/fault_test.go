@@ -526,13 +526,15 @@ func flushedWALStore(t *testing.T, mode strata.DurabilityMode, n int) (vfs.FS, s
 // Batched and None commits synced together by a barrier (Flush here, or the
 // Batched syncer): Pebble v2.1.7 records synced offsets that lag the data,
 // so damage past the WAL's first block would be taken for a torn tail and
-// the commits after it dropped silently. The barrier's sync mark, recorded
-// in STRATA-SYNCMARK, makes Open refuse the store instead, for damage
-// anywhere before the barrier, the WAL's last block included. A flipped
-// byte that Open tolerates must be one that held no data (block padding).
+// the commits after it dropped silently; in every mode, damage in the WAL's
+// last block would. The barrier's sync mark, recorded in STRATA-SYNCMARK,
+// makes Open refuse the store instead, for damage anywhere before the
+// barrier, the last block included (Strict commits are durable before the
+// Flush; its barrier only records the mark). A flipped byte that Open
+// tolerates must be one that held no data (block padding).
 func TestWALDamageBeforeTheLastSyncMarkFailsOpen(t *testing.T) {
 	const n = 400
-	for _, mode := range []strata.DurabilityMode{strata.DurabilityBatched, strata.DurabilityNone} {
+	for _, mode := range []strata.DurabilityMode{strata.DurabilityBatched, strata.DurabilityNone, strata.DurabilityStrict} {
 		t.Run(mode.String(), func(t *testing.T) {
 			_, _, size := flushedWALStore(t, mode, n)
 			require.GreaterOrEqual(t, lastWALBlock(size), int64(2*walBlock), "the WAL spans three blocks or more")
