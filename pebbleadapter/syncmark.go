@@ -46,8 +46,8 @@ const SyncMarkFileName = syncmark.FileName
 var syncMarkKey = keyenc.SystemKey(keyenc.SysSyncMark)
 
 // syncMarkInterval is the least time between two writes of the sync mark
-// file, each an extra fsync, outside Close.
-const syncMarkInterval = time.Second
+// file, each an extra fsync, outside Close. (A variable for tests only.)
+var syncMarkInterval = time.Second
 
 // readSyncMarkFile returns the mark recorded in dir's sync mark file, 0 if
 // there is no file, and the slot to write next.
