@@ -25,19 +25,22 @@ import (
 //
 // So every sync barrier also writes a counter, the sync mark, under the
 // system key keyenc.SysSyncMark, in the synced batch itself. Once such a
-// barrier is synced its mark is durable, and the adapter records it, at
-// most once per syncMarkInterval and after a last barrier at Close, in a
-// small file beside
-// Pebble's (SyncMarkFileName), itself fsynced. The file never holds a mark
-// that is not durable in the store, so after any crash the store's mark is
-// at least the file's. Open compares them: a store whose mark is below the
-// file's lost synced writes, and is refused with ErrCorruption.
+// barrier is synced its mark is durable, and the adapter records it in a
+// small file beside Pebble's (SyncMarkFileName), itself fsynced: the first
+// barrier of a session at once, later ones at most once per
+// syncMarkInterval, and the last barrier Close writes always. The file
+// never holds a mark that is not durable in the store, so after any crash
+// the store's mark is at least the file's. Open compares them: a store
+// whose mark is below the file's lost synced writes, and is refused with
+// ErrCorruption. Close also flushes the memtable after its barrier, so
+// that the last mark lives in a table only the MANIFEST names: a MANIFEST
+// that loses its last edits then loses that mark too.
 //
 // What it cannot see: writes synced after the last mark the file records
-// (at most syncMarkInterval of them, none after a clean Close), and loss
-// that spares every batch carrying a newer mark. A missing file disables
-// the check and is not an error (stores from before it, and Pebble
-// checkpoints, have none).
+// (none after a clean Close), and loss that spares every batch carrying a
+// newer mark (a MANIFEST rolled back, after a crash, to edits older than
+// the newest WAL). A missing file disables the check and is not an error
+// (stores from before it, and Pebble checkpoints, have none).
 
 // SyncMarkFileName is the name of the sync mark file in a store's
 // directory.
