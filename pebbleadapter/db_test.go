@@ -73,15 +73,23 @@ func TestGetMissingKeyIsErrNotFound(t *testing.T) {
 	require.ErrorIs(t, err, serr.ErrNotFound)
 }
 
-func TestReopenAfterCloseKeepsData(t *testing.T) {
-	fs := vfs.NewMem()
-	db := openAt(t, fs)
+// putSynced writes the value "v" under one KV key, synced, and returns the
+// key.
+func putSynced(t *testing.T, db *pebbleadapter.DB) []byte {
+	t.Helper()
 	key := keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1)
 	b := db.NewBatch()
+	defer b.Close()
 	b.Set(key, []byte("v"))
 	require.NoError(t, b.Apply(true))
 	require.NoError(t, b.SyncWait())
-	b.Close()
+	return key
+}
+
+func TestReopenAfterCloseKeepsData(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openAt(t, fs)
+	key := putSynced(t, db)
 	require.NoError(t, db.Close())
 
 	db = openAt(t, fs)
@@ -460,12 +468,7 @@ func TestOpenRefusesDataWithoutManifestMarker(t *testing.T) {
 		t.Run(damage.name, func(t *testing.T) {
 			fs := vfs.NewMem()
 			db := openAt(t, fs)
-			key := keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1)
-			b := db.NewBatch()
-			b.Set(key, []byte("v"))
-			require.NoError(t, b.Apply(true))
-			require.NoError(t, b.SyncWait())
-			b.Close()
+			key := putSynced(t, db)
 			require.NoError(t, db.FlushMemtable())
 			require.NoError(t, db.Close())
 
@@ -545,10 +548,7 @@ func TestOpenRefusesDamagedMarkerNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := vfs.NewMem()
 			db := openAt(t, fs)
-			b := db.NewBatch()
-			b.Set(keyenc.AppendVersioned(nil, keyenc.RunID{1}, keyenc.TagKV, []byte("k"), 1), []byte("v"))
-			require.NoError(t, b.Apply(true))
-			b.Close()
+			putSynced(t, db)
 			require.NoError(t, db.Close())
 			names, err := fs.List(dir)
 			require.NoError(t, err)
