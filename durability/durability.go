@@ -3,7 +3,9 @@
 // synced to stable storage.
 //
 //   - Strict: every commit's WAL record is fsynced before the commit returns
-//     (and before it becomes visible). Concurrent commits share fsyncs.
+//     (and before it becomes visible). Concurrent commits share fsyncs. A
+//     background loop issues one more barrier per Interval while commits
+//     arrive, only to record the store's progress.
 //   - Batched: commits return once their WAL record is written; a
 //     background syncer fsyncs the WAL every Interval, or sooner once
 //     MaxPending commits are waiting. Everything at or below the reported
@@ -118,10 +120,10 @@ type Manager struct {
 	pending atomic.Int64
 	syncs   atomic.Uint64
 	syncMu  sync.Mutex // one barrier at a time; waiting callers share the next
-	// barriered is the applied version the last barrier covered (guarded
-	// by syncMu). It trails durable in Strict mode, where commits sync
+	// barriered is the applied version the last barrier covered (written
+	// under syncMu). It trails durable in Strict mode, where commits sync
 	// themselves.
-	barriered uint64
+	barriered atomic.Uint64
 
 	// The background syncer: started by NewManager in Batched mode, and in
 	// the other modes by the first Batched commit (a transaction's
@@ -139,13 +141,15 @@ type Manager struct {
 // NewManager returns a Manager for mode. barrier must make every write
 // applied before the call durable; applied returns the highest version whose
 // write has been applied. recovered is the highest version found on open,
-// durable by definition. In Batched mode the background syncer starts now;
-// Close stops it.
+// durable by definition. In Batched and Strict modes the background syncer
+// starts now; Close stops it. In Strict mode it has nothing to make durable:
+// it issues a barrier once per Interval while commits arrive, which is how
+// the store records its progress (pebbleadapter's sync marks).
 func NewManager(mode Mode, cfg BatchedConfig, barrier func() error, applied func() uint64, recovered uint64) *Manager {
 	m := &Manager{mode: mode, barrier: barrier, applied: applied, cfg: cfg.WithDefaults()}
 	m.durable.Store(recovered)
-	m.barriered = recovered
-	if mode == Batched {
+	m.barriered.Store(recovered)
+	if mode == Batched || mode == Strict {
 		m.startLoop()
 	}
 	return m
@@ -209,7 +213,7 @@ func (m *Manager) Sync() (uint64, error) {
 	target := m.applied()
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
-	if m.barriered >= target {
+	if m.barriered.Load() >= target {
 		return m.durable.Load(), nil // a barrier that started after us covered it
 	}
 	// Read again under the lock: one barrier covers everything applied
@@ -220,7 +224,7 @@ func (m *Manager) Sync() (uint64, error) {
 	if err := m.barrier(); err != nil {
 		return m.durable.Load(), err
 	}
-	m.barriered = target
+	m.barriered.Store(target)
 	m.advance(target)
 	return m.durable.Load(), nil
 }
@@ -245,7 +249,7 @@ func (m *Manager) loop() {
 		case <-t.C:
 		case <-m.kick:
 		}
-		if m.applied() > m.durable.Load() {
+		if m.applied() > m.barriered.Load() {
 			if _, err := m.Sync(); err != nil {
 				return // the database is failed; nothing more can be made durable
 			}

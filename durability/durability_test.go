@@ -100,24 +100,23 @@ func TestBatchedConfigDefaultsAndValidation(t *testing.T) {
 	require.NoError(t, c.Validate())
 }
 
-// A Batched commit in a manager of another mode (a transaction's override)
-// starts the background syncer, so it too becomes durable within the
-// interval; commits in the manager's own mode never do.
+// A Batched commit in a None manager (a transaction's override) starts the
+// background syncer, so it too becomes durable within the interval; None
+// commits never do. (A Strict manager runs the syncer from the start.)
 func TestBatchedOverrideStartsTheSyncer(t *testing.T) {
-	for _, mode := range []Mode{None, Strict} {
-		f := &fakeWAL{}
-		m := NewManager(mode, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
-		f.applied.Store(1)
-		m.Committed(mode)
-		require.False(t, m.looping.Load(), "%s: no syncer for the mode's own commits", mode)
-		f.applied.Store(2)
-		m.Committed(Batched)
-		require.Eventually(t, func() bool { return m.Durable() == 2 }, 10*time.Second, time.Millisecond, "%s", mode)
-		m.Stop()
-		m.Committed(Batched) // after Stop, nothing starts again
-		require.False(t, m.looping.Load())
-		require.NoError(t, m.Close())
-	}
+	mode := None
+	f := &fakeWAL{}
+	m := NewManager(mode, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
+	f.applied.Store(1)
+	m.Committed(mode)
+	require.False(t, m.looping.Load(), "%s: no syncer for the mode's own commits", mode)
+	f.applied.Store(2)
+	m.Committed(Batched)
+	require.Eventually(t, func() bool { return m.Durable() == 2 }, 10*time.Second, time.Millisecond, "%s", mode)
+	m.Stop()
+	m.Committed(Batched) // after Stop, nothing starts again
+	require.False(t, m.looping.Load())
+	require.NoError(t, m.Close())
 }
 
 // In Strict mode commits sync themselves, so Sync has nothing to make
@@ -126,7 +125,7 @@ func TestBatchedOverrideStartsTheSyncer(t *testing.T) {
 // nothing new.
 func TestStrictSyncIssuesABarrierForNewCommits(t *testing.T) {
 	f := &fakeWAL{}
-	m := NewManager(Strict, BatchedConfig{}, f.barrier, f.applied.Load, 3)
+	m := NewManager(Strict, BatchedConfig{Interval: time.Hour}, f.barrier, f.applied.Load, 3)
 	defer m.Stop()
 	d, err := m.Sync()
 	require.NoError(t, err)
@@ -142,4 +141,26 @@ func TestStrictSyncIssuesABarrierForNewCommits(t *testing.T) {
 	_, err = m.Sync()
 	require.NoError(t, err)
 	require.Equal(t, int64(1), f.barriers.Load(), "no barrier without a new commit")
+}
+
+// In Strict mode the background loop issues a barrier per Interval while
+// commits arrive (the store records its progress by barriers), and none
+// while nothing is committed.
+func TestStrictLoopIssuesBarriersForNewCommits(t *testing.T) {
+	f := &fakeWAL{}
+	m := NewManager(Strict, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
+	defer m.Stop()
+	require.True(t, m.looping.Load(), "the loop runs from the start")
+	f.applied.Store(4)
+	m.Synced(4)
+	require.Eventually(t, func() bool { return m.barriered.Load() == 4 }, 10*time.Second, time.Millisecond)
+	n := f.barriers.Load()
+	require.Positive(t, n)
+	// Idle: the loop keeps ticking but issues nothing. (Some ticks pass.)
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	require.Equal(t, n, f.barriers.Load(), "no barrier without a new commit")
+	require.Equal(t, uint64(4), m.Durable())
 }

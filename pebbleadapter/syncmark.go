@@ -108,16 +108,28 @@ type syncMarks struct {
 	next     int    // the slot to write next
 	written  time.Time
 	file     vfs.File
-	disabled bool // a write of the file failed: stop writing it
+	disabled bool        // a write of the file failed: stop writing it
+	closed   bool        // Close has begun: write nothing more but its own
+	later    *time.Timer // a record deferred by syncMarkInterval, if pending
 }
 
-// recordSyncMark writes the last synced mark to the file if it is newer than the
-// file's and force is set or syncMarkInterval has passed. A failure is
-// logged and stops further writes: the file only ever lags the store, and
-// a file that lags only weakens the check.
+// recordSyncMark writes the last synced mark to the file if it is newer than
+// the file's and force is set or syncMarkInterval has passed since the last
+// write; otherwise it defers the write to when the interval has passed. A
+// failure is logged and stops further writes: the file only ever lags the
+// store, and a file that lags only weakens the check.
 func (d *DB) recordSyncMark(force bool) {
 	m := &d.marks
-	if m.disabled || m.stored <= m.recorded || (!force && time.Since(m.written) < syncMarkInterval) {
+	if m.disabled || m.stored <= m.recorded {
+		return
+	}
+	if wait := syncMarkInterval - time.Since(m.written); !force && wait > 0 {
+		// Record it once the interval has passed, even if no barrier
+		// comes then: the last barrier before a quiet spell must not wait
+		// for Close.
+		if m.later == nil {
+			m.later = time.AfterFunc(wait, d.recordDeferredSyncMark)
+		}
 		return
 	}
 	if err := m.write(); err != nil {
@@ -127,6 +139,16 @@ func (d *DB) recordSyncMark(force bool) {
 		return
 	}
 	m.recorded, m.next, m.written = m.stored, 1-m.next, time.Now()
+}
+
+// recordDeferredSyncMark is the deferred record recordSyncMark schedules.
+func (d *DB) recordDeferredSyncMark() {
+	d.marksMu.Lock()
+	defer d.marksMu.Unlock()
+	d.marks.later = nil
+	if !d.marks.closed && d.Failed() == nil {
+		d.recordSyncMark(false)
+	}
 }
 
 func (m *syncMarks) closeFile() {
@@ -178,6 +200,11 @@ func (d *DB) closeSyncMark() error {
 	d.marksMu.Lock()
 	defer d.marksMu.Unlock()
 	defer d.marks.closeFile()
+	d.marks.closed = true
+	if d.marks.later != nil {
+		d.marks.later.Stop() // a callback already running finds closed set
+		d.marks.later = nil
+	}
 	if d.Failed() != nil || d.applySyncBarrier() != nil {
 		return nil
 	}

@@ -161,3 +161,19 @@ func TestDamagedSyncMarkFileIsCorruption(t *testing.T) {
 	require.ErrorIs(t, err, serr.ErrCorruption)
 	require.ErrorContains(t, err, "both slots are damaged")
 }
+
+// A barrier whose mark falls within the interval after the last record is
+// recorded once the interval has passed, without waiting for another
+// barrier or for Close: the last barrier before a quiet spell is covered.
+func TestSyncMarkDeferredRecord(t *testing.T) {
+	pebbleadapter.SetSyncMarkInterval(t, 50*time.Millisecond)
+	mem := vfs.NewMem()
+	db := openAt(t, mem)
+	defer db.Close()
+	writeUnsynced(t, db, 0, 10)
+	require.NoError(t, db.SyncBarrier())
+	require.Equal(t, uint64(1), readMarkFile(t, mem), "the session's first barrier is recorded at once")
+	writeUnsynced(t, db, 10, 20)
+	require.NoError(t, db.SyncBarrier())
+	require.Eventually(t, func() bool { return readMarkFile(t, mem) == 2 }, time.Minute, 5*time.Millisecond)
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-db/strata/events"
+	"github.com/strata-db/strata/internal/syncmark"
 	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/strata"
@@ -431,7 +434,10 @@ func TestBackgroundFlushFailureIsCounted(t *testing.T) {
 func walDamageStore(t *testing.T, n int) (vfs.FS, string) {
 	t.Helper()
 	mem := vfs.NewCrashableMem()
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict})
+	// SyncInterval holds off the Strict loop's barriers, whose sync marks
+	// would make Open refuse damage before them (see
+	// TestStrictSyncMarksCoverTheLastBlock).
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict, SyncInterval: time.Hour})
 	require.NoError(t, err)
 	run := walDamageRun
 	for i := range n {
@@ -642,6 +648,52 @@ func TestStoreWithoutSyncMarkFileOpens(t *testing.T) {
 	require.NoError(t, db.Close())
 	_, err = fs.Stat(fs.PathJoin("db", pebbleadapter.SyncMarkFileName))
 	require.NoError(t, err, "Close writes it again")
+}
+
+// readSyncMark returns the mark the store "db" on fs records in its sync
+// mark file (0 without one).
+func readSyncMark(t *testing.T, fs vfs.FS) uint64 {
+	t.Helper()
+	f, err := fs.Open(fs.PathJoin("db", pebbleadapter.SyncMarkFileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	require.NoError(t, err)
+	mark, _, err := syncmark.Decode(b)
+	require.NoError(t, err)
+	return mark
+}
+
+// In Strict mode the background loop issues a barrier per SyncInterval
+// while commits arrive, and its sync mark is recorded at most once a
+// second: once a mark after the commits is recorded, damage in the WAL's
+// last block, which Pebble cannot tell from a torn write, is refused after
+// a crash too (TestWALLastBlockDamageLosesTheRestOfIt shows the loss
+// without the loop).
+func TestStrictSyncMarksCoverTheLastBlock(t *testing.T) {
+	const n = 400
+	mem := vfs.NewCrashableMem()
+	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict, SyncInterval: time.Millisecond})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.Bytes(bytes.Repeat([]byte{byte(i)}, 200)))
+		require.NoError(t, err)
+	}
+	// In a new store every sync mark is a barrier of the loop's, which
+	// Metrics counts: wait until one issued after the commits is recorded
+	// (the file is written at most once a second).
+	after := db.Metrics().Syncs + 1
+	require.Eventually(t, func() bool { return readSyncMark(t, mem) >= after }, time.Minute, 10*time.Millisecond)
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	require.NoError(t, db.Close())
+
+	wal := testutil.NewestWAL(t, crashed, "db")
+	st, err := crashed.Stat(wal)
+	require.NoError(t, err)
+	require.True(t, refusedDamage(t, crashed, wal, lastWALBlock(st.Size())+100, n), "damage in the last block is refused")
 }
 
 // Damage in the newest WAL's last block cannot be told from a write torn by

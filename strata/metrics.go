@@ -6,10 +6,11 @@ type Metrics struct {
 	CurrentVersion uint64
 	// DurableVersion is the highest version known to survive a crash.
 	DurableVersion uint64
-	// Syncs is the number of WAL sync barriers issued by Flush, the Batched
-	// syncer, Shutdown and Close to make commits durable (Strict commits
-	// sync on their own; the sync mark barrier Close always writes last is
-	// not counted).
+	// Syncs is the number of WAL sync barriers issued by Flush, the
+	// background syncer (in Strict mode, one per SyncInterval while commits
+	// arrive, which only records a sync mark: Strict commits sync on their
+	// own), Shutdown and Close (not the sync mark barrier Close always
+	// writes last).
 	Syncs uint64
 	// Transactions counts transactions (Begin, Transaction and friends;
 	// direct operations are not counted).

@@ -93,7 +93,9 @@ type Options struct {
 	Durability DurabilityMode
 
 	// SyncInterval is the longest time between background syncs in Batched
-	// mode. The default is 100ms.
+	// mode. In Strict mode, where commits sync themselves, a background
+	// barrier once per SyncInterval while commits arrive records the store's
+	// progress (a sync mark, see docs/durability.md). The default is 100ms.
 	SyncInterval time.Duration
 
 	// MaxPendingCommits is the number of unsynced commits that triggers a
