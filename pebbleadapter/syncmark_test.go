@@ -3,7 +3,6 @@ package pebbleadapter_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,18 +34,6 @@ func writeUnsynced(t *testing.T, db *pebbleadapter.DB, from, to int) {
 	}
 }
 
-func readMarkFile(t *testing.T, fs vfs.FS) uint64 {
-	t.Helper()
-	f, err := fs.Open(fs.PathJoin(dir, pebbleadapter.SyncMarkFileName))
-	require.NoError(t, err)
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	require.NoError(t, err)
-	mark, _, err := syncmark.Decode(b)
-	require.NoError(t, err)
-	return mark
-}
-
 // A crash after a recorded sync barrier, then damage in the WAL before
 // that barrier: Pebble v2.1.7 takes damage past the WAL's first block for a
 // torn tail (the writes were not synced one by one), and the sync mark is
@@ -65,11 +52,11 @@ func TestSyncMarkDetectsWALLossAfterCrash(t *testing.T) {
 	}
 	writeUnsynced(t, db, 0, 300)
 	require.NoError(t, db.SyncBarrier()) // the session's first barrier is recorded at once
-	require.Equal(t, uint64(1), readMarkFile(t, mem))
+	require.Equal(t, uint64(1), testutil.ReadSyncMark(t, mem, dir))
 	recorded := walSize()
 	writeUnsynced(t, db, 300, 600)
 	require.NoError(t, db.SyncBarrier()) // within the interval: not recorded
-	require.Equal(t, uint64(1), readMarkFile(t, mem))
+	require.Equal(t, uint64(1), testutil.ReadSyncMark(t, mem, dir))
 	synced := walSize()
 	writeUnsynced(t, db, 600, 700)
 	crash := func() vfs.FS { return mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}) }
@@ -114,7 +101,7 @@ func TestSyncMarkAcrossSessions(t *testing.T) {
 			writeUnsynced(t, db, session*10, session*10+10)
 		}
 		require.NoError(t, db.Close())
-		require.Equal(t, uint64(session+1), readMarkFile(t, mem), "session %d", session)
+		require.Equal(t, uint64(session+1), testutil.ReadSyncMark(t, mem, dir), "session %d", session)
 	}
 }
 
@@ -172,8 +159,8 @@ func TestSyncMarkDeferredRecord(t *testing.T) {
 	defer db.Close()
 	writeUnsynced(t, db, 0, 10)
 	require.NoError(t, db.SyncBarrier())
-	require.Equal(t, uint64(1), readMarkFile(t, mem), "the session's first barrier is recorded at once")
+	require.Equal(t, uint64(1), testutil.ReadSyncMark(t, mem, dir), "the session's first barrier is recorded at once")
 	writeUnsynced(t, db, 10, 20)
 	require.NoError(t, db.SyncBarrier())
-	require.Eventually(t, func() bool { return readMarkFile(t, mem) == 2 }, time.Minute, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return testutil.ReadSyncMark(t, mem, dir) == 2 }, time.Minute, 5*time.Millisecond)
 }

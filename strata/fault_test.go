@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +15,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-db/strata/events"
-	"github.com/strata-db/strata/internal/syncmark"
 	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/strata"
@@ -650,23 +647,6 @@ func TestStoreWithoutSyncMarkFileOpens(t *testing.T) {
 	require.NoError(t, err, "Close writes it again")
 }
 
-// readSyncMark returns the mark the store "db" on fs records in its sync
-// mark file (0 without one).
-func readSyncMark(t *testing.T, fs vfs.FS) uint64 {
-	t.Helper()
-	f, err := fs.Open(fs.PathJoin("db", pebbleadapter.SyncMarkFileName))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	require.NoError(t, err)
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	require.NoError(t, err)
-	mark, _, err := syncmark.Decode(b)
-	require.NoError(t, err)
-	return mark
-}
-
 // In Strict mode the background loop issues a barrier per SyncInterval
 // while commits arrive, and its sync mark is recorded at most once a
 // second: once a mark after the commits is recorded, damage in the WAL's
@@ -686,7 +666,7 @@ func TestStrictSyncMarksCoverTheLastBlock(t *testing.T) {
 	// Metrics counts: wait until one issued after the commits is recorded
 	// (the file is written at most once a second).
 	after := db.Metrics().Syncs + 1
-	require.Eventually(t, func() bool { return readSyncMark(t, mem) >= after }, time.Minute, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return testutil.ReadSyncMark(t, mem, "db") >= after }, time.Minute, 10*time.Millisecond)
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	require.NoError(t, db.Close())
 

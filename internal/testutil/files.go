@@ -1,10 +1,14 @@
 package testutil
 
 import (
+	"errors"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/strata-db/strata/internal/syncmark"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,4 +46,21 @@ func FlipByte(t testing.TB, fs vfs.FS, path string, off int64) {
 	_, err = f.WriteAt(b[:], off)
 	require.NoError(t, err)
 	require.NoError(t, f.Sync())
+}
+
+// ReadSyncMark returns the mark recorded in the sync mark file of the store
+// in dir, 0 if it has none.
+func ReadSyncMark(t testing.TB, fs vfs.FS, dir string) uint64 {
+	t.Helper()
+	f, err := fs.Open(fs.PathJoin(dir, syncmark.FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	require.NoError(t, err)
+	mark, _, err := syncmark.Decode(b)
+	require.NoError(t, err)
+	return mark
 }
