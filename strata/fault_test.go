@@ -663,10 +663,17 @@ func TestStrictSyncMarksCoverTheLastBlock(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// In a new store every sync mark is a barrier of the loop's, which
-	// Metrics counts: wait until one issued after the commits is recorded
-	// (the file is written at most once a second).
-	after := db.Metrics().Syncs + 1
-	require.Eventually(t, func() bool { return testutil.ReadSyncMark(t, mem, "db") >= after }, time.Minute, 10*time.Millisecond)
+	// Metrics counts. Once no barrier has been issued for a tick of 100 ms
+	// (a hundred SyncIntervals) the loop has caught up with the commits,
+	// and once the file holds that barrier's mark (it is written at most
+	// once a second) the mark covers every commit.
+	last := uint64(0)
+	require.Eventually(t, func() bool {
+		syncs := db.Metrics().Syncs
+		idle := syncs == last
+		last = syncs
+		return idle && syncs > 0 && testutil.ReadSyncMark(t, mem, "db") == syncs
+	}, time.Minute, 100*time.Millisecond)
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	require.NoError(t, db.Close())
 
