@@ -425,26 +425,36 @@ func TestBackgroundFlushFailureIsCounted(t *testing.T) {
 	require.NoError(t, db.Err())
 }
 
-// walDamageStore writes n Strict commits (key k%03d each) and returns the
-// filesystem as a crash right after them left it, and the path of its
-// newest WAL.
-func walDamageStore(t *testing.T, n int) (vfs.FS, string) {
+// walDamageStore writes n commits (keys k000, k001, ...) with opts, whose
+// Path and FS it sets, to a new database on a crashable MemFS, calls
+// beforeCrash with the database and its FS if it is not nil, and returns a crash image taken right after,
+// the path of its newest WAL and that WAL's size.
+func walDamageStore(t *testing.T, opts strata.Options, n int, beforeCrash func(*strata.Database, vfs.FS)) (vfs.FS, string, int64) {
 	t.Helper()
 	mem := vfs.NewCrashableMem()
-	// SyncInterval holds off the Strict loop's barriers, whose sync marks
-	// would make Open refuse damage before them (see
-	// TestStrictSyncMarksCoverTheLastBlock).
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict, SyncInterval: time.Hour})
+	opts.Path, opts.FS = "db", mem
+	db, err := strata.OpenWith(opts)
 	require.NoError(t, err)
-	run := walDamageRun
 	for i := range n {
-		_, err := db.Put(ctx, run, fmt.Appendf(nil, "k%03d", i), value.Bytes(bytes.Repeat([]byte{byte(i)}, 200)))
+		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.Bytes(bytes.Repeat([]byte{byte(i)}, 200)))
 		require.NoError(t, err)
+	}
+	if beforeCrash != nil {
+		beforeCrash(db, mem)
 	}
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	require.NoError(t, db.Close())
-	return crashed, testutil.NewestWAL(t, crashed, "db")
+	wal := testutil.NewestWAL(t, crashed, "db")
+	st, err := crashed.Stat(wal)
+	require.NoError(t, err)
+	return crashed, wal, st.Size()
 }
+
+// strictWithoutLoop is Strict with its background barrier held off (a
+// SyncInterval of an hour): no sync mark is recorded, so the WAL's own
+// checks are all that tells damage from a torn tail (see
+// TestStrictSyncMarksCoverTheLastBlock for the barrier).
+var strictWithoutLoop = strata.Options{Durability: strata.DurabilityStrict, SyncInterval: time.Hour}
 
 var walDamageRun = strata.MustParseRunID("0193a0f0-0000-7000-8000-000000000001")
 
@@ -485,45 +495,18 @@ func refusedDamage(t *testing.T, fs vfs.FS, wal string, off int64, n int) bool {
 // at the end of a block).
 func TestWALDamageBeforeItsLastBlockFailsOpen(t *testing.T) {
 	const n = 400
-	fs, wal := walDamageStore(t, n)
-	st, err := fs.Stat(wal)
-	require.NoError(t, err)
-	last := lastWALBlock(st.Size())
+	_, _, size := walDamageStore(t, strictWithoutLoop, n, nil)
+	last := lastWALBlock(size)
 	require.GreaterOrEqual(t, last, int64(2*walBlock), "the WAL spans three blocks or more")
 	refused, tried := 0, 0
 	for off := int64(0); off < last; off += 997 {
 		tried++
-		fs, wal := walDamageStore(t, n)
+		fs, wal, _ := walDamageStore(t, strictWithoutLoop, n, nil)
 		if refusedDamage(t, fs, wal, off, n) {
 			refused++
 		}
 	}
 	require.Greater(t, refused, tried*9/10)
-}
-
-// flushedWALStore writes n commits in mode to a new database on a
-// crashable MemFS, syncs them with Flush (a sync barrier, whose mark the
-// sync mark file records at once: the session's first), and returns a crash
-// image taken right after, the path of its newest WAL, which holds the
-// commits, and that WAL's size at the Flush. The Batched syncer is held off.
-func flushedWALStore(t *testing.T, mode strata.DurabilityMode, n int) (vfs.FS, string, int64) {
-	t.Helper()
-	mem := vfs.NewCrashableMem()
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: mode,
-		SyncInterval: time.Hour, MaxPendingCommits: 1 << 30})
-	require.NoError(t, err)
-	for i := range n {
-		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.Bytes(bytes.Repeat([]byte{byte(i)}, 200)))
-		require.NoError(t, err)
-	}
-	_, err = db.Flush(ctx)
-	require.NoError(t, err)
-	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
-	require.NoError(t, db.Close())
-	wal := testutil.NewestWAL(t, crashed, "db")
-	st, err := crashed.Stat(wal)
-	require.NoError(t, err)
-	return crashed, wal, st.Size()
 }
 
 // Batched and None commits synced together by a barrier (Flush here, or the
@@ -539,12 +522,17 @@ func TestWALDamageBeforeTheLastSyncMarkFailsOpen(t *testing.T) {
 	const n = 400
 	for _, mode := range []strata.DurabilityMode{strata.DurabilityBatched, strata.DurabilityNone, strata.DurabilityStrict} {
 		t.Run(mode.String(), func(t *testing.T) {
-			_, _, size := flushedWALStore(t, mode, n)
+			opts := strata.Options{Durability: mode, SyncInterval: time.Hour, MaxPendingCommits: 1 << 30} // no background barrier
+			flush := func(db *strata.Database, _ vfs.FS) {
+				_, err := db.Flush(ctx) // a barrier, whose mark is recorded at once: the session's first
+				require.NoError(t, err)
+			}
+			_, _, size := walDamageStore(t, opts, n, flush)
 			require.GreaterOrEqual(t, lastWALBlock(size), int64(2*walBlock), "the WAL spans three blocks or more")
 			refused, tried, inLast := 0, 0, 0
 			for off := int64(0); off < size; off += 997 {
 				tried++
-				fs, wal, _ := flushedWALStore(t, mode, n)
+				fs, wal, _ := walDamageStore(t, opts, n, flush)
 				if refusedDamage(t, fs, wal, off, n) {
 					refused++
 					if off >= lastWALBlock(size) {
@@ -655,32 +643,23 @@ func TestStoreWithoutSyncMarkFileOpens(t *testing.T) {
 // without the loop).
 func TestStrictSyncMarksCoverTheLastBlock(t *testing.T) {
 	const n = 400
-	mem := vfs.NewCrashableMem()
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict, SyncInterval: time.Millisecond})
-	require.NoError(t, err)
-	for i := range n {
-		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.Bytes(bytes.Repeat([]byte{byte(i)}, 200)))
-		require.NoError(t, err)
-	}
 	// In a new store every sync mark is a barrier of the loop's, which
 	// Metrics counts. Once no barrier has been issued for a tick of 100 ms
 	// (a hundred SyncIntervals) the loop has caught up with the commits,
 	// and once the file holds that barrier's mark (it is written at most
 	// once a second) the mark covers every commit.
-	last := uint64(0)
-	require.Eventually(t, func() bool {
-		syncs := db.Metrics().Syncs
-		idle := syncs == last
-		last = syncs
-		return idle && syncs > 0 && testutil.ReadSyncMark(t, mem, "db") == syncs
-	}, time.Minute, 100*time.Millisecond)
-	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
-	require.NoError(t, db.Close())
-
-	wal := testutil.NewestWAL(t, crashed, "db")
-	st, err := crashed.Stat(wal)
-	require.NoError(t, err)
-	require.True(t, refusedDamage(t, crashed, wal, lastWALBlock(st.Size())+100, n), "damage in the last block is refused")
+	waitForMark := func(db *strata.Database, fs vfs.FS) {
+		last := uint64(0)
+		require.Eventually(t, func() bool {
+			syncs := db.Metrics().Syncs
+			idle := syncs == last
+			last = syncs
+			return idle && syncs > 0 && testutil.ReadSyncMark(t, fs, "db") == syncs
+		}, time.Minute, 100*time.Millisecond)
+	}
+	opts := strata.Options{Durability: strata.DurabilityStrict, SyncInterval: time.Millisecond}
+	crashed, wal, size := walDamageStore(t, opts, n, waitForMark)
+	require.True(t, refusedDamage(t, crashed, wal, lastWALBlock(size)+100, n), "damage in the last block is refused")
 }
 
 // Damage in the newest WAL's last block cannot be told from a write torn by
@@ -691,10 +670,8 @@ func TestStrictSyncMarksCoverTheLastBlock(t *testing.T) {
 // is still a prefix of the commits.
 func TestWALLastBlockDamageLosesTheRestOfIt(t *testing.T) {
 	const n = 400
-	fs, wal := walDamageStore(t, n)
-	st, err := fs.Stat(wal)
-	require.NoError(t, err)
-	testutil.FlipByte(t, fs, wal, lastWALBlock(st.Size())+100)
+	fs, wal, size := walDamageStore(t, strictWithoutLoop, n, nil)
+	testutil.FlipByte(t, fs, wal, lastWALBlock(size)+100)
 	db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
 	require.NoError(t, err)
 	defer db.Close()
