@@ -68,8 +68,7 @@ type DB struct {
 	pointIters chan *Iter  // cached point-read iterators, see AcquirePointIter
 	iterSweep  atomic.Bool // a sweep of pointIters is scheduled
 
-	bgErrors   atomic.Int64 // background errors seen, for rate-limited logging
-	bgLast     atomic.Pointer[error]
+	bgErrors   atomic.Int64  // background errors seen, for rate-limited logging
 	bgSignal   chan struct{} // a background error happened (capacity 1)
 	lastBgLog  atomic.Int64  // unix nanos of the last logged background error
 	corruption atomic.Int64  // DataCorruption events seen
@@ -453,10 +452,8 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.StopAccepting()
 		_ = d.WaitIdle(context.Background())
-		d.closeErr = d.closeSyncMark()
-		if err := d.closePebble(); err != nil {
-			d.closeErr = err
-		}
+		d.closeSyncMark()
+		d.closeErr = d.closePebble()
 	})
 	return d.closeErr
 }
@@ -589,7 +586,6 @@ func (d *DB) CorruptionEvents() int64 { return d.corruption.Load() }
 
 func (d *DB) onBackgroundError(err error) {
 	n := d.bgErrors.Add(1)
-	d.bgLast.Store(&err)
 	select {
 	case d.bgSignal <- struct{}{}:
 	default:

@@ -196,7 +196,7 @@ func (m *syncMarks) write() error {
 // the WAL's last block, where Pebble cannot tell damage from a torn tail.
 // A failed store writes nothing; a barrier that fails marks the store
 // failed, and closePebble reports it.
-func (d *DB) closeSyncMark() error {
+func (d *DB) closeSyncMark() {
 	d.marksMu.Lock()
 	defer d.marksMu.Unlock()
 	defer d.marks.closeFile()
@@ -206,11 +206,10 @@ func (d *DB) closeSyncMark() error {
 		d.marks.later = nil
 	}
 	if d.Failed() != nil || d.applySyncBarrier() != nil {
-		return nil
+		return
 	}
 	d.recordSyncMark(true)
 	d.flushForClose()
-	return nil
 }
 
 // flushForClose flushes the memtable, so that the last mark lives in a table
@@ -222,12 +221,9 @@ func (d *DB) closeSyncMark() error {
 // which would make Close hang on a full disk. A failure is logged, and the
 // WAL keeps the commits.
 func (d *DB) flushForClose() {
-	for drained := false; !drained; { // forget errors from before
-		select {
-		case <-d.bgSignal:
-		default:
-			drained = true
-		}
+	select { // forget an error from before (the channel holds one signal)
+	case <-d.bgSignal:
+	default:
 	}
 	flushed, err := d.pdb.AsyncFlush()
 	if err == nil {
@@ -235,9 +231,7 @@ func (d *DB) flushForClose() {
 		case <-flushed:
 			return
 		case <-d.bgSignal:
-			if p := d.bgLast.Load(); p != nil {
-				err = *p
-			}
+			err = errors.New("a storage background error (logged) stopped it")
 		}
 	}
 	d.log.Error().Err(err).Msg("strata: the memtable could not be flushed at Close; the WAL keeps its commits")
