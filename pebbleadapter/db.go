@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -305,7 +306,7 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 		return true, checkOptionsFile(dir, fs, names, false)
 	}
 	for _, name := range names {
-		if isStoreDataFile(name) || name == SyncMarkFileName {
+		if dataFileName.MatchString(name) || name == SyncMarkFileName {
 			return false, fmt.Errorf("%w: %s holds Pebble file %s but no manifest marker; refusing to start a new store over it",
 				serr.ErrCorruption, dir, name)
 		}
@@ -313,23 +314,23 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 	return false, nil
 }
 
-// isStoreDataFile reports whether name is one Pebble gives a table
-// (000123.sst), a WAL (000123.log, or 000123-001.log after a failover), a
-// blob file (000123.blob) or an OPTIONS file (OPTIONS-000123).
-func isStoreDataFile(name string) bool {
-	if digits, ok := strings.CutPrefix(name, "OPTIONS-"); ok {
-		return allDigits(digits)
-	}
-	stem, ext, ok := strings.Cut(name, ".")
-	if !ok || (ext != "sst" && ext != "log" && ext != "blob") {
-		return false
-	}
-	num, failover, hasFailover := strings.Cut(stem, "-")
-	return allDigits(num) && (!hasFailover || allDigits(failover))
-}
+// Names of the files in a store's directory. dataFileName matches those
+// Pebble writes only after it has placed the manifest marker: tables
+// (000123.sst), WALs (000123.log, 000123-001.log after a failover), blob
+// files (000123.blob) and OPTIONS files (OPTIONS-000123). otherFileName
+// matches the rest of Pebble's: its lock, CURRENT, manifests, temporary
+// files and markers (marker.<name>.<iteration>.<value>).
+var (
+	dataFileName  = regexp.MustCompile(`^(OPTIONS-[0-9]+|[0-9]+(-[0-9]+)?\.(sst|log|blob))$`)
+	otherFileName = regexp.MustCompile(`^(LOCK|CURRENT|MANIFEST-[0-9]+|(CURRENT|temporary)\.[0-9]+\.dbtmp|marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+)$`)
+)
 
-func allDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
+// IsStoreFile reports whether name is one the files of a store have:
+// Pebble's, or Strata's sync mark file. Tools use it to refuse deleting a
+// directory that holds anything else; a name Pebble uses that is missing
+// here only makes them refuse.
+func IsStoreFile(name string) bool {
+	return name == SyncMarkFileName || dataFileName.MatchString(name) || otherFileName.MatchString(name)
 }
 
 // checkFormat writes the format record into a new store, or checks it in an

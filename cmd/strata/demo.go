@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -107,7 +106,7 @@ func storeFiles(path string) ([]string, error) {
 	var files, foreign []string
 	for _, e := range entries {
 		switch name := e.Name(); {
-		case !e.Type().IsRegular() || !storeFile(name):
+		case !e.Type().IsRegular() || !pebbleadapter.IsStoreFile(name):
 			foreign = append(foreign, name)
 		case name != pebbleadapter.LockFileName:
 			files = append(files, name)
@@ -144,18 +143,6 @@ func removeStoreLocked(path string) error {
 		}
 	}
 	return nil
-}
-
-// storeFileName matches the names Pebble gives the files of a store: its
-// lock, CURRENT, numbered manifests and OPTIONS files, tables, blob files
-// and WALs, temporary files, and marker files (marker.<name>.<iteration>.
-// <value>); and Strata's sync mark file. A name Pebble uses that is
-// missing here only makes --fresh refuse.
-var storeFileName = regexp.MustCompile(`^(LOCK|CURRENT|(MANIFEST|OPTIONS)-[0-9]+|[0-9]+\.(sst|log|blob)|(CURRENT|temporary)\.[0-9]+\.dbtmp|marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+)$`)
-
-// storeFile reports whether name is one a store's files have.
-func storeFile(name string) bool {
-	return name == pebbleadapter.SyncMarkFileName || storeFileName.MatchString(name)
 }
 
 func demoKey(i int) []byte { return fmt.Appendf(nil, "step/%08d", i) }

@@ -176,14 +176,14 @@ func TestStoreFileNames(t *testing.T) {
 	for _, name := range []string{
 		"LOCK", "CURRENT", "MANIFEST-000001", "OPTIONS-000008", "000005.sst", "000007.log", "000001.blob",
 		"marker.format-version.000011.024", "marker.manifest.000002.MANIFEST-000006",
-		"temporary.000003.dbtmp", "CURRENT.000004.dbtmp",
+		"temporary.000003.dbtmp", "CURRENT.000004.dbtmp", "000009-001.log", "STRATA-SYNCMARK",
 	} {
-		require.True(t, storeFile(name), name)
+		require.True(t, pebbleadapter.IsStoreFile(name), name)
 	}
 	for _, name := range []string{
 		"OPTIONS-backup.ini", "notes.dbtmp", "MANIFEST-", "x.sst", "000005.sst.bak", "marker.", "mine.txt",
 		"LOCK.old", "OPTIONS-000008 copy", "marker.format-version.x.024", "",
 	} {
-		require.False(t, storeFile(name), name)
+		require.False(t, pebbleadapter.IsStoreFile(name), name)
 	}
 }
