@@ -65,7 +65,9 @@ func (b *Batch) Apply(sync bool) (err error) {
 	}
 	defer func() {
 		// Pebble panics on the committing goroutine when an earlier,
-		// unsynced WAL write failed (commitWrite). Turn that into a failure.
+		// unsynced WAL write failed (commitWrite). The WAL fence keeps WAL
+		// errors from Pebble; should a panic come all the same, it becomes
+		// a failure.
 		if r := recover(); r != nil {
 			b.pending = false
 			b.d.Fail(fmt.Errorf("apply: pebble panicked: %v", r))
@@ -81,8 +83,9 @@ func (b *Batch) Apply(sync bool) (err error) {
 	if err != nil {
 		b.d.Fail(fmt.Errorf("apply: %w", err))
 	}
-	// Pebble reports WAL write failures through Logger.Fatalf on this
-	// goroutine and then returns nil: check for a recorded failure.
+	// The WAL fence records a WAL failure and tells Pebble all is well,
+	// and Pebble reports some failures through Logger.Fatalf and then
+	// returns nil: check for a recorded failure.
 	return b.d.Failed()
 }
 

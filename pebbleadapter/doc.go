@@ -20,9 +20,14 @@
 //
 // # Failure
 //
-// Pebble reports a WAL write or sync failure, and a MANIFEST failure, by
-// calling Logger.Fatalf; the default logger exits the process. This adapter's
-// Fatalf records the failure instead. Apply checks for it before reporting
-// success, so a failed write is never acknowledged, and every later call
-// returns an error matching serr.ErrFailed until the store is reopened.
+// Pebble cannot survive an error on its WAL: it panics, dies on a fatal
+// runtime error, or calls Logger.Fatalf, whose default exits the process.
+// So Pebble is opened on the caller's filesystem with its WAL fenced
+// (walfence.go): the first WAL error records the store's failure, and from
+// then on Pebble's WAL writes and syncs are dropped and reported as done.
+// This adapter's Fatalf records a failure too (Pebble calls it on a
+// MANIFEST error). Apply, SyncWait and SyncBarrier check for a recorded
+// failure before reporting success, so a failed write is never
+// acknowledged, and every later call returns an error matching
+// serr.ErrFailed until the store is reopened.
 package pebbleadapter

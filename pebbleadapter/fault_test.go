@@ -129,9 +129,10 @@ func TestFaultyFSWithoutInjectionWorks(t *testing.T) {
 }
 
 // A batch applied with sync, then SyncWait: the fsync fails in Pebble's WAL
-// flusher goroutine and is handed to the batch's SyncWait as its commit
-// error. Apply itself succeeds (it does not wait for the fsync); SyncWait
-// returns ErrFailed and marks the store failed.
+// flusher goroutine, where the WAL fence records it as the store's failure
+// (Pebble is told the fsync succeeded, see walfence.go). Apply itself
+// succeeds (it does not wait for the fsync); SyncWait finds the failure and
+// returns ErrFailed.
 func TestWALSyncFailureOnSyncCommit(t *testing.T) {
 	f := openFaulty(t)
 	f.armed.Store(true)
@@ -150,11 +151,9 @@ func TestWALSyncFailureOnSyncCommit(t *testing.T) {
 }
 
 // A batch applied without sync, then SyncBarrier: the barrier is a synced
-// batch (the next sync mark) whose fsync it waits for. The failed fsync
-// reaches the waiter as an error, and Pebble also reports it through
-// Logger.Fatalf (its default logger would exit the process); either way the
-// adapter records the failure, so SyncBarrier returns ErrFailed and the
-// mark is not counted.
+// batch (the next sync mark) whose fsync it waits for. The WAL fence
+// records the failed fsync before Pebble wakes the waiter, so SyncBarrier
+// returns ErrFailed and the mark is not counted.
 func TestWALSyncFailureOnSyncBarrier(t *testing.T) {
 	f := openFaulty(t)
 
@@ -173,8 +172,8 @@ func TestWALSyncFailureOnSyncBarrier(t *testing.T) {
 }
 
 // Once the WAL failed, disarming the injection does not heal the store:
-// Pebble's WAL writer keeps its error, and the adapter keeps its failure
-// until the store is reopened.
+// the WAL stays fenced off, and the adapter keeps its failure until the
+// store is reopened.
 func TestWALFailureIsSticky(t *testing.T) {
 	f := openFaulty(t)
 	f.armed.Store(true)
@@ -247,8 +246,9 @@ func TestReopenAfterWALFailure(t *testing.T) {
 
 // A failed WAL write (not fsync): a nosync Apply only fills Pebble's WAL
 // buffer, so it returns before the write is attempted and reports success
-// (it never promised durability). The next sync barrier finds the flusher's
-// error and the store is failed from then on.
+// (it never promised durability). The write fails in Pebble's flusher, the
+// fence records it, and the next sync barrier (or any later call) finds
+// the store failed.
 func TestWALWriteFailureSurfacesAtBarrier(t *testing.T) {
 	f := openFaultyOn(t, isWALWrite)
 	f.armed.Store(true)

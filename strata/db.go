@@ -33,14 +33,13 @@ import (
 //
 // # Failure
 //
-// A WAL sync failure is never reported as success and never exits the
-// process: the commit that hit it returns an error matching ErrFailed, and
-// so does every later call, on the database or on a Txn begun before, until
-// the database is closed and reopened (Close too returns the failure; a
-// failed database reports ErrFailed rather than ErrClosed). The same holds
-// for a WAL write failure in Strict mode; in Batched and None modes Pebble
-// can still end the process on one (see docs/durability.md, "Known
-// limitation").
+// A WAL write or sync failure (a full disk, EIO), in any durability mode,
+// is never reported as success and never exits the process: the commit
+// that hit it returns an error matching ErrFailed and wrapping the cause,
+// and so does every later call, on the database or on a Txn begun before,
+// until the database is closed and reopened (Close too returns the
+// failure; a failed database reports ErrFailed rather than ErrClosed). See
+// docs/durability.md, "The WAL fence".
 type Database struct {
 	opts      Options
 	persist   PersistenceMode

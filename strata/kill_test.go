@@ -27,10 +27,13 @@ var killRun = strata.MustParseRunID("0193a6f0-0000-7000-8000-00000000c0de")
 func killKey(i uint64) []byte { return fmt.Appendf(nil, "k%010d", i) }
 
 // TestMain lets this test binary double as the child process of the kill
-// tests.
+// tests and of TestWALWriteFailureOnARealDisk.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(killChildEnv); dir != "" {
 		os.Exit(killChild(dir, os.Getenv(killModeEnv)))
+	}
+	if dir := os.Getenv(fileSizeChildEnv); dir != "" {
+		os.Exit(fileSizeChild(dir, os.Getenv(killModeEnv)))
 	}
 	os.Exit(m.Run())
 }

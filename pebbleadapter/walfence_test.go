@@ -19,16 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// knownBug skips a test that pins down a known bug in non-test code unless
-// STRATA_KNOWN_BUGS=1, so that the suite stays green while the bug is open
-// and the failing test is one environment variable away.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("STRATA_KNOWN_BUGS") != "1" {
-		t.Skipf("known bug (run with STRATA_KNOWN_BUGS=1 to see it fail): %s", what)
-	}
-}
-
 // Writes that reach the adapter after its WAL failed (operations admitted by
 // the gate before the failure, still running) must fail with ErrFailed,
 // never crash the process, and must not wedge Close.
@@ -90,39 +80,33 @@ func TestWritesAfterWALFailureAreRefused(t *testing.T) {
 // ErrFailed, at the latest at the next sync barrier, and must never end the
 // process.
 //
-// What happens today: nosync Applies keep succeeding for a while (the WAL
-// flusher's error is reported to no one until a sync is requested), and the
-// adapter's Fatalf hook is never reached. Then Pebble panics on the
-// committing goroutine, in one of two ways (both seen with this test):
+// Without the WAL fence (walfence.go), nosync Applies keep succeeding for a
+// while, since the WAL flusher's error is reported to no one until a sync
+// is requested, and then Pebble panics on the committing goroutine in one
+// of two ways (both seen with this test before the fence):
 //   - LogWriter copies the flusher's error to LogWriter.err when a WAL block
-//     fills; the next WriteRecord returns it and DB.commitWrite (pebble
-//     db.go, "panic(err)") panics. Batch.Apply does not recover it, so it
-//     ends the process.
+//     fills; the next WriteRecord returns it and DB.commitWrite panics.
 //   - when the memtable fills, DB.rotateWAL closes the old WAL, gets the
 //     write error and panics after releasing DB.mu; the caller's deferred
 //     DB.mu.Unlock then dies with "fatal error: sync: unlock of unlocked
 //     mutex", which no recover can stop.
 //
-// Batch.Apply now recovers the first kind of panic and records the failure;
-// the second is a fatal runtime error inside Pebble that nothing outside
-// Pebble can stop, so this remains a known limitation of unsynced writes
-// (documented in docs/durability.md). Strict commits are not affected: their
-// own fsync reports the write error first.
-//
-// The scenario runs in a child process, since it kills the process.
-func TestKnownBugWALWriteFailureUnderNoSyncWritesKillsProcess(t *testing.T) {
+// With the fence Pebble never sees the error. The scenario runs in a child
+// process all the same, so that a regression kills the child, not the test
+// binary.
+func TestWALWriteFailureUnderNoSyncWritesFailsTheStore(t *testing.T) {
 	if os.Getenv("STRATA_CRASH_CHILD") == "1" {
 		walWriteFailureChild(t)
 		return
 	}
-	knownBug(t, "a WAL write failure under nosync writes ends the process (Pebble panics in commitWrite/rotateWAL)")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKnownBugWALWriteFailureUnderNoSyncWritesKillsProcess$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWALWriteFailureUnderNoSyncWritesFailsTheStore$", "-test.v")
 	cmd.Env = append(os.Environ(), "STRATA_CRASH_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		lines := strings.Split(string(out), "\n")
 		t.Fatalf("the child process died (%v):\n%s", err, strings.Join(lines[:min(len(lines), 12)], "\n"))
 	}
+	require.Contains(t, string(out), "--- PASS: TestWALWriteFailureUnderNoSyncWritesFailsTheStore", "the child ran the scenario")
 }
 
 func walWriteFailureChild(t *testing.T) {
@@ -133,7 +117,7 @@ func walWriteFailureChild(t *testing.T) {
 		}
 		return nil
 	})
-	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(vfs.NewMem(), inj)})
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(vfs.NewMem(), inj), MemTableSize: 256 << 10})
 	require.NoError(t, err)
 	armed.Store(true)
 	value := make([]byte, 10<<10)
@@ -150,6 +134,58 @@ func walWriteFailureChild(t *testing.T) {
 			failed = true
 		}
 	}
+	require.True(t, failed, "the failure reached a write")
 	require.ErrorIs(t, db.SyncBarrier(), serr.ErrFailed)
-	_ = db.Close()
+	require.ErrorIs(t, db.Close(), serr.ErrFailed)
+}
+
+// After a WAL failure no WAL file reaches the disk: the WAL Pebble creates
+// when the memtable rotates lives in memory. So the WAL that failed stays
+// the newest on disk, the one Pebble replays leniently, to its last whole
+// record; an older WAL that ended early would fail the next Open as
+// corrupt. Reopened, the store holds what was written before the failure.
+func TestNoWALReachesTheDiskAfterTheFailure(t *testing.T) {
+	f := openFaultyOn(t, isWALWrite)
+	db, fs := f.db, f.fs
+	key := func(i int) []byte {
+		return keyenc.AppendVersioned(nil, keyenc.RunID{7}, keyenc.TagKV, fmt.Append(nil, i), 1)
+	}
+	b := db.NewBatch()
+	b.Set(key(1), []byte("before"))
+	require.NoError(t, b.Apply(true))
+	require.NoError(t, b.SyncWait())
+	b.Close()
+	wals := func() []string {
+		names, err := fs.List(dir)
+		require.NoError(t, err)
+		var logs []string
+		for _, n := range names {
+			if strings.HasSuffix(n, ".log") {
+				logs = append(logs, n)
+			}
+		}
+		return logs
+	}
+	before := wals()
+
+	f.armed.Store(true)
+	b = db.NewBatch()
+	b.Set(key(2), []byte("lost"))
+	require.NoError(t, b.Apply(true), "Apply does not wait for the write")
+	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	b.Close()
+	// A flush rotates the memtable, and with it the WAL. (Strata calls
+	// nothing on a failed store; Pebble rotates on its own when a memtable
+	// fills with commits that were in flight.)
+	require.NoError(t, db.FlushMemtable())
+	require.Subset(t, before, wals(), "no new WAL file on disk")
+	require.ErrorIs(t, db.Close(), serr.ErrFailed)
+
+	f.armed.Store(false)
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.NoError(t, err)
+	defer db.Close()
+	v, err := db.Get(key(1))
+	require.NoError(t, err)
+	require.Equal(t, "before", string(v))
 }
