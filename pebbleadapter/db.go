@@ -118,7 +118,7 @@ func Open(o Options) (*DB, error) {
 	if _, err := peek(dir, fs); err != nil {
 		return nil, err
 	}
-	pdb, err := pebble.Open(dir, popts)
+	pdb, err := openPebble(dir, popts)
 	if err != nil {
 		return nil, mapOpenError(o.Dir, err)
 	}
@@ -138,6 +138,24 @@ func Open(o Options) (*DB, error) {
 	return d, nil
 }
 
+// openPebble is pebble.Open with a panic turned into an error. Pebble
+// panics when an fsync of the directory fails as it moves one of its
+// marker files (it takes fsync errors for unrecoverable); its Open releases
+// the directory lock and what else it took before the panic goes on.
+func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("pebble panicked: %w", e)
+			} else {
+				err = fmt.Errorf("pebble panicked: %v", r)
+			}
+		}
+	}()
+	return pebble.Open(dir, o)
+}
+
+// mapOpenError gives an error of pebble.Open its Strata sentinel.
 func mapOpenError(dir string, err error) error {
 	switch {
 	case errors.Is(err, syscall.EAGAIN), strings.Contains(err.Error(), "lock held by current process"):
@@ -300,8 +318,20 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 	}
 	if desc.Exists {
 		if desc.FormatMajorVersion == pebble.FormatDefault {
-			// Pebble writes the format marker before the manifest marker.
-			return false, fmt.Errorf("%w: %s has a manifest marker but no format version marker", serr.ErrCorruption, dir)
+			// Creating a store, Pebble places the manifest marker, creates
+			// the first WAL, then places the format version marker, and
+			// writes the OPTIONS file last. A creation cut short there (a
+			// crash, a failed fsync) is no store yet: Pebble retries it,
+			// and refuses one whose MANIFEST or WAL holds data
+			// (ErrDBNotPristine, which mapOpenError makes ErrCorruption).
+			// A store with an OPTIONS file, a table, a blob file or a
+			// sync mark file was created whole and has lost its marker.
+			for _, name := range names {
+				if name == SyncMarkFileName || (dataFileName.MatchString(name) && !walFileName.MatchString(name)) {
+					return false, fmt.Errorf("%w: %s has a manifest marker but no format version marker", serr.ErrCorruption, dir)
+				}
+			}
+			return false, nil
 		}
 		// Pebble checks the OPTIONS file too, but reports a mismatch
 		// without a type. A crash just after the store was created can

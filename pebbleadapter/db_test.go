@@ -610,3 +610,33 @@ func TestOpenRefusesDamagedOptionsFile(t *testing.T) {
 	require.ErrorIs(t, err, serr.ErrCorruption)
 	require.ErrorContains(t, err, "does not match a Strata store's settings")
 }
+
+// A store that has lost its format version marker along with every file
+// Open takes for the sign of a finished store (its OPTIONS file and its
+// tables) looks like a creation cut short, which Open lets Pebble retry;
+// Pebble finds the store holds data (its MANIFEST names tables, its WAL
+// holds commits) and refuses it, which Open returns as ErrCorruption,
+// deleting nothing.
+func TestOpenRefusesDataWithoutFormatMarkerOrOptions(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	db := openAt(t, mem)
+	putSynced(t, db)
+	fs := mem.CrashClone(vfs.CrashCloneCfg{}) // the commit is only in the WAL
+	require.NoError(t, db.Close())
+	names, err := fs.List(dir)
+	require.NoError(t, err)
+	for _, n := range names {
+		if strings.HasPrefix(n, "marker.format-version.") || strings.HasPrefix(n, "OPTIONS-") || strings.HasSuffix(n, ".sst") {
+			require.NoError(t, fs.Remove(fs.PathJoin(dir, n)))
+		}
+	}
+	_, err = pebbleadapter.Exists(dir, fs)
+	require.NoError(t, err, "no sign of a finished store")
+	before, err := fs.List(dir)
+	require.NoError(t, err)
+	_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.ErrorIs(t, err, serr.ErrCorruption)
+	after, err := fs.List(dir)
+	require.NoError(t, err)
+	require.Subset(t, after, before, "nothing deleted")
+}
