@@ -131,8 +131,9 @@ func WithDurability(mode DurabilityMode) TxnOption {
 }
 
 // Begin starts a transaction in run at the current visible version. ctx
-// bounds the whole transaction: once it is done, every operation and the
-// commit fail with its error. End the transaction when done with it.
+// bounds the whole transaction: once it is done, every operation fails with
+// its error, and so does the commit unless it was already applied (see
+// WithTimeout). End the transaction when done with it.
 func (db *Database) Begin(ctx context.Context, run RunID, opts ...TxnOption) (*Txn, error) {
 	cfg := applyTxnOptions(opts)
 	if err := cfg.validate(); err != nil {
@@ -412,6 +413,9 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		if err != nil {
 			return nil, t.failRead(err)
 		}
+		if err := ctxErr(t.ctx); err != nil {
+			return nil, err // a long scan ends at the deadline too
+		}
 		seen[string(e.Key)] = e.Version
 		// keep looks at the record now: its payload is the scan's, valid
 		// only in this step.
@@ -450,11 +454,14 @@ func (t *Txn) listed(tag keyenc.Tag, prefix []byte) bool {
 }
 
 // scanVersions returns key -> version of every live key of (run, tag) under
-// prefix at version at.
-func (db *Database) scanVersions(run RunID, tag keyenc.Tag, prefix []byte, at uint64) (map[string]uint64, error) {
+// prefix at version at. It ends with ctx's error once ctx is done.
+func (db *Database) scanVersions(ctx context.Context, run RunID, tag keyenc.Tag, prefix []byte, at uint64) (map[string]uint64, error) {
 	seen := map[string]uint64{}
 	for e, err := range db.store.Scan(keyenc.RunID(run), tag, prefix, nil, at) {
 		if err != nil {
+			return nil, err
+		}
+		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
 		seen[string(e.Key)] = e.Version
@@ -501,7 +508,9 @@ func (t *Txn) Commit() (uint64, error) {
 }
 
 // validate runs under the run's commit lock and sees every commit of the
-// run applied so far; lastInRun is the version of the latest of them.
+// run applied so far; lastInRun is the version of the latest of them. It is
+// the commit's last look at its context: once it passes, the commit is
+// applied, and a commit applied cannot be refused.
 func (t *Txn) validate(lastInRun uint64) error {
 	if err := ctxErr(t.ctx); err != nil {
 		return err // the deadline passed while waiting: refuse the commit
@@ -535,7 +544,7 @@ func (t *Txn) validate(lastInRun uint64) error {
 		if unchanged {
 			break
 		}
-		now, err := t.db.scanVersions(t.run, s.tag, s.prefix, keyenc.MaxVersion)
+		now, err := t.db.scanVersions(t.ctx, t.run, s.tag, s.prefix, keyenc.MaxVersion)
 		if err != nil {
 			return err
 		}
@@ -553,7 +562,12 @@ func (t *Txn) validate(lastInRun uint64) error {
 			}
 		}
 	}
-	return c.err(t.run)
+	if err := c.err(t.run); err != nil {
+		return err
+	}
+	// The checks above read the store (the scans of listed prefixes can be
+	// long): look at the deadline again, as late as it can be looked at.
+	return ctxErr(t.ctx)
 }
 
 // End ends the transaction, discarding its writes if it did not commit. It

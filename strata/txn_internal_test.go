@@ -317,3 +317,104 @@ func TestDeadlinePassedBeforeItsTimerFired(t *testing.T) {
 	_, err = db.Put(past, run, []byte("k"), value.Int(1))
 	require.Equal(t, context.DeadlineExceeded, err)
 }
+
+// expiringCtx is a context whose deadline passes at an exact point: its Err
+// turns into context.DeadlineExceeded after limit calls (never while limit
+// is 0). It lets a test end a long operation halfway, whatever the
+// machine's speed.
+type expiringCtx struct {
+	context.Context
+	calls, limit atomic.Int64
+}
+
+func (c *expiringCtx) Err() error {
+	if n := c.calls.Add(1); c.limit.Load() > 0 && n > c.limit.Load() {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// expireAfter makes the deadline pass n calls of Err from now.
+func (c *expiringCtx) expireAfter(n int64) { c.limit.Store(c.calls.Load() + n) }
+
+// beginOnPrefix opens an ephemeral database, commits 1000 keys p/0000,
+// p/0001, ... into a run, and begins a transaction there with an
+// expiringCtx.
+func beginOnPrefix(t *testing.T) (*Database, RunID, *expiringCtx, *Txn) {
+	t.Helper()
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	run := NewRunID()
+	require.NoError(t, db.Transaction(context.Background(), run, func(tx *Txn) error {
+		for i := range 1000 {
+			if err := tx.Put(fmt.Appendf(nil, "p/%04d", i), value.Int(int64(i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	ctx := &expiringCtx{Context: context.Background()}
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	t.Cleanup(tx.End)
+	return db, run, ctx, tx
+}
+
+// A List whose deadline passes while it scans ends with the deadline's
+// error, not with the keys it had read so far, and the transaction can no
+// longer commit.
+func TestTxnListEndsAtTheDeadline(t *testing.T) {
+	_, _, ctx, tx := beginOnPrefix(t)
+	ctx.expireAfter(100) // a tenth of the way through the keys
+	keys, err := tx.List([]byte("p/"))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Nil(t, keys)
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// A commit whose deadline passes while it checks a listed prefix under the
+// run's lock is refused, and writes nothing.
+func TestCommitValidationEndsAtTheDeadline(t *testing.T) {
+	db, run, ctx, tx := beginOnPrefix(t)
+	keys, err := tx.List([]byte("p/"))
+	require.NoError(t, err)
+	require.Len(t, keys, 1000)
+	require.NoError(t, tx.Put([]byte("w"), value.Int(1)))
+	// A commit of the run after the snapshot, outside the prefix: the
+	// commit must check the listed prefix again.
+	_, err = db.Put(context.Background(), run, []byte("other"), value.Int(1))
+	require.NoError(t, err)
+
+	ctx.expireAfter(50) // the commit's first checks pass; its scan does not
+	_, err = tx.Commit()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = db.Get(context.Background(), run, []byte("w"))
+	require.ErrorIs(t, err, ErrNotFound, "the refused commit wrote nothing")
+}
+
+// The deadline is the commit's to meet until it is applied. A Strict commit
+// applied before its deadline, whose fsync then ends after it, succeeds: it
+// happened, and reporting context.DeadlineExceeded would say it did not.
+func TestCommitAppliedBeforeTheDeadlineSucceeds(t *testing.T) {
+	b := openBlockedWAL(t)
+	db, run := b.db, NewRunID()
+	b.block()
+	const timeout = 20 * time.Millisecond
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Transaction(context.Background(), run, func(tx *Txn) error {
+			return tx.Put([]byte("k"), value.Int(1))
+		}, WithTimeout(timeout))
+	}()
+	require.Eventually(t, func() bool { return db.store.Applied() > db.CurrentVersion() }, 10*time.Second, time.Millisecond,
+		"the commit is applied; its fsync waits")
+	time.Sleep(time.Until(start.Add(2 * timeout))) // past the deadline
+	b.release(false)
+	require.NoError(t, <-done)
+	got, err := db.Get(context.Background(), run, []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, db.DurableVersion(), got.Version, "durable, as Strict promised")
+}
