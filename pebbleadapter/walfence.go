@@ -19,8 +19,8 @@ import (
 // used to end the process.
 //
 // So Pebble never sees one. Every WAL file Pebble creates is handed out
-// through walFS, and the first error of a write, a sync or a close of a WAL
-// file, or of the creation of one, marks the store failed (ErrFailed) and
+// through walFS, and the first error of a write, a sync, a stat or a close
+// of a WAL file, or of the creation of one, marks the store failed (ErrFailed) and
 // fences the WAL off: from then on every WAL write and sync of this store
 // is dropped and reported to Pebble as done, and a WAL Pebble creates
 // afterwards lives in memory only. (A failure with another cause, a
@@ -92,6 +92,12 @@ func (fs walFS) openWAL(name string, category vfs.DiskWriteCategory, open func()
 		}
 		fs.d.failWAL(fmt.Errorf("create WAL %s: %w", name, err))
 	}
+	return memWAL(name, category)
+}
+
+// memWAL creates a file of name's base name in a filesystem of its own in
+// memory.
+func memWAL(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	mem := vfs.NewMem()
 	return mem.Create(mem.PathBase(name), category)
 }
@@ -172,6 +178,24 @@ func (f *walFile) SyncTo(length int64) (fullSync bool, _ error) {
 		f.fail("sync", err)
 	}
 	return false, nil
+}
+
+// Stat returns the file's information. Pebble stats a recycled WAL as it
+// creates the next one, and treats an error there as it treats a failed
+// creation: so a failed Stat fails the WAL as well, and reports the
+// information of an empty in-memory file of the same name instead.
+func (f *walFile) Stat() (vfs.FileInfo, error) {
+	info, err := f.File.Stat()
+	if err == nil {
+		return info, nil
+	}
+	f.fail("stat", err)
+	m, err := memWAL(f.name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.Stat()
 }
 
 // Close closes the file. The descriptor is released even once the WAL has

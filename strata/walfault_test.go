@@ -56,8 +56,9 @@ func (fs recyclingErrorFS) ReuseForWrite(oldname, newname string, category vfs.D
 }
 
 // walFaults are the ways a WAL fails: a write (a full disk), an fsync, the
-// creation of the next WAL file when the memtable rotates, or all of these
-// and closing too (a disk that is gone).
+// creation of the next WAL file when the memtable rotates, the stat of a
+// recycled WAL file that Pebble takes there, or all of these and closing
+// too (a disk that is gone).
 var walFaults = []struct {
 	name  string
 	kinds []errorfs.OpKind
@@ -66,8 +67,9 @@ var walFaults = []struct {
 	{"write", []errorfs.OpKind{errorfs.OpFileWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC)},
 	{"sync", []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}, fmt.Errorf("injected: %w", syscall.EIO)},
 	{"create", []errorfs.OpKind{errorfs.OpCreate, errorfs.OpReuseForWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC)},
+	{"stat", []errorfs.OpKind{errorfs.OpFileStat}, fmt.Errorf("injected: %w", syscall.EIO)},
 	{"everything", []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo,
-		errorfs.OpCreate, errorfs.OpReuseForWrite, errorfs.OpFileClose}, fmt.Errorf("injected: %w", syscall.EIO)},
+		errorfs.OpCreate, errorfs.OpReuseForWrite, errorfs.OpFileStat, errorfs.OpFileClose}, fmt.Errorf("injected: %w", syscall.EIO)},
 }
 
 // ackedPair is a transaction a writer saw commit: it put key i's "a" and
