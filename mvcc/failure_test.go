@@ -14,9 +14,15 @@ import (
 // reaches Pebble, so reopening the store does not bring it back.
 func TestRefusedCommitNotVisibleAfterReopen(t *testing.T) {
 	ts := newStore(t)
-	commit(t, ts.s, put("k", "1"))
+	// Synced: once the store fails, nothing more of its WAL reaches the
+	// disk (pebbleadapter/fence.go), so only synced commits are sure to
+	// survive the failure.
+	c, err := ts.s.Apply([]mvcc.Write{put("k", "1")}, true)
+	require.NoError(t, err)
+	require.NoError(t, c.SyncWait())
+	require.NoError(t, c.Publish())
 	ts.db.Fail(errors.New("disk gone"))
-	_, err := ts.s.Apply([]mvcc.Write{put("k", "refused")}, false)
+	_, err = ts.s.Apply([]mvcc.Write{put("k", "refused")}, false)
 	require.ErrorIs(t, err, serr.ErrFailed)
 
 	ts.reopen(t)

@@ -65,7 +65,7 @@ func (b *Batch) Apply(sync bool) (err error) {
 	}
 	defer func() {
 		// Pebble panics on the committing goroutine when an earlier,
-		// unsynced WAL write failed (commitWrite). The WAL fence keeps WAL
+		// unsynced WAL write failed (commitWrite). The store fence keeps WAL
 		// errors from Pebble; should a panic come all the same, it becomes
 		// a failure.
 		if r := recover(); r != nil {
@@ -83,7 +83,7 @@ func (b *Batch) Apply(sync bool) (err error) {
 	if err != nil {
 		b.d.Fail(fmt.Errorf("apply: %w", err))
 	}
-	// The WAL fence records a WAL failure and tells Pebble all is well,
+	// The store fence records a WAL failure and tells Pebble all is well,
 	// and Pebble reports some failures through Logger.Fatalf and then
 	// returns nil: check for a recorded failure.
 	return b.d.Failed()

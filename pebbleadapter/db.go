@@ -62,9 +62,6 @@ type DB struct {
 	state    atomic.Int32
 	inflight atomic.Int64
 	failure  atomic.Pointer[error]
-	// walFenced: a WAL error failed the store, and its WAL is fenced off
-	// (see walfence.go).
-	walFenced atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,7 +96,7 @@ func Open(o Options) (*DB, error) {
 		return nil, fmt.Errorf("strata: open %q: %w", o.Dir, err)
 	}
 	popts := &pebble.Options{
-		FS:                 walFS{FS: fs, d: d}, // see walfence.go
+		FS:                 fenceFS{FS: fs, d: d}, // see fence.go
 		Comparer:           Comparer,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{d},

@@ -20,13 +20,13 @@
 //
 // # Failure
 //
-// Pebble cannot survive an error on its WAL: it panics, dies on a fatal
-// runtime error, or calls Logger.Fatalf, whose default exits the process.
-// So Pebble is opened on the caller's filesystem with its WAL fenced
-// (walfence.go): the first WAL error records the store's failure, and from
-// then on Pebble's WAL writes and syncs are dropped and reported as done.
-// This adapter's Fatalf records a failure too (Pebble calls it on a
-// MANIFEST error). Apply, SyncWait and SyncBarrier check for a recorded
+// Pebble cannot survive an error on its WAL or MANIFEST: it panics, dies
+// on a fatal runtime error, or calls Logger.Fatalf, whose default exits the
+// process. So Pebble is opened on the caller's filesystem behind a fence
+// (fence.go): the first WAL or MANIFEST error records the store's failure,
+// and once the store has failed its files on disk stay as they were (WAL
+// and MANIFEST writes dropped and reported as done, nothing removed). This
+// adapter's Fatalf records a failure too. Apply, SyncWait and SyncBarrier check for a recorded
 // failure before reporting success, so a failed write is never
 // acknowledged, and every later call returns an error matching
 // serr.ErrFailed until the store is reopened.

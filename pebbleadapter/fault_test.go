@@ -130,8 +130,8 @@ func TestFaultyFSWithoutInjectionWorks(t *testing.T) {
 }
 
 // A batch applied with sync, then SyncWait: the fsync fails in Pebble's WAL
-// flusher goroutine, where the WAL fence records it as the store's failure
-// (Pebble is told the fsync succeeded, see walfence.go). Apply itself
+// flusher goroutine, where the store fence records it as the store's failure
+// (Pebble is told the fsync succeeded, see fence.go). Apply itself
 // succeeds (it does not wait for the fsync); SyncWait finds the failure and
 // returns ErrFailed.
 func TestWALSyncFailureOnSyncCommit(t *testing.T) {
@@ -152,7 +152,7 @@ func TestWALSyncFailureOnSyncCommit(t *testing.T) {
 }
 
 // A batch applied without sync, then SyncBarrier: the barrier is a synced
-// batch (the next sync mark) whose fsync it waits for. The WAL fence
+// batch (the next sync mark) whose fsync it waits for. The store fence
 // records the failed fsync before Pebble wakes the waiter, so SyncBarrier
 // returns ErrFailed and the mark is not counted.
 func TestWALSyncFailureOnSyncBarrier(t *testing.T) {

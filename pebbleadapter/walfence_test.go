@@ -80,7 +80,7 @@ func TestWritesAfterWALFailureAreRefused(t *testing.T) {
 // ErrFailed, at the latest at the next sync barrier, and must never end the
 // process.
 //
-// Without the WAL fence (walfence.go), nosync Applies keep succeeding for a
+// Without the store fence (fence.go), nosync Applies keep succeeding for a
 // while, since the WAL flusher's error is reported to no one until a sync
 // is requested, and then Pebble panics on the committing goroutine in one
 // of two ways (both seen with this test before the fence):

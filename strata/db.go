@@ -39,7 +39,7 @@ import (
 // and so does every later call, on the database or on a Txn begun before,
 // until the database is closed and reopened (Close too returns the
 // failure; a failed database reports ErrFailed rather than ErrClosed). See
-// docs/durability.md, "The WAL fence".
+// docs/durability.md, "The store fence".
 type Database struct {
 	opts      Options
 	persist   PersistenceMode

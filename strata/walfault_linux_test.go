@@ -31,8 +31,8 @@ const fileSizeLimit = 1 << 20
 // database in every durability mode, and the process survives. The child
 // process runs with its file size limited (RLIMIT_FSIZE, SIGXFSZ ignored),
 // so that once its WAL reaches 1 MiB every write to it fails with EFBIG,
-// as a write to a full disk fails with ENOSPC; without the WAL fence
-// (pebbleadapter/walfence.go) Pebble panics or dies on a fatal runtime
+// as a write to a full disk fails with ENOSPC; without the store fence
+// (pebbleadapter/fence.go) Pebble panics or dies on a fatal runtime
 // error there. The parent then reopens the store without the limit: it
 // holds a prefix of the commits, whole, with every commit reported durable.
 func TestWALWriteFailureOnARealDisk(t *testing.T) {

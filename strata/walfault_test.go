@@ -18,23 +18,29 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// walFault fails the WAL operations of the given kinds while armed.
-type walFault struct {
+// fileFault fails the operations of the given kinds on the files whose
+// path contains file, while armed: all of them, or only the first times
+// (then the file works again, as a disk whose error passed).
+type fileFault struct {
+	file  string
 	kinds []errorfs.OpKind
 	err   error
+	times int64 // 0: every time
 	armed atomic.Bool
 	hits  atomic.Int64
 }
 
-func (f *walFault) MaybeError(op errorfs.Op) error {
-	if !f.armed.Load() || !strings.HasSuffix(op.Path, ".log") || !slices.Contains(f.kinds, op.Kind) {
+func (f *fileFault) MaybeError(op errorfs.Op) error {
+	if !f.armed.Load() || !strings.Contains(op.Path, f.file) || !slices.Contains(f.kinds, op.Kind) {
 		return nil
 	}
-	f.hits.Add(1)
+	if n := f.hits.Add(1); f.times > 0 && n > f.times {
+		return nil
+	}
 	return f.err
 }
 
-func (f *walFault) String() string { return fmt.Sprintf("wal-%v", f.kinds) }
+func (f *fileFault) String() string { return fmt.Sprintf("%s-%v", f.file, f.kinds) }
 
 // recyclingErrorFS is errorfs.FS with a gap closed: errorfs returns a
 // recycled file (ReuseForWrite) without its wrapper, so that faults never
@@ -55,22 +61,35 @@ func (fs recyclingErrorFS) ReuseForWrite(oldname, newname string, category vfs.D
 	return fs.OpenReadWrite(newname, category)
 }
 
-// walFaults are the ways a WAL fails: a write (a full disk), an fsync, the
-// creation of the next WAL file when the memtable rotates, the stat of a
-// recycled WAL file that Pebble takes there, or all of these and closing
-// too (a disk that is gone).
-var walFaults = []struct {
+// storeFaults are the ways a WAL fails: a write (a full disk), an fsync,
+// the creation of the next WAL file when the memtable rotates, the stat of
+// a recycled WAL file that Pebble takes there, or all of these and closing
+// too (a disk that is gone); and the ways the MANIFEST fails as a flush
+// records its table: a write, an fsync, an fsync that fails three times
+// and then works again, or everything.
+var storeFaults = []struct {
 	name  string
+	file  string
 	kinds []errorfs.OpKind
 	err   error
+	times int64
 }{
-	{"write", []errorfs.OpKind{errorfs.OpFileWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC)},
-	{"sync", []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}, fmt.Errorf("injected: %w", syscall.EIO)},
-	{"create", []errorfs.OpKind{errorfs.OpCreate, errorfs.OpReuseForWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC)},
-	{"stat", []errorfs.OpKind{errorfs.OpFileStat}, fmt.Errorf("injected: %w", syscall.EIO)},
-	{"everything", []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo,
-		errorfs.OpCreate, errorfs.OpReuseForWrite, errorfs.OpFileStat, errorfs.OpFileClose}, fmt.Errorf("injected: %w", syscall.EIO)},
+	{"wal-write", ".log", []errorfs.OpKind{errorfs.OpFileWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC), 0},
+	{"wal-sync", ".log", syncOps, fmt.Errorf("injected: %w", syscall.EIO), 0},
+	{"wal-create", ".log", []errorfs.OpKind{errorfs.OpCreate, errorfs.OpReuseForWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC), 0},
+	{"wal-stat", ".log", []errorfs.OpKind{errorfs.OpFileStat}, fmt.Errorf("injected: %w", syscall.EIO), 0},
+	{"wal-everything", ".log", everyWriteOp, fmt.Errorf("injected: %w", syscall.EIO), 0},
+	{"manifest-write", "MANIFEST-", []errorfs.OpKind{errorfs.OpFileWrite}, fmt.Errorf("injected: %w", syscall.ENOSPC), 0},
+	{"manifest-sync", "MANIFEST-", syncOps, fmt.Errorf("injected: %w", syscall.EIO), 0},
+	{"manifest-sync-passing", "MANIFEST-", syncOps, fmt.Errorf("injected: %w", syscall.EIO), 3},
+	{"manifest-everything", "MANIFEST-", everyWriteOp, fmt.Errorf("injected: %w", syscall.EIO), 0},
 }
+
+var (
+	syncOps      = []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}
+	everyWriteOp = []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo,
+		errorfs.OpCreate, errorfs.OpReuseForWrite, errorfs.OpFileStat, errorfs.OpFileClose}
+)
 
 // ackedPair is a transaction a writer saw commit: it put key i's "a" and
 // "b" at version.
@@ -89,21 +108,23 @@ func pairValue(g, i int) []byte {
 	return bytes.Repeat(tag, 512/len(tag)+1)[:512]
 }
 
-// A WAL that fails, in any durability mode and in any of the ways above,
-// fails the database: the process survives (Pebble itself would panic, or
-// die on a fatal runtime error, see pebbleadapter/walfence.go), every
-// writer gets ErrFailed, no commit is acknowledged after the failure, and
-// Close returns. Reopened as the failure left it, and after a crash that
-// keeps only what was synced, the database opens and holds a prefix of the
-// commit order, in which every transaction is whole and every commit
-// reported durable (every acknowledged one in Strict mode) is present.
-func TestWALFailureFailsTheDatabaseAndReopensToAPrefix(t *testing.T) {
+// A WAL or a MANIFEST that fails, in any durability mode and in any of the
+// ways above, fails the database: the process survives (Pebble itself would
+// panic, die on a fatal runtime error, stall, or leave a store that cannot
+// be opened again; see pebbleadapter/fence.go), every writer gets
+// ErrFailed, no commit is acknowledged after the failure, and Close
+// returns. Reopened as the failure left it, and after a crash that keeps
+// only what was synced, the database opens, holds a prefix of the commit
+// order, in which every transaction is whole and every commit reported
+// durable (every acknowledged one in Strict mode) is present, and takes
+// new commits and a flush.
+func TestWALAndManifestFailuresFailTheDatabaseAndReopenToAPrefix(t *testing.T) {
 	modes := []strata.DurabilityMode{strata.DurabilityNone, strata.DurabilityBatched, strata.DurabilityStrict}
 	for _, mode := range modes {
-		for _, fc := range walFaults {
+		for _, fc := range storeFaults {
 			t.Run(fmt.Sprintf("%s/%s", mode, fc.name), func(t *testing.T) {
 				base := vfs.NewCrashableMem()
-				fault := &walFault{kinds: fc.kinds, err: fc.err}
+				fault := &fileFault{file: fc.file, kinds: fc.kinds, err: fc.err, times: fc.times}
 				opts := strata.Options{Path: "db", FS: recyclingErrorFS{errorfs.Wrap(base, fault)}, Durability: mode,
 					MemTableSize: strata.MinMemTableSize, SyncInterval: time.Millisecond}
 				db, err := strata.OpenWith(opts)
@@ -150,6 +171,12 @@ func TestWALFailureFailsTheDatabaseAndReopensToAPrefix(t *testing.T) {
 					reopened, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
 					require.NoError(t, err, name)
 					checkPrefix(t, reopened, run, acked, durable, mode == strata.DurabilityStrict, name)
+					for i := range 200 { // a few memtables: flushes, compactions
+						_, err := reopened.Put(ctx, run, fmt.Appendf(nil, "after-%d", i), value.Bytes(pairValue(0, i)))
+						require.NoError(t, err, name)
+					}
+					_, err = reopened.Flush(ctx)
+					require.NoError(t, err, name)
 					require.NoError(t, reopened.Close(), name)
 				}
 			})

@@ -1,0 +1,260 @@
+package pebbleadapter
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The store fence.
+//
+// Pebble cannot survive an error on its WAL or its MANIFEST. The WAL is
+// written by a background goroutine; an error there reaches the next
+// commit that waits for a sync, and meanwhile Pebble panics on a committing
+// goroutine (in DB.commitWrite, once a WAL block fills), or, when the
+// memtable rotates, in DB.rotateWAL after it has released DB.mu, so that
+// the caller's deferred unlock dies with "fatal error: sync: unlock of
+// unlocked mutex", which no recover stops. A MANIFEST error Pebble reports
+// through Logger.Fatalf, which it expects never to return; Strata's does
+// return, and Pebble then retries the flush whose edit failed and writes a
+// second edit for the same data, which a later sync can make durable next
+// to the first (two tables with the same keys and sequence numbers: a store
+// that panics every time it is opened), or, after a write error, keeps
+// failing every edit and stalls writes for good.
+//
+// So Pebble never sees such an error, and once the store has failed, for
+// any cause, its files on disk stay as they were at the failure. Pebble is
+// opened on fenceFS, the caller's filesystem with these rules:
+//
+//   - WAL and MANIFEST files are fenced: the first error of a write, a
+//     sync, a stat or a close of one, or of the creation of one, marks the
+//     store failed (ErrFailed), and is reported to Pebble as success.
+//   - Once the store has failed, every write and sync of a WAL or MANIFEST
+//     file is dropped and reported as done, and a WAL, MANIFEST or marker
+//     file Pebble creates lives in memory only (so no marker moves, and no
+//     old WAL is recycled); removing, renaming or linking a file fails.
+//
+// Nothing is acknowledged on the strength of a dropped write: Batch.Apply,
+// Batch.SyncWait and SyncBarrier check for the recorded failure after
+// Pebble returns, and the failure is recorded before the fenced call
+// returns to Pebble, so before Pebble wakes any waiter. Pebble goes on
+// believing its writes succeed, and may flush and compact in memory and on
+// disk; none of it is named by the MANIFEST on disk, and the tables it
+// writes are orphans the next Open deletes.
+//
+// What stays on disk is what a crash at the instant of the failure would
+// leave: a WAL that ends where the failure struck (a torn last record at
+// most, in the newest WAL file, which Pebble replays leniently), a MANIFEST
+// whose last edit is whole or torn (Pebble ignores a torn last edit), and
+// every file either names. A reopen recovers a prefix of the commits; the
+// commits that failed are each wholly present or wholly absent, as after
+// any failed fsync.
+//
+// Tables, blob files and OPTIONS files pass through untouched: Pebble
+// handles their errors itself (a failed flush is retried), and keeping
+// them in memory after a failure could hold a whole compaction's output in
+// the heap.
+
+var (
+	// walFileName matches the WAL file names Pebble creates: 000123.log,
+	// and 000123-001.log after a failover.
+	walFileName = regexp.MustCompile(`^[0-9]+(-[0-9]+)?\.log$`)
+	// fencedFileName matches the files the fence guards: WALs and
+	// MANIFESTs.
+	fencedFileName = regexp.MustCompile(`^([0-9]+(-[0-9]+)?\.log|MANIFEST-[0-9]+)$`)
+	// markerFileName matches Pebble's marker files.
+	markerFileName = regexp.MustCompile(`^marker\.`)
+)
+
+// errFrozen is what removing, renaming or linking a file returns once the
+// store has failed. Pebble logs it and keeps the file.
+var errFrozen = errors.New("strata: the store failed; its files stay as they are until it is reopened")
+
+// fenceFS is the filesystem Pebble is opened on: fs behind the fence.
+type fenceFS struct {
+	vfs.FS
+	d *DB
+}
+
+func (fs fenceFS) failed() bool { return fs.d.Failed() != nil }
+
+// fenced reports whether name is a WAL or a MANIFEST.
+func (fs fenceFS) fenced(name string) bool { return fencedFileName.MatchString(fs.PathBase(name)) }
+
+// frozenInMemory reports whether a file of this name that Pebble creates
+// once the store has failed lives in memory.
+func (fs fenceFS) frozenInMemory(name string) bool {
+	return fs.fenced(name) || markerFileName.MatchString(fs.PathBase(name))
+}
+
+// Create creates a file; see the rules above.
+func (fs fenceFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	return fs.open(name, category, func() (vfs.File, error) { return fs.FS.Create(name, category) })
+}
+
+// ReuseForWrite recycles an old file under a new name; see the rules above.
+func (fs fenceFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	return fs.open(newname, category, func() (vfs.File, error) { return fs.FS.ReuseForWrite(oldname, newname, category) })
+}
+
+// OpenReadWrite opens a file for writing; see the rules above. (Pebble
+// creates its WALs and MANIFESTs with Create or ReuseForWrite; this keeps
+// one opened another way behind the fence too.)
+func (fs fenceFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	return fs.open(name, category, func() (vfs.File, error) { return fs.FS.OpenReadWrite(name, category, opts...) })
+}
+
+// open opens a file for writing with open, behind the fence. Once the
+// store has failed, a WAL, MANIFEST or marker file is created in memory
+// instead, and so is a WAL or MANIFEST whose opening fails (which fails
+// the store): Pebble gets a working file, and nothing reaches the disk.
+func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() (vfs.File, error)) (vfs.File, error) {
+	if fs.failed() && fs.frozenInMemory(name) {
+		return memFile(name, category)
+	}
+	f, err := open()
+	if !fs.fenced(name) {
+		return f, err
+	}
+	if err != nil {
+		fs.d.Fail(fmt.Errorf("create %s: %w", name, err))
+		return memFile(name, category)
+	}
+	return &fencedFile{File: f, d: fs.d, name: name}, nil
+}
+
+// memFile creates a file of name's base name in a filesystem of its own in
+// memory.
+func memFile(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	mem := vfs.NewMem()
+	return mem.Create(mem.PathBase(name), category)
+}
+
+// Remove removes a file, unless the store has failed.
+func (fs fenceFS) Remove(name string) error {
+	if fs.failed() {
+		return fmt.Errorf("remove %s: %w", name, errFrozen)
+	}
+	return fs.FS.Remove(name)
+}
+
+// RemoveAll removes a file or a directory tree, unless the store has failed.
+func (fs fenceFS) RemoveAll(name string) error {
+	if fs.failed() {
+		return fmt.Errorf("remove %s: %w", name, errFrozen)
+	}
+	return fs.FS.RemoveAll(name)
+}
+
+// Rename renames a file, unless the store has failed.
+func (fs fenceFS) Rename(oldname, newname string) error {
+	if fs.failed() {
+		return fmt.Errorf("rename %s: %w", oldname, errFrozen)
+	}
+	return fs.FS.Rename(oldname, newname)
+}
+
+// Link links a file under a new name, unless the store has failed.
+func (fs fenceFS) Link(oldname, newname string) error {
+	if fs.failed() {
+		return fmt.Errorf("link %s: %w", oldname, errFrozen)
+	}
+	return fs.FS.Link(oldname, newname)
+}
+
+// fencedFile is a WAL or MANIFEST file behind the fence: its first error
+// marks the store failed, and once the store has failed, writes and syncs
+// are dropped and reported as done.
+type fencedFile struct {
+	vfs.File
+	d    *DB
+	name string
+}
+
+func (f *fencedFile) failed() bool { return f.d.Failed() != nil }
+
+// fail records err, an error of op on the file, as the store's failure.
+func (f *fencedFile) fail(op string, err error) {
+	f.d.Fail(fmt.Errorf("%s %s: %w", op, f.name, err))
+}
+
+func (f *fencedFile) Write(p []byte) (int, error) {
+	if !f.failed() {
+		n, err := f.File.Write(p)
+		if err == nil {
+			return n, nil
+		}
+		f.fail("write", err)
+	}
+	return len(p), nil
+}
+
+func (f *fencedFile) WriteAt(p []byte, off int64) (int, error) {
+	if !f.failed() {
+		n, err := f.File.WriteAt(p, off)
+		if err == nil {
+			return n, nil
+		}
+		f.fail("write", err)
+	}
+	return len(p), nil
+}
+
+func (f *fencedFile) Sync() error {
+	if !f.failed() {
+		if err := f.File.Sync(); err != nil {
+			f.fail("sync", err)
+		}
+	}
+	return nil
+}
+
+func (f *fencedFile) SyncData() error {
+	if !f.failed() {
+		if err := f.File.SyncData(); err != nil {
+			f.fail("sync", err)
+		}
+	}
+	return nil
+}
+
+func (f *fencedFile) SyncTo(length int64) (fullSync bool, _ error) {
+	if !f.failed() {
+		full, err := f.File.SyncTo(length)
+		if err == nil {
+			return full, nil
+		}
+		f.fail("sync", err)
+	}
+	return false, nil
+}
+
+// Stat returns the file's information. Pebble stats a recycled WAL as it
+// creates the next one, and treats an error there as it treats a failed
+// creation: so a failed Stat fails the store as well, and reports the
+// information of an empty in-memory file of the same name instead.
+func (f *fencedFile) Stat() (vfs.FileInfo, error) {
+	info, err := f.File.Stat()
+	if err == nil {
+		return info, nil
+	}
+	f.fail("stat", err)
+	m, err := memFile(f.name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.Stat()
+}
+
+// Close closes the file. The descriptor is released even once the store
+// has failed; an error closing it fails the store, as a write error would,
+// since a close can report a write that did not reach the disk.
+func (f *fencedFile) Close() error {
+	if err := f.File.Close(); err != nil && !f.failed() {
+		f.fail("close", err)
+	}
+	return nil
+}
