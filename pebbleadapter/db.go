@@ -347,12 +347,16 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 // Names of the files in a store's directory. dataFileName matches those
 // Pebble writes only after it has placed the manifest marker: tables
 // (000123.sst), WALs (000123.log, 000123-001.log after a failover), blob
-// files (000123.blob) and OPTIONS files (OPTIONS-000123). otherFileName
-// matches the rest of Pebble's: its lock, CURRENT, manifests, temporary
-// files and markers (marker.<name>.<iteration>.<value>).
+// files (000123.blob) and OPTIONS files (OPTIONS-000123); walFileName the
+// WALs among them. The rest of Pebble's are its manifests, its markers
+// (marker.<name>.<iteration>.<value>), and otherFileName: its lock,
+// CURRENT and temporary files.
 var (
-	dataFileName  = regexp.MustCompile(`^(OPTIONS-[0-9]+|[0-9]+(-[0-9]+)?\.(sst|log|blob))$`)
-	otherFileName = regexp.MustCompile(`^(LOCK|CURRENT|MANIFEST-[0-9]+|(CURRENT|temporary)\.[0-9]+\.dbtmp|marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+)$`)
+	dataFileName     = regexp.MustCompile(`^(OPTIONS-[0-9]+|[0-9]+(-[0-9]+)?\.(sst|log|blob))$`)
+	walFileName      = regexp.MustCompile(`^[0-9]+(-[0-9]+)?\.log$`)
+	manifestFileName = regexp.MustCompile(`^MANIFEST-[0-9]+$`)
+	markerFileName   = regexp.MustCompile(`^marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+$`)
+	otherFileName    = regexp.MustCompile(`^(LOCK|CURRENT|(CURRENT|temporary)\.[0-9]+\.dbtmp)$`)
 )
 
 // IsStoreFile reports whether name is one the files of a store have:
@@ -360,7 +364,8 @@ var (
 // directory that holds anything else; a name Pebble uses that is missing
 // here only makes them refuse.
 func IsStoreFile(name string) bool {
-	return name == SyncMarkFileName || dataFileName.MatchString(name) || otherFileName.MatchString(name)
+	return name == SyncMarkFileName || dataFileName.MatchString(name) || manifestFileName.MatchString(name) ||
+		markerFileName.MatchString(name) || otherFileName.MatchString(name)
 }
 
 // checkFormat writes the format record into a new store, or checks it in an

@@ -3,7 +3,6 @@ package pebbleadapter
 import (
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -57,17 +56,6 @@ import (
 // them in memory after a failure could hold a whole compaction's output in
 // the heap.
 
-var (
-	// walFileName matches the WAL file names Pebble creates: 000123.log,
-	// and 000123-001.log after a failover.
-	walFileName = regexp.MustCompile(`^[0-9]+(-[0-9]+)?\.log$`)
-	// fencedFileName matches the files the fence guards: WALs and
-	// MANIFESTs.
-	fencedFileName = regexp.MustCompile(`^([0-9]+(-[0-9]+)?\.log|MANIFEST-[0-9]+)$`)
-	// markerFileName matches Pebble's marker files.
-	markerFileName = regexp.MustCompile(`^marker\.`)
-)
-
 // errFrozen is what removing, renaming or linking a file returns once the
 // store has failed. Pebble logs it and keeps the file.
 var errFrozen = errors.New("strata: the store failed; its files stay as they are until it is reopened")
@@ -81,7 +69,10 @@ type fenceFS struct {
 func (fs fenceFS) failed() bool { return fs.d.Failed() != nil }
 
 // fenced reports whether name is a WAL or a MANIFEST.
-func (fs fenceFS) fenced(name string) bool { return fencedFileName.MatchString(fs.PathBase(name)) }
+func (fs fenceFS) fenced(name string) bool {
+	base := fs.PathBase(name)
+	return walFileName.MatchString(base) || manifestFileName.MatchString(base)
+}
 
 // frozenInMemory reports whether a file of this name that Pebble creates
 // once the store has failed lives in memory.

@@ -23,22 +23,16 @@ import (
 // the gate before the failure, still running) must fail with ErrFailed,
 // never crash the process, and must not wedge Close.
 //
-// Pebble's LogWriter keeps the flusher's error and, once a WAL block fills
-// (32 KiB), the next write panics in DB.commitWrite while holding the commit
-// pipeline's mutex. Batch.Apply therefore refuses every write once a failure
-// is recorded, without calling Pebble.
+// Batch.Apply refuses every write once a failure is recorded, without
+// calling Pebble: a write that reached the WAL after the failure could come
+// back after a reopen although it was refused. (Before the store fence,
+// Pebble's LogWriter also kept the flusher's error and, once a WAL block
+// filled, the next write panicked in DB.commitWrite while holding the
+// commit pipeline's mutex.)
 func TestWritesAfterWALFailureAreRefused(t *testing.T) {
-	var armed atomic.Bool
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if armed.Load() && isWALSync(op) {
-			return errorfs.ErrInjected
-		}
-		return nil
-	})
-	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(vfs.NewMem(), inj)})
-	require.NoError(t, err)
-
-	armed.Store(true)
+	f := openFaultyOn(t, isWALSync)
+	db := f.db
+	f.armed.Store(true)
 	b := db.NewBatch()
 	b.Set(keyenc.AppendVersioned(nil, keyenc.RunID{7}, keyenc.TagKV, []byte("k"), 1), []byte("v"))
 	require.NoError(t, b.Apply(true))
