@@ -181,13 +181,19 @@ func TestFailWakesWaitersAndStopsVisibility(t *testing.T) {
 
 // A failed fsync (WAL on an errorfs that fails syncs once armed) wakes the
 // commits waiting behind the failed one: none of them is acknowledged, and
-// nothing at or above the failed version becomes visible.
+// nothing at or above the failed version becomes visible. The failing fsync
+// waits for fail to close, so that the commit behind it is applied first
+// (the store fence records the failure as soon as the fsync returns).
 func TestWALSyncFailureWakesLaterCommits(t *testing.T) {
 	var armed atomic.Bool
+	fail := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(fail) }) }
 	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
 		switch op.Kind {
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
 			if armed.Load() && len(op.Path) > 4 && op.Path[len(op.Path)-4:] == ".log" {
+				<-fail
 				return errorfs.ErrInjected
 			}
 		}
@@ -196,6 +202,7 @@ func TestWALSyncFailureWakesLaterCommits(t *testing.T) {
 	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(vfs.NewMem(), inj)})
 	require.NoError(t, err)
 	defer func() { require.NotPanics(t, func() { _ = db.Close() }) }()
+	defer release() // before Close, also when a check failed early
 	s, err := mvcc.Open(db)
 	require.NoError(t, err)
 
@@ -206,6 +213,7 @@ func TestWALSyncFailureWakesLaterCommits(t *testing.T) {
 	p3 := publishAsync(c3)
 	requireVisibleStays(t, s, 1, p3)
 
+	release()
 	err = c2.SyncWait()
 	require.ErrorIs(t, err, serr.ErrFailed)
 	require.ErrorIs(t, err, errorfs.ErrInjected)

@@ -87,6 +87,17 @@ func openFaultyOn(t *testing.T, fail func(errorfs.Op) bool) *faultyStore {
 	return f
 }
 
+// outcome is what a synced write ends with: Apply's error, or else its
+// SyncWait's. The store fence records a failed fsync as soon as Pebble's
+// flusher meets it, which can be before Apply looks for a failure, so a
+// doomed write fails in one or the other.
+func outcome(b *pebbleadapter.Batch, applyErr error) error {
+	if applyErr != nil {
+		return applyErr
+	}
+	return b.SyncWait()
+}
+
 func (f *faultyStore) write(t *testing.T, key string, sync bool) (*pebbleadapter.Batch, error) {
 	t.Helper()
 	b := f.db.NewBatch()
@@ -131,16 +142,15 @@ func TestFaultyFSWithoutInjectionWorks(t *testing.T) {
 
 // A batch applied with sync, then SyncWait: the fsync fails in Pebble's WAL
 // flusher goroutine, where the store fence records it as the store's failure
-// (Pebble is told the fsync succeeded, see fence.go). Apply itself
-// succeeds (it does not wait for the fsync); SyncWait finds the failure and
-// returns ErrFailed.
+// (Pebble is told the fsync succeeded, see fence.go). Apply does not wait
+// for the fsync; SyncWait, or Apply if the failure came first, finds the
+// failure and returns ErrFailed.
 func TestWALSyncFailureOnSyncCommit(t *testing.T) {
 	f := openFaulty(t)
 	f.armed.Store(true)
 
 	b, err := f.write(t, "k", true)
-	require.NoError(t, err, "Apply with sync does not wait for the fsync")
-	err = b.SyncWait()
+	err = outcome(b, err)
 	require.Error(t, err, "a failed fsync is never acknowledged")
 	require.ErrorIs(t, err, serr.ErrFailed)
 	require.ErrorIs(t, err, errorfs.ErrInjected, "the cause is kept")
@@ -223,8 +233,7 @@ func TestReopenAfterWALFailure(t *testing.T) {
 	f := openFaulty(t)
 	f.armed.Store(true)
 	b, err := f.write(t, "k", true)
-	require.NoError(t, err)
-	require.ErrorIs(t, b.SyncWait(), serr.ErrFailed)
+	require.ErrorIs(t, outcome(b, err), serr.ErrFailed)
 	b.Close()
 
 	require.ErrorIs(t, f.db.Close(), serr.ErrFailed)
@@ -266,9 +275,7 @@ func TestWALWriteFailureOnSyncCommit(t *testing.T) {
 	f := openFaultyOn(t, isWALWrite)
 	f.armed.Store(true)
 	b, err := f.write(t, "k", true)
-	if err == nil {
-		err = b.SyncWait()
-	}
+	err = outcome(b, err)
 	b.Close()
 	require.ErrorIs(t, err, serr.ErrFailed)
 	f.requireFailed(t)
