@@ -64,7 +64,7 @@ func ParseMode(s string) (Mode, error) {
 	case "strict":
 		return Strict, nil
 	}
-	return 0, fmt.Errorf("durability: unknown mode %q (want none, batched or strict)", s)
+	return 0, fmt.Errorf("durability: unknown mode %q (want none, batched, strict or buffered, the old name of batched)", s)
 }
 
 // SyncsEachCommit reports whether a commit in this mode waits for its own

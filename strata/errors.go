@@ -14,10 +14,10 @@ import (
 var (
 	// ErrClosed: the database was closed or shut down.
 	ErrClosed = serr.ErrClosed
-	// ErrFailed: the database hit an unrecoverable storage error, a WAL sync
-	// failure (or a WAL write failure in Strict mode): every later call
-	// fails with it, Close included; reopen the database. Nothing after the
-	// failure was acknowledged.
+	// ErrFailed: the database hit an unrecoverable storage error, in any
+	// durability mode: a failed write, sync, create, stat or close of a WAL
+	// or MANIFEST file. Every later call fails with it, Close included;
+	// reopen the database. Nothing after the failure was acknowledged.
 	ErrFailed = serr.ErrFailed
 	// ErrLocked: another process or another open Database holds the
 	// directory.
