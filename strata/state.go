@@ -401,7 +401,8 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 // fn may therefore run several times and must be pure: no side effects, the
 // same result for the same state. An error from fn aborts and is returned
 // as it is, never retried (even one that matches ErrConflict).
-// A missing cell returns ErrNotFound. It returns the state written.
+// A missing cell returns ErrNotFound. It returns the state written, as
+// StateRead would read it (the stored encoding, so a -0 from fn is +0).
 func (db *Database) StateTransition(ctx context.Context, run RunID, name string, fn func(State) (Value, error)) (State, error) {
 	if err := checkStateName(run, name); err != nil {
 		return State{}, err
@@ -419,12 +420,14 @@ func (db *Database) StateTransition(ctx context.Context, run RunID, name string,
 		if err != nil {
 			return fnError{err} // never retried, even if it matches ErrConflict
 		}
-		c, err := t.StateCAS(name, cur.Counter, next)
-		if err != nil {
+		if _, err := t.StateCAS(name, cur.Counter, next); err != nil {
 			return err
 		}
-		out = State{Name: name, Value: next, Counter: c}
-		return nil
+		// Read the cell back from the write set: the caller gets the value
+		// as stored (canonical, -0 as +0) and in memory of its own, not
+		// fn's slices and maps.
+		out, err = t.StateRead(name)
+		return err
 	}, stateRetry, directOp, withCommitHook(func(version uint64, ts int64) {
 		out.Version, out.Timestamp = version, time.Unix(0, ts)
 	}))

@@ -363,6 +363,26 @@ func TestStateCountersSurviveReopen(t *testing.T) {
 	requireState(t, db, run, "gone", value.Int(0), 2)
 }
 
+// A transition returns the value as stored, as StateRead returns it: -0
+// comes back as +0, the canonical encoding's zero (format.md).
+func TestStateTransitionReturnsTheStoredValue(t *testing.T) {
+	db, run := openTxnDB(t)
+	_, err := db.StateInit(ctx, run, "z", value.Int(0))
+	require.NoError(t, err)
+	out, err := db.StateTransition(ctx, run, "z", func(strata.State) (strata.Value, error) {
+		return value.Array(value.Float(math.Copysign(0, -1))), nil
+	})
+	require.NoError(t, err)
+	got, err := db.StateRead(ctx, run, "z")
+	require.NoError(t, err)
+	require.Equal(t, got, out)
+	arr, _ := out.Value.AsArray()
+	require.Len(t, arr, 1)
+	f, ok := arr[0].AsFloat()
+	require.True(t, ok, "returned %v", out.Value)
+	require.False(t, math.Signbit(f), "the returned zero is the stored +0")
+}
+
 func TestStateTransition(t *testing.T) {
 	db, run := openTxnDB(t)
 	c, err := db.StateInit(ctx, run, "n", value.Int(0))
@@ -427,7 +447,6 @@ func TestStateTransition(t *testing.T) {
 	require.Equal(t, got.Counter, out.Counter)
 	require.Equal(t, got.Version, out.Version)
 	require.True(t, got.Timestamp.Equal(out.Timestamp))
-
 	// An error from fn aborts and writes nothing.
 	errBoom := errors.New("boom")
 	before := db.CurrentVersion()
