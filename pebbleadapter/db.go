@@ -62,6 +62,10 @@ type DB struct {
 	state    atomic.Int32
 	inflight atomic.Int64
 	failure  atomic.Pointer[error]
+	// walFrozen: writes and syncs of the WAL files Pebble has open are
+	// dropped (see fence.go). Every failure sets it but a failed flush,
+	// which leaves the WAL sound.
+	walFrozen atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -73,6 +77,15 @@ type DB struct {
 	bgSignal   chan struct{} // a background error happened (capacity 1)
 	lastBgLog  atomic.Int64  // unix nanos of the last logged background error
 	corruption atomic.Int64  // DataCorruption events seen
+	// flushErr is the error of the last flush that failed, from FlushEnd,
+	// until Pebble reports it as a background error (see onFlushEnd).
+	flushErr atomic.Pointer[error]
+	// closeFlush: Close synced everything and flushes the memtable last; a
+	// failure of that flush loses nothing and does not fail the store.
+	closeFlush atomic.Bool
+	// orphans holds the names of the files Pebble created after the store
+	// failed, which the fence lets it remove (see fence.go).
+	orphans sync.Map
 
 	marksMu sync.Mutex // orders sync barriers; guards marks
 	marks   syncMarks
@@ -104,6 +117,7 @@ func Open(o Options) (*DB, error) {
 		CacheSize:          o.CacheSize,
 		EventListener: &pebble.EventListener{
 			BackgroundError: d.onBackgroundError,
+			FlushEnd:        d.onFlushEnd,
 			DataCorruption:  d.onCorruption,
 		},
 	}
@@ -450,9 +464,17 @@ func (d *DB) Failed() error {
 	return nil
 }
 
-// Fail marks the store failed with cause, unless it already failed. Every
-// later Enter returns an error matching ErrFailed that wraps cause.
+// Fail marks the store failed with cause, unless it already failed, and
+// freezes the WAL. Every later Enter returns an error matching ErrFailed
+// that wraps cause.
 func (d *DB) Fail(cause error) {
+	d.walFrozen.Store(true)
+	d.fail(cause)
+}
+
+// fail is Fail without freezing the WAL: the records Pebble holds for
+// commits acknowledged before the failure still reach it.
+func (d *DB) fail(cause error) {
 	err := fmt.Errorf("%w: %w", serr.ErrFailed, cause)
 	if d.failure.CompareAndSwap(nil, &err) {
 		d.log.Error().Err(cause).Msg("strata: database failed; reopen it to continue")
@@ -620,7 +642,31 @@ func (d *DB) BackgroundErrors() int64 { return d.bgErrors.Load() }
 // damaged bytes in a file it read (a block checksum mismatch, say).
 func (d *DB) CorruptionEvents() int64 { return d.corruption.Load() }
 
+// onFlushEnd notes the error of a flush that failed, which Pebble reports
+// next as a background error (a flush that wrote no table also ends with an
+// error here, but is no failure, and no background error follows it).
+func (d *DB) onFlushEnd(info pebble.FlushInfo) {
+	if err := info.Err; err != nil {
+		d.flushErr.Store(&err)
+	}
+}
+
+// onBackgroundError counts and logs an error of Pebble's background work,
+// and fails the store if it is a flush's. Pebble would retry the flush, at
+// once and for as long as it fails (a full disk, a device error), while
+// commits fill the memtables and then stall inside Pebble, deaf to their
+// contexts; a failed store refuses them instead. The WAL is sound and is
+// not frozen: what Pebble still holds for commits acknowledged before the
+// failure reaches it. Nor does the flush Close makes after its last sync
+// fail the store (see flushForClose), and a failed compaction does not:
+// its input stays in place, and no commit waits on it.
 func (d *DB) onBackgroundError(err error) {
+	if p := d.flushErr.Load(); p != nil && errors.Is(err, *p) {
+		d.flushErr.CompareAndSwap(p, nil)
+		if !d.closeFlush.Load() {
+			d.fail(fmt.Errorf("flush: %w", err))
+		}
+	}
 	n := d.bgErrors.Add(1)
 	select {
 	case d.bgSignal <- struct{}{}:

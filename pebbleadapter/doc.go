@@ -25,8 +25,10 @@
 // process. So Pebble is opened on the caller's filesystem behind a fence
 // (fence.go): the first WAL or MANIFEST error records the store's failure,
 // and once the store has failed its files on disk stay as they were (WAL
-// and MANIFEST writes dropped and reported as done, nothing removed). This
-// adapter's Fatalf records a failure too. Apply, SyncWait and SyncBarrier check for a recorded
+// and MANIFEST writes dropped and reported as done, nothing removed). A
+// failed flush fails the store too (Pebble would retry it and stall
+// commits), leaving the WAL sound. This adapter's Fatalf records a failure
+// too. Apply, SyncWait and SyncBarrier check for a recorded
 // failure before reporting success, so a failed write is never
 // acknowledged, and every later call returns an error matching
 // serr.ErrFailed until the store is reopened.

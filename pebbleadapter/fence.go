@@ -31,9 +31,12 @@ import (
 //     sync, a stat or a close of one, or of the creation of one, marks the
 //     store failed (ErrFailed), and is reported to Pebble as success.
 //   - Once the store has failed, every write and sync of a WAL or MANIFEST
-//     file is dropped and reported as done, and a WAL, MANIFEST or marker
+//     file is dropped and reported as done (but a failed flush, which
+//     leaves the WAL sound, lets the WAL files Pebble has open take what it
+//     still holds for acknowledged commits), and a WAL, MANIFEST or marker
 //     file Pebble creates lives in memory only (so no marker moves, and no
-//     old WAL is recycled); removing, renaming or linking a file fails.
+//     old WAL is recycled); removing, renaming or linking a file fails,
+//     except removing a file created after the failure.
 //
 // Nothing is acknowledged on the strength of a dropped write: Batch.Apply,
 // Batch.SyncWait and SyncBarrier check for the recorded failure after
@@ -51,10 +54,13 @@ import (
 // commits that failed are each wholly present or wholly absent, as after
 // any failed fsync.
 //
-// Tables, blob files and OPTIONS files pass through untouched: Pebble
-// handles their errors itself (a failed flush is retried), and keeping
+// Tables, blob files and OPTIONS files pass through untouched: keeping
 // them in memory after a failure could hold a whole compaction's output in
-// the heap.
+// the heap. Their errors are Pebble's to handle, except that a failed flush
+// fails the store (DB.onBackgroundError). A file of theirs that Pebble
+// creates after the failure is an orphan no MANIFEST on disk can name, and
+// the fence lets Pebble remove it: a flush that Pebble retries until Close
+// on a full disk does not leave a partial table behind per attempt.
 
 // errFrozen is what removing, renaming or linking a file returns once the
 // store has failed. Pebble logs it and keeps the file.
@@ -105,15 +111,19 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 	if fs.failed() && fs.frozenInMemory(name) {
 		return memFile(name, category)
 	}
+	failed := fs.failed()
 	f, err := open()
 	if !fs.fenced(name) {
+		if failed && err == nil {
+			fs.d.orphans.Store(name, struct{}{})
+		}
 		return f, err
 	}
 	if err != nil {
 		fs.d.Fail(fmt.Errorf("create %s: %w", name, err))
 		return memFile(name, category)
 	}
-	return &fencedFile{File: f, d: fs.d, name: name}, nil
+	return &fencedFile{File: f, d: fs.d, name: name, wal: walFileName.MatchString(fs.PathBase(name))}, nil
 }
 
 // memFile creates a file of name's base name in a filesystem of its own in
@@ -123,10 +133,13 @@ func memFile(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	return mem.Create(mem.PathBase(name), category)
 }
 
-// Remove removes a file, unless the store has failed.
+// Remove removes a file, unless the store has failed and the file was
+// there before the failure.
 func (fs fenceFS) Remove(name string) error {
 	if fs.failed() {
-		return fmt.Errorf("remove %s: %w", name, errFrozen)
+		if _, orphan := fs.d.orphans.LoadAndDelete(name); !orphan {
+			return fmt.Errorf("remove %s: %w", name, errFrozen)
+		}
 	}
 	return fs.FS.Remove(name)
 }
@@ -156,15 +169,21 @@ func (fs fenceFS) Link(oldname, newname string) error {
 }
 
 // fencedFile is a WAL or MANIFEST file behind the fence: its first error
-// marks the store failed, and once the store has failed, writes and syncs
-// are dropped and reported as done.
+// marks the store failed, and once the store has failed (a WAL: once the
+// WAL is frozen), writes and syncs are dropped and reported as done.
 type fencedFile struct {
 	vfs.File
 	d    *DB
 	name string
+	wal  bool
 }
 
-func (f *fencedFile) failed() bool { return f.d.Failed() != nil }
+func (f *fencedFile) failed() bool {
+	if f.wal {
+		return f.d.walFrozen.Load()
+	}
+	return f.d.Failed() != nil
+}
 
 // fail records err, an error of op on the file, as the store's failure.
 func (f *fencedFile) fail(op string, err error) {

@@ -219,8 +219,9 @@ func (d *DB) closeSyncMark() {
 // durability: the barrier before it synced everything. So it does not wait
 // for a flush that fails: Pebble retries a failed flush until it is closed,
 // which would make Close hang on a full disk. A failure is logged, and the
-// WAL keeps the commits.
+// WAL keeps the commits; nor does it fail the store (onBackgroundError).
 func (d *DB) flushForClose() {
+	d.closeFlush.Store(true)
 	select { // forget an error from before (the channel holds one signal)
 	case <-d.bgSignal:
 	default:

@@ -33,8 +33,9 @@ import (
 //
 // # Failure
 //
-// A WAL write or sync failure (a full disk, EIO), in any durability mode,
-// is never reported as success and never exits the process: the commit
+// A WAL or MANIFEST write or sync failure (a full disk, EIO), or a failed
+// flush, in any durability mode, is never reported as success and never
+// exits the process or stalls commits: the commit
 // that hit it returns an error matching ErrFailed and wrapping the cause,
 // and so does every later call, on the database or on a Txn begun before,
 // until the database is closed and reopened (Close too returns the

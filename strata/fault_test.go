@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,28 +403,86 @@ func TestVerifyEventsReportsDamagedHeadBlockAsError(t *testing.T) {
 	require.NoError(t, db.Err(), "a failed read does not fail the database")
 }
 
-// A flush that fails reaches no caller: Pebble keeps the memtable and
-// retries. The failures are counted in Metrics, and the data stays readable
-// and is flushed once the fault clears.
-func TestBackgroundFlushFailureIsCounted(t *testing.T) {
-	fault := &sstFault{kind: errorfs.OpCreate}
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(vfs.NewMem(), fault),
-		Durability: strata.DurabilityNone, MemTableSize: strata.MinMemTableSize})
-	require.NoError(t, err)
-	defer db.Close()
-	run := strata.NewRunID()
-	fault.armed.Store(true)
-	for i := 0; db.Metrics().Storage.BackgroundErrors == 0; i++ {
-		require.Less(t, i, 100000, "no flush was attempted")
-		_, err := db.Put(ctx, run, fmt.Appendf(nil, "k%06d", i), value.Bytes(make([]byte, 100)))
-		require.NoError(t, err)
+// A flush that fails (its table cannot be created, written or synced)
+// fails the database, in every mode, where Pebble alone would retry it while
+// commits fill the memtables and then block inside Pebble. Every commit
+// acknowledged before is in the WAL: a reopen once the fault has cleared
+// has them all. The tables Pebble creates as it retries the flush after the
+// failure are removed, not left behind one per attempt.
+func TestFlushFailureFailsTheDatabase(t *testing.T) {
+	modes := []strata.DurabilityMode{strata.DurabilityNone, strata.DurabilityBatched, strata.DurabilityStrict}
+	kinds := map[string]errorfs.OpKind{"create": errorfs.OpCreate, "write": errorfs.OpFileWrite, "sync": errorfs.OpFileSyncData}
+	for name, kind := range kinds {
+		for _, mode := range modes {
+			t.Run(fmt.Sprintf("%s/%v", name, mode), func(t *testing.T) {
+				mem := vfs.NewMem()
+				fault := &sstFault{kind: kind}
+				opts := strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: mode, MemTableSize: strata.MinMemTableSize}
+				db, err := strata.OpenWith(opts)
+				require.NoError(t, err)
+				defer db.Close()
+				run := strata.NewRunID()
+				val := value.Bytes(make([]byte, 100))
+				before, err := mem.List("db")
+				require.NoError(t, err)
+				fault.armed.Store(true)
+				acked := 0
+				for ; ; acked++ {
+					require.Less(t, acked, 100000, "no flush failed")
+					if _, err := db.Put(ctx, run, fmt.Appendf(nil, "k%06d", acked), val); err != nil {
+						require.ErrorIs(t, err, strata.ErrFailed)
+						break
+					}
+				}
+				failure := db.Err()
+				require.ErrorIs(t, failure, strata.ErrFailed)
+				require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
+				require.ErrorContains(t, failure, "flush")
+				_, err = db.Put(ctx, run, []byte("after"), val)
+				require.ErrorIs(t, err, strata.ErrFailed)
+				require.ErrorIs(t, db.Close(), strata.ErrFailed)
+				// The flush's first attempt, made before the failure, may
+				// leave its table; none of the retries after it does.
+				partial := newTables(t, mem, before)
+				require.LessOrEqual(t, len(partial), 1, "tables of failed flushes left behind: %v", partial)
+
+				fault.armed.Store(false)
+				opts.FS = mem
+				db, err = strata.OpenWith(opts)
+				require.NoError(t, err)
+				defer db.Close()
+				for i := range acked {
+					got, err := db.Get(ctx, run, fmt.Appendf(nil, "k%06d", i))
+					require.NoError(t, err, "acknowledged commit %d of %d", i, acked)
+					require.Equal(t, val, got.Value)
+				}
+				_, err = db.Put(ctx, run, []byte("after"), val)
+				require.NoError(t, err)
+				_, err = db.Flush(ctx)
+				require.NoError(t, err)
+				require.NoError(t, db.Close())
+				for _, name := range partial {
+					_, err := mem.Stat(mem.PathJoin("db", name))
+					require.ErrorIs(t, err, os.ErrNotExist, "the reopen removes the partial table %s", name)
+				}
+				t.Logf("%d commits acknowledged before the failure; partial tables: %v", acked, partial)
+			})
+		}
 	}
-	fault.armed.Store(false)
-	v, err := db.Get(ctx, run, []byte("k000000"))
+}
+
+// newTables returns the tables in fs's directory db that are not in before.
+func newTables(t *testing.T, fs vfs.FS, before []string) []string {
+	t.Helper()
+	names, err := fs.List("db")
 	require.NoError(t, err)
-	require.Equal(t, value.Bytes(make([]byte, 100)), v.Value)
-	require.Eventually(t, func() bool { return db.Metrics().Storage.Flushes > 0 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, db.Err())
+	var tables []string
+	for _, name := range names {
+		if strings.HasSuffix(name, ".sst") && !slices.Contains(before, name) {
+			tables = append(tables, name)
+		}
+	}
+	return tables
 }
 
 // walDamageStore writes n commits (keys k000, k001, ...) with opts, whose

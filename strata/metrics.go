@@ -59,8 +59,10 @@ type StorageMetrics struct {
 	BlockCacheHits   int64
 	BlockCacheMisses int64
 	// BackgroundErrors counts errors of Pebble's background work (flushes,
-	// compactions) since Open. Pebble retries the work; these errors reach
-	// no call, only Options.Logger (at most a line a second) and this count.
+	// compactions) since Open, which Pebble retries. The first failed flush
+	// fails the database (ErrFailed, and Storage reads zero from then on); a
+	// failed compaction reaches no call, only Options.Logger (at most a line
+	// a second) and this count.
 	BackgroundErrors int64
 	// CorruptionEvents counts the times since Open that Pebble found
 	// damaged bytes in a file it read (a block checksum mismatch); the read
