@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/strata-db/strata/events"
@@ -83,8 +84,13 @@ func prepareEvents(batch []EventData) ([]preparedEvent, error) {
 // chainEvents links prepared events after head, all with timestamp ts. It
 // returns the writes (each event's record, then the new head) appended to
 // ws, and the linked events (their payloads left for the caller to fill).
-// run is the run the hashes bind the events to.
-func chainEvents(run RunID, head events.Head, ts int64, evs []preparedEvent, ws []mvcc.Write) ([]mvcc.Write, []events.Event) {
+// run is the run the hashes bind the events to. A head too long to take
+// the events (no log ever holds 2^64 events: its length was tampered with)
+// is ErrCorruption, and nothing is appended.
+func chainEvents(run RunID, head events.Head, ts int64, evs []preparedEvent, ws []mvcc.Write) ([]mvcc.Write, []events.Event, error) {
+	if head.Len > math.MaxUint64-uint64(len(evs)) {
+		return nil, nil, fmt.Errorf("%w: event log head of length %d has no room for %d more events", ErrCorruption, head.Len, len(evs))
+	}
 	out := make([]events.Event, len(evs))
 	for i, p := range evs {
 		e := events.Event{Sequence: head.Len, Type: p.typ, Timestamp: ts, PrevHash: head.Hash}
@@ -96,7 +102,7 @@ func chainEvents(run RunID, head events.Head, ts int64, evs []preparedEvent, ws 
 		out[i] = e
 	}
 	ws = append(ws, mvcc.Write{Run: run, Tag: keyenc.TagRunMeta, Key: eventHeadKey, Kind: keyenc.KindBytes, Payload: events.AppendHead(nil, head)})
-	return ws, out
+	return ws, out, nil
 }
 
 // writesSize is the size of ws as MaxTxnSize counts it: keys and values.
@@ -238,7 +244,10 @@ func (t *Txn) appendEvents(evs []preparedEvent) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ws, _ := chainEvents(t.run, head, time.Now().UnixNano(), evs, nil)
+	ws, _, err := chainEvents(t.run, head, time.Now().UnixNano(), evs, nil)
+	if err != nil {
+		return 0, err
+	}
 	// Check the size of every write first, so that the batch is buffered
 	// whole or not at all: the events are new keys, the head replaces the
 	// transaction's own head write if it has one.
@@ -417,8 +426,11 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		}
 		// The time is read under the lock, so that direct appends to a run
 		// carry nondecreasing timestamps as long as the clock does.
-		var ws []mvcc.Write
-		ws, linked = chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1))
+		ws, chained, err := chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1))
+		if err != nil {
+			return nil, err
+		}
+		linked = chained
 		// A direct batch is one commit, held to the transaction size limit.
 		if size := writesSize(ws); size > MaxTxnSize {
 			return nil, fmt.Errorf("%w: an event batch of %d bytes of writes exceeds %d", ErrTxnTooLarge, size, MaxTxnSize)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -625,6 +626,21 @@ func TestEventTamperDetected(t *testing.T) {
 				r.setHead(f.a, events.AppendHead(nil, events.Head{Len: 10, Hash: f.evA[8].Hash}))
 			},
 			none: bad(9, events.ReasonHeadMismatch), anchor9: bad(9, events.ReasonHeadMismatch), anchor6: bad(9, events.ReasonHeadMismatch),
+		},
+		{
+			// No log reaches 2^64 events: an append after this head would
+			// wrap its length to 0. It is refused instead.
+			name: "head claiming 2^64-1 events",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				r.setHead(f.a, events.AppendHead(nil, events.Head{Len: math.MaxUint64, Hash: f.evA[9].Hash}))
+			},
+			none: bad(10, events.ReasonMissing), anchor9: bad(10, events.ReasonMissing), anchor6: bad(10, events.ReasonMissing),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				requireAppendsRefused(t, db, f.a)
+				n, err := db.EventLen(ctx, f.a)
+				require.NoError(t, err)
+				require.Equal(t, uint64(math.MaxUint64), n, "the refused appends wrote nothing")
+			},
 		},
 		{
 			name: "events past the head (head rewritten to length 8)",
