@@ -66,6 +66,7 @@ type DB struct {
 	// dropped (see fence.go). Every failure sets it but a failed flush,
 	// which leaves the WAL sound.
 	walFrozen atomic.Bool
+	failedCh  chan struct{} // closed once failure is set
 
 	closeOnce sync.Once
 	closeErr  error
@@ -86,6 +87,10 @@ type DB struct {
 	// orphans holds the names of the files Pebble created after the store
 	// failed, which the fence lets it remove (see fence.go).
 	orphans sync.Map
+	// overlay holds the files of flushes that run after the failure, named
+	// in inOverlay (see fence.go).
+	overlay   vfs.FS
+	inOverlay sync.Map
 
 	marksMu sync.Mutex // orders sync barriers; guards marks
 	marks   syncMarks
@@ -96,7 +101,7 @@ type DB struct {
 // written by something other than Strata, or by a newer Strata, returns
 // serr.ErrCorruption.
 func Open(o Options) (*DB, error) {
-	d := &DB{log: o.Logger, pointIters: make(chan *Iter, 4*runtime.GOMAXPROCS(0)), bgSignal: make(chan struct{}, 1)}
+	d := &DB{log: o.Logger, pointIters: make(chan *Iter, 4*runtime.GOMAXPROCS(0)), bgSignal: make(chan struct{}, 1), failedCh: make(chan struct{}), overlay: vfs.NewMem()}
 	fs := o.FS
 	if fs == nil {
 		fs = vfs.Default
@@ -131,6 +136,12 @@ func Open(o Options) (*DB, error) {
 	}
 	pdb, err := openPebble(dir, popts)
 	if err != nil {
+		if f := d.Failed(); f != nil {
+			// A fault during Open's replay failed the store, and the
+			// fence then refused what Pebble did next: the fault is the
+			// cause.
+			return nil, fmt.Errorf("strata: open %q: %w", o.Dir, f)
+		}
 		return nil, mapOpenError(o.Dir, err)
 	}
 	d.pdb = pdb
@@ -402,10 +413,7 @@ func (d *DB) checkFormat() error {
 		// a torn tail (it would recover a prefix and silently drop the
 		// commits after the damage). Rotate to a WAL written in the new
 		// format before any commit.
-		if err := d.pdb.Flush(); err != nil {
-			return d.mapError(err)
-		}
-		return d.Err()
+		return d.flushOrFail()
 	case err != nil:
 		return err
 	}
@@ -477,6 +485,7 @@ func (d *DB) Fail(cause error) {
 func (d *DB) fail(cause error) {
 	err := fmt.Errorf("%w: %w", serr.ErrFailed, cause)
 	if d.failure.CompareAndSwap(nil, &err) {
+		close(d.failedCh)
 		d.log.Error().Err(cause).Msg("strata: database failed; reopen it to continue")
 	}
 }
@@ -625,9 +634,21 @@ func (d *DB) SyncBarrier() error {
 	return nil
 }
 
-// FlushMemtable flushes the memtable to an sstable and waits for it.
-func (d *DB) FlushMemtable() error {
-	return d.mapError(d.pdb.Flush())
+// FlushMemtable flushes the memtable to an sstable and waits for it, or
+// for the store's failure: a flush that fails fails the store, and Pebble
+// would retry it until it is closed.
+func (d *DB) FlushMemtable() error { return d.flushOrFail() }
+
+func (d *DB) flushOrFail() error {
+	flushed, err := d.pdb.AsyncFlush()
+	if err != nil {
+		return cmp.Or(d.Failed(), d.mapError(err))
+	}
+	select {
+	case <-flushed:
+	case <-d.failedCh:
+	}
+	return d.Failed()
 }
 
 // Metrics returns Pebble's metrics.

@@ -27,7 +27,8 @@
 // and once the store has failed its files on disk stay as they were (WAL
 // and MANIFEST writes dropped and reported as done, nothing removed). A
 // failed flush fails the store too (Pebble would retry it and stall
-// commits), leaving the WAL sound. This adapter's Fatalf records a failure
+// commits), leaving the WAL sound; after a failure, flushes write to memory
+// so that commits waiting for room in the memtables go on. This adapter's Fatalf records a failure
 // too. Apply, SyncWait and SyncBarrier check for a recorded
 // failure before reporting success, so a failed write is never
 // acknowledged, and every later call returns an error matching

@@ -54,13 +54,15 @@ import (
 // commits that failed are each wholly present or wholly absent, as after
 // any failed fsync.
 //
-// Tables, blob files and OPTIONS files pass through untouched: keeping
-// them in memory after a failure could hold a whole compaction's output in
-// the heap. Their errors are Pebble's to handle, except that a failed flush
-// fails the store (DB.onBackgroundError). A file of theirs that Pebble
-// creates after the failure is an orphan no MANIFEST on disk can name, and
-// the fence lets Pebble remove it: a flush that Pebble retries until Close
-// on a full disk does not leave a partial table behind per attempt.
+// Tables, blob files and OPTIONS files pass through, with two exceptions
+// once the store has failed. A flush's tables are written to an overlay in
+// memory (createInOverlay), so that the flush succeeds and frees the
+// commits waiting for room in the memtables; a compaction's go to disk
+// still (in memory they could hold a whole compaction's output in the
+// heap). And a file Pebble creates on disk after the failure is an orphan
+// no MANIFEST on disk can name, which the fence lets Pebble remove. Their
+// errors are Pebble's to handle, except that a failed flush fails the
+// store (DB.onBackgroundError).
 
 // errFrozen is what removing, renaming or linking a file returns once the
 // store has failed. Pebble logs it and keeps the file.
@@ -106,12 +108,16 @@ func (fs fenceFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opt
 // open opens a file for writing with open, behind the fence. Once the
 // store has failed, a WAL, MANIFEST or marker file is created in memory
 // instead, and so is a WAL or MANIFEST whose opening fails (which fails
-// the store): Pebble gets a working file, and nothing reaches the disk.
+// the store): Pebble gets a working file, and nothing reaches the disk. A
+// flush's file goes to the overlay then.
 func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() (vfs.File, error)) (vfs.File, error) {
-	if fs.failed() && fs.frozenInMemory(name) {
+	failed := fs.failed()
+	if failed && fs.frozenInMemory(name) {
 		return memFile(name, category)
 	}
-	failed := fs.failed()
+	if failed && category == flushCategory {
+		return fs.createInOverlay(name, category)
+	}
 	f, err := open()
 	if !fs.fenced(name) {
 		if failed && err == nil {
@@ -126,6 +132,69 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 	return &fencedFile{File: f, d: fs.d, name: name, wal: walFileName.MatchString(fs.PathBase(name))}, nil
 }
 
+// flushCategory is the write category Pebble creates a flush's tables and
+// blob files with.
+const flushCategory vfs.DiskWriteCategory = "pebble-memtable-flush"
+
+// createInOverlay creates name in the store's overlay, the filesystem in
+// memory where a flush that runs after the failure writes its output, so
+// that it succeeds: Pebble would retry a failing flush until it is closed,
+// and a commit waiting in Pebble for room in the memtables, which only a
+// flush makes, would wait as long, and Pebble's Close (and Open, when it
+// flushes what it replayed) with it. Nothing on disk names these files.
+// Their size is bounded by the memtables a flush takes: no commit is
+// admitted after the failure. (Compactions still write to disk, where the
+// tables they write are orphans the fence lets Pebble remove.)
+func (fs fenceFS) createInOverlay(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	o := fs.d.overlay
+	if err := o.MkdirAll(o.PathDir(name), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := o.Create(name, category)
+	if err != nil {
+		return nil, err
+	}
+	fs.d.inOverlay.Store(name, struct{}{})
+	return f, nil
+}
+
+// overlaid reports whether name is a file in the overlay.
+func (fs fenceFS) overlaid(name string) bool {
+	_, ok := fs.d.inOverlay.Load(name)
+	return ok
+}
+
+// Open opens a file for reading, from the overlay if it is there.
+func (fs fenceFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	if fs.overlaid(name) {
+		return fs.d.overlay.Open(name, opts...)
+	}
+	return fs.FS.Open(name, opts...)
+}
+
+// Stat describes a file, from the overlay if it is there.
+func (fs fenceFS) Stat(name string) (vfs.FileInfo, error) {
+	if fs.overlaid(name) {
+		return fs.d.overlay.Stat(name)
+	}
+	return fs.FS.Stat(name)
+}
+
+// List lists a directory, the overlay's files in it included.
+func (fs fenceFS) List(dir string) ([]string, error) {
+	names, err := fs.FS.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	fs.d.inOverlay.Range(func(k, _ any) bool {
+		if name := k.(string); fs.PathDir(name) == dir {
+			names = append(names, fs.PathBase(name))
+		}
+		return true
+	})
+	return names, nil
+}
+
 // memFile creates a file of name's base name in a filesystem of its own in
 // memory.
 func memFile(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
@@ -136,6 +205,9 @@ func memFile(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 // Remove removes a file, unless the store has failed and the file was
 // there before the failure.
 func (fs fenceFS) Remove(name string) error {
+	if _, ok := fs.d.inOverlay.LoadAndDelete(name); ok {
+		return fs.d.overlay.Remove(name)
+	}
 	if fs.failed() {
 		if _, orphan := fs.d.orphans.LoadAndDelete(name); !orphan {
 			return fmt.Errorf("remove %s: %w", name, errFrozen)

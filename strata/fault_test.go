@@ -201,11 +201,13 @@ func TestFlushFailureIsReported(t *testing.T) {
 // write their output.
 type sstFault struct {
 	kind  errorfs.OpKind
+	delay time.Duration // how long an operation takes before it fails
 	armed atomic.Bool
 }
 
 func (f *sstFault) MaybeError(op errorfs.Op) error {
 	if f.armed.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == f.kind {
+		time.Sleep(f.delay)
 		return fmt.Errorf("injected: %w", errorfs.ErrInjected)
 	}
 	return nil
@@ -405,70 +407,166 @@ func TestVerifyEventsReportsDamagedHeadBlockAsError(t *testing.T) {
 
 // A flush that fails (its table cannot be created, written or synced)
 // fails the database, in every mode, where Pebble alone would retry it while
-// commits fill the memtables and then block inside Pebble. Every commit
-// acknowledged before is in the WAL: a reopen once the fault has cleared
-// has them all. The tables Pebble creates as it retries the flush after the
-// failure are removed, not left behind one per attempt.
+// commits fill the memtables and then block inside Pebble. Commits that
+// already wait inside Pebble for room in the memtables when the failure is
+// recorded (large values, or a disk that takes long to fail: the slow
+// case's failing fsync takes 300 ms) get ErrFailed too, and so does Close,
+// promptly. Every commit acknowledged before is in the WAL: a reopen once
+// the fault has cleared has them all. The tables Pebble creates as it
+// retries the flush after the failure are not left behind, one per attempt.
 func TestFlushFailureFailsTheDatabase(t *testing.T) {
+	type fault struct {
+		kind  errorfs.OpKind
+		delay time.Duration
+	}
+	faults := map[string]fault{
+		"create":    {kind: errorfs.OpCreate},
+		"write":     {kind: errorfs.OpFileWrite},
+		"sync":      {kind: errorfs.OpFileSyncData},
+		"slow-sync": {kind: errorfs.OpFileSyncData, delay: 300 * time.Millisecond},
+	}
 	modes := []strata.DurabilityMode{strata.DurabilityNone, strata.DurabilityBatched, strata.DurabilityStrict}
-	kinds := map[string]errorfs.OpKind{"create": errorfs.OpCreate, "write": errorfs.OpFileWrite, "sync": errorfs.OpFileSyncData}
-	for name, kind := range kinds {
+	for name, f := range faults {
 		for _, mode := range modes {
-			t.Run(fmt.Sprintf("%s/%v", name, mode), func(t *testing.T) {
-				mem := vfs.NewMem()
-				fault := &sstFault{kind: kind}
-				opts := strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: mode, MemTableSize: strata.MinMemTableSize}
-				db, err := strata.OpenWith(opts)
-				require.NoError(t, err)
-				defer db.Close()
-				run := strata.NewRunID()
-				val := value.Bytes(make([]byte, 100))
-				before, err := mem.List("db")
-				require.NoError(t, err)
-				fault.armed.Store(true)
-				acked := 0
-				for ; ; acked++ {
-					require.Less(t, acked, 100000, "no flush failed")
-					if _, err := db.Put(ctx, run, fmt.Appendf(nil, "k%06d", acked), val); err != nil {
-						require.ErrorIs(t, err, strata.ErrFailed)
-						break
-					}
-				}
-				failure := db.Err()
-				require.ErrorIs(t, failure, strata.ErrFailed)
-				require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
-				require.ErrorContains(t, failure, "flush")
-				_, err = db.Put(ctx, run, []byte("after"), val)
-				require.ErrorIs(t, err, strata.ErrFailed)
-				require.ErrorIs(t, db.Close(), strata.ErrFailed)
-				// The flush's first attempt, made before the failure, may
-				// leave its table; none of the retries after it does.
-				partial := newTables(t, mem, before)
-				require.LessOrEqual(t, len(partial), 1, "tables of failed flushes left behind: %v", partial)
-
-				fault.armed.Store(false)
-				opts.FS = mem
-				db, err = strata.OpenWith(opts)
-				require.NoError(t, err)
-				defer db.Close()
-				for i := range acked {
-					got, err := db.Get(ctx, run, fmt.Appendf(nil, "k%06d", i))
-					require.NoError(t, err, "acknowledged commit %d of %d", i, acked)
-					require.Equal(t, val, got.Value)
-				}
-				_, err = db.Put(ctx, run, []byte("after"), val)
-				require.NoError(t, err)
-				_, err = db.Flush(ctx)
-				require.NoError(t, err)
-				require.NoError(t, db.Close())
-				for _, name := range partial {
-					_, err := mem.Stat(mem.PathJoin("db", name))
-					require.ErrorIs(t, err, os.ErrNotExist, "the reopen removes the partial table %s", name)
-				}
-				t.Logf("%d commits acknowledged before the failure; partial tables: %v", acked, partial)
-			})
+			for _, size := range []int{100, 1000} {
+				t.Run(fmt.Sprintf("%s/%v/%dB", name, mode, size), func(t *testing.T) {
+					flushFailure(t, &sstFault{kind: f.kind, delay: f.delay}, mode, size)
+				})
+			}
 		}
 	}
+}
+
+// flushFailure runs four writers into fault, armed once the store is
+// open, until each gets ErrFailed, and checks what TestFlushFailure...
+// promises.
+func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, size int) {
+	const writers = 4
+	mem := vfs.NewMem()
+	opts := strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: mode, MemTableSize: strata.MinMemTableSize}
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	val := value.Bytes(make([]byte, size))
+	key := func(w, i int) []byte { return fmt.Appendf(nil, "w%d-%06d", w, i) }
+	before, err := mem.List("db")
+	require.NoError(t, err)
+	fault.armed.Store(true)
+	acked := make([]int, writers)
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := 0; ; i++ {
+				if i == 100000 {
+					errs <- errors.New("no flush failed")
+					return
+				}
+				if _, err := db.Put(ctx, run, key(w, i), val); err != nil {
+					errs <- err
+					return
+				}
+				acked[w]++
+			}
+		}()
+	}
+	for range writers {
+		require.ErrorIs(t, testutil.WaitFor(t, errs), strata.ErrFailed)
+	}
+	failure := db.Err()
+	require.ErrorIs(t, failure, strata.ErrFailed)
+	require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
+	require.ErrorContains(t, failure, "flush")
+	_, err = db.Put(ctx, run, []byte("after"), val)
+	require.ErrorIs(t, err, strata.ErrFailed)
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	require.ErrorIs(t, testutil.WaitFor(t, closed), strata.ErrFailed)
+	// The flush's first attempt, made before the failure, may leave its
+	// table; none of the retries after it does.
+	partial := newTables(t, mem, before)
+	require.LessOrEqual(t, len(partial), 1, "tables of failed flushes left behind: %v", partial)
+
+	fault.armed.Store(false)
+	opts.FS = mem
+	db, err = strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	for w, n := range acked {
+		for i := range n {
+			got, err := db.Get(ctx, run, key(w, i))
+			require.NoError(t, err, "acknowledged commit %d of %d of writer %d", i, n, w)
+			require.Equal(t, val, got.Value)
+		}
+	}
+	_, err = db.Put(ctx, run, []byte("after"), val)
+	require.NoError(t, err)
+	_, err = db.Flush(ctx)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	for _, name := range partial {
+		_, err := mem.Stat(mem.PathJoin("db", name))
+		require.ErrorIs(t, err, os.ErrNotExist, "the reopen removes the partial table %s", name)
+	}
+	t.Logf("commits acknowledged before the failure: %v; partial tables: %v", acked, partial)
+}
+
+// Open flushes a new store's first record, and flushes what it replays
+// from a WAL: a flush that fails there fails Open with ErrFailed wrapping
+// the cause, rather than waiting for Pebble's retries, and the next Open,
+// once the fault has cleared, works and has every synced commit.
+func TestOpenWithAFailingFlushFails(t *testing.T) {
+	t.Run("new store", func(t *testing.T) {
+		mem := vfs.NewMem()
+		fault := &sstFault{kind: errorfs.OpCreate}
+		fault.armed.Store(true)
+		done := make(chan error, 1)
+		go func() {
+			db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault)})
+			if err == nil {
+				err = errors.Join(errors.New("Open succeeded"), db.Close())
+			}
+			done <- err
+		}()
+		err := testutil.WaitFor(t, done)
+		require.ErrorIs(t, err, strata.ErrFailed)
+		require.ErrorIs(t, err, errorfs.ErrInjected)
+		fault.armed.Store(false)
+		db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem})
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+	})
+	t.Run("replay", func(t *testing.T) {
+		mem := vfs.NewCrashableMem()
+		opts := strata.Options{Path: "db", FS: mem, Durability: strata.DurabilityStrict}
+		db, err := strata.OpenWith(opts)
+		require.NoError(t, err)
+		run := strata.NewRunID()
+		_, err = db.Put(ctx, run, []byte("k"), value.Int(1))
+		require.NoError(t, err)
+		img := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+		require.NoError(t, db.Close())
+		fault := &sstFault{kind: errorfs.OpCreate}
+		fault.armed.Store(true)
+		done := make(chan error, 1)
+		go func() {
+			db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(img, fault), Durability: strata.DurabilityStrict})
+			if err == nil {
+				err = errors.Join(errors.New("Open succeeded"), db.Close())
+			}
+			done <- err
+		}()
+		err = testutil.WaitFor(t, done)
+		require.ErrorIs(t, err, strata.ErrFailed)
+		require.ErrorIs(t, err, errorfs.ErrInjected)
+		fault.armed.Store(false)
+		db, err = strata.OpenWith(strata.Options{Path: "db", FS: img, Durability: strata.DurabilityStrict})
+		require.NoError(t, err)
+		defer db.Close()
+		got, err := db.Get(ctx, run, []byte("k"))
+		require.NoError(t, err)
+		require.Equal(t, value.Int(1), got.Value)
+	})
 }
 
 // newTables returns the tables in fs's directory db that are not in before.
