@@ -66,7 +66,11 @@ type DB struct {
 	// dropped (see fence.go). Every failure sets it but a failed flush,
 	// which leaves the WAL sound.
 	walFrozen atomic.Bool
-	failedCh  chan struct{} // closed once failure is set
+	// frozen: the store's files on disk stay as they are (see fence.go).
+	// Every failure sets it, and so does a failure of the flush Close makes
+	// after its last sync, which does not fail the store.
+	frozen   atomic.Bool
+	failedCh chan struct{} // closed once failure is set
 
 	closeOnce sync.Once
 	closeErr  error
@@ -483,6 +487,7 @@ func (d *DB) Fail(cause error) {
 // fail is Fail without freezing the WAL: the records Pebble holds for
 // commits acknowledged before the failure still reach it.
 func (d *DB) fail(cause error) {
+	d.frozen.Store(true)
 	err := fmt.Errorf("%w: %w", serr.ErrFailed, cause)
 	if d.failure.CompareAndSwap(nil, &err) {
 		close(d.failedCh)
@@ -684,7 +689,13 @@ func (d *DB) onFlushEnd(info pebble.FlushInfo) {
 func (d *DB) onBackgroundError(err error) {
 	if p := d.flushErr.Load(); p != nil && errors.Is(err, *p) {
 		d.flushErr.CompareAndSwap(p, nil)
-		if !d.closeFlush.Load() {
+		if d.closeFlush.Load() {
+			// Everything is in the synced WAL, and Close need not fail;
+			// but the fence must keep the disk as it is and let the
+			// flush Pebble retries succeed in memory, or Close would
+			// wait on it for good (see flushForClose).
+			d.frozen.Store(true)
+		} else {
 			d.fail(fmt.Errorf("flush: %w", err))
 		}
 	}

@@ -74,7 +74,9 @@ type fenceFS struct {
 	d *DB
 }
 
-func (fs fenceFS) failed() bool { return fs.d.Failed() != nil }
+// failed reports whether the store's files are frozen: it failed, or the
+// flush Close makes last failed (see DB.frozen).
+func (fs fenceFS) failed() bool { return fs.d.frozen.Load() }
 
 // fenced reports whether name is a WAL or a MANIFEST.
 func (fs fenceFS) fenced(name string) bool {
@@ -254,7 +256,7 @@ func (f *fencedFile) failed() bool {
 	if f.wal {
 		return f.d.walFrozen.Load()
 	}
-	return f.d.Failed() != nil
+	return f.d.frozen.Load()
 }
 
 // fail records err, an error of op on the file, as the store's failure.

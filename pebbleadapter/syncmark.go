@@ -220,6 +220,11 @@ func (d *DB) closeSyncMark() {
 // for a flush that fails: Pebble retries a failed flush until it is closed,
 // which would make Close hang on a full disk. A failure is logged, and the
 // WAL keeps the commits; nor does it fail the store (onBackgroundError).
+// It freezes the store's files as a failure would, though: Pebble retries
+// the flush until it succeeds, which it does in the fence's overlay, and
+// the disk keeps the WAL that holds the commits and a MANIFEST that names
+// no table of the overlay. (Otherwise a memtable rotation here, waiting
+// for room that only the failing flush makes, would never return.)
 func (d *DB) flushForClose() {
 	d.closeFlush.Store(true)
 	select { // forget an error from before (the channel holds one signal)

@@ -511,6 +511,67 @@ func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, siz
 	t.Logf("commits acknowledged before the failure: %v; partial tables: %v", acked, partial)
 }
 
+// Close racing a flush that fails: whichever comes first (the failure,
+// which fails the database, or Close's last sync barrier, after which the
+// failure is only logged), Close returns, the writers return, and every
+// acknowledged commit survives. Close flushes the memtable last, and a
+// memtable rotation there waits for room that only the failing flush
+// makes: it hung until the fence let that flush succeed in memory.
+func TestCloseRacingAFailingFlush(t *testing.T) {
+	const writers = 2
+	for iter := range 30 {
+		mem := vfs.NewMem()
+		fault := &sstFault{kind: errorfs.OpCreate}
+		opts := strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: strata.DurabilityStrict, MemTableSize: strata.MinMemTableSize}
+		db, err := strata.OpenWith(opts)
+		require.NoError(t, err)
+		run := strata.NewRunID()
+		val := value.Bytes(make([]byte, 100))
+		key := func(w, i int) []byte { return fmt.Appendf(nil, "w%d-%06d", w, i) }
+		acked := make([]int, writers)
+		errs := make(chan error, writers)
+		for w := range writers {
+			go func() {
+				for i := 0; ; i++ {
+					if _, err := db.Put(ctx, run, key(w, i), val); err != nil {
+						errs <- err
+						return
+					}
+					acked[w]++
+				}
+			}()
+		}
+		for db.CurrentVersion() < uint64(150+iter*5) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		fault.armed.Store(true)
+		time.Sleep(time.Duration(iter%6) * 200 * time.Microsecond)
+		closed := make(chan error, 1)
+		go func() { closed <- db.Close() }()
+		cerr := testutil.WaitFor(t, closed)
+		if cerr != nil {
+			require.ErrorIs(t, cerr, strata.ErrFailed, "iteration %d", iter)
+		}
+		for range writers {
+			err := testutil.WaitFor(t, errs)
+			if !errors.Is(err, strata.ErrFailed) {
+				require.ErrorIs(t, err, strata.ErrClosed, "iteration %d", iter)
+			}
+		}
+		fault.armed.Store(false)
+		opts.FS = mem
+		db, err = strata.OpenWith(opts)
+		require.NoError(t, err, "iteration %d", iter)
+		for w, n := range acked {
+			for i := range n {
+				_, err := db.Get(ctx, run, key(w, i))
+				require.NoError(t, err, "iteration %d: acknowledged commit %d of writer %d", iter, i, w)
+			}
+		}
+		require.NoError(t, db.Close())
+	}
+}
+
 // Open flushes a new store's first record, and flushes what it replays
 // from a WAL: a flush that fails there fails Open with ErrFailed wrapping
 // the cause, rather than waiting for Pebble's retries, and the next Open,
