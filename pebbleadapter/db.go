@@ -687,7 +687,9 @@ func (d *DB) onFlushEnd(info pebble.FlushInfo) {
 // fail the store (see flushForClose), and a failed compaction does not:
 // its input stays in place, and no commit waits on it.
 func (d *DB) onBackgroundError(err error) {
-	if p := d.flushErr.Load(); p != nil && errors.Is(err, *p) {
+	// (Pebble passes the same error value to both; the text is compared
+	// too, for an error type that == cannot compare.)
+	if p := d.flushErr.Load(); p != nil && (errors.Is(err, *p) || err.Error() == (*p).Error()) {
 		d.flushErr.CompareAndSwap(p, nil)
 		if d.closeFlush.Load() {
 			// Everything is in the synced WAL, and Close need not fail;
