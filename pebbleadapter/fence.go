@@ -74,9 +74,9 @@ type fenceFS struct {
 	d *DB
 }
 
-// failed reports whether the store's files are frozen: it failed, or the
+// frozen reports whether the store's files are frozen: it failed, or the
 // flush Close makes last failed (see DB.frozen).
-func (fs fenceFS) failed() bool { return fs.d.frozen.Load() }
+func (fs fenceFS) frozen() bool { return fs.d.frozen.Load() }
 
 // fenced reports whether name is a WAL or a MANIFEST.
 func (fs fenceFS) fenced(name string) bool {
@@ -113,16 +113,16 @@ func (fs fenceFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opt
 // the store): Pebble gets a working file, and nothing reaches the disk. A
 // flush's file goes to the overlay then.
 func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() (vfs.File, error)) (vfs.File, error) {
-	failed := fs.failed()
-	if failed && fs.frozenInMemory(name) {
+	frozen := fs.frozen()
+	if frozen && fs.frozenInMemory(name) {
 		return memFile(name, category)
 	}
-	if failed && category == flushCategory {
+	if frozen && category == flushCategory {
 		return fs.createInOverlay(name, category)
 	}
 	f, err := open()
 	if !fs.fenced(name) {
-		if failed && err == nil {
+		if frozen && err == nil {
 			fs.d.orphans.Store(name, struct{}{})
 		}
 		return f, err
@@ -204,13 +204,13 @@ func memFile(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	return mem.Create(mem.PathBase(name), category)
 }
 
-// Remove removes a file, unless the store has failed and the file was
-// there before the failure.
+// Remove removes a file, unless the store is frozen and the file was
+// there before it froze.
 func (fs fenceFS) Remove(name string) error {
 	if _, ok := fs.d.inOverlay.LoadAndDelete(name); ok {
 		return fs.d.overlay.Remove(name)
 	}
-	if fs.failed() {
+	if fs.frozen() {
 		if _, orphan := fs.d.orphans.LoadAndDelete(name); !orphan {
 			return fmt.Errorf("remove %s: %w", name, errFrozen)
 		}
@@ -218,25 +218,25 @@ func (fs fenceFS) Remove(name string) error {
 	return fs.FS.Remove(name)
 }
 
-// RemoveAll removes a file or a directory tree, unless the store has failed.
+// RemoveAll removes a file or a directory tree, unless the store is frozen.
 func (fs fenceFS) RemoveAll(name string) error {
-	if fs.failed() {
+	if fs.frozen() {
 		return fmt.Errorf("remove %s: %w", name, errFrozen)
 	}
 	return fs.FS.RemoveAll(name)
 }
 
-// Rename renames a file, unless the store has failed.
+// Rename renames a file, unless the store is frozen.
 func (fs fenceFS) Rename(oldname, newname string) error {
-	if fs.failed() {
+	if fs.frozen() {
 		return fmt.Errorf("rename %s: %w", oldname, errFrozen)
 	}
 	return fs.FS.Rename(oldname, newname)
 }
 
-// Link links a file under a new name, unless the store has failed.
+// Link links a file under a new name, unless the store is frozen.
 func (fs fenceFS) Link(oldname, newname string) error {
-	if fs.failed() {
+	if fs.frozen() {
 		return fmt.Errorf("link %s: %w", oldname, errFrozen)
 	}
 	return fs.FS.Link(oldname, newname)

@@ -426,11 +426,10 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		}
 		// The time is read under the lock, so that direct appends to a run
 		// carry nondecreasing timestamps as long as the clock does.
-		ws, chained, err := chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1))
-		if err != nil {
+		var ws []mvcc.Write
+		if ws, linked, err = chainEvents(run, head, time.Now().UnixNano(), evs, make([]mvcc.Write, 0, len(evs)+1)); err != nil {
 			return nil, err
 		}
-		linked = chained
 		// A direct batch is one commit, held to the transaction size limit.
 		if size := writesSize(ws); size > MaxTxnSize {
 			return nil, fmt.Errorf("%w: an event batch of %d bytes of writes exceeds %d", ErrTxnTooLarge, size, MaxTxnSize)

@@ -449,29 +449,12 @@ func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, siz
 	defer db.Close()
 	run := strata.NewRunID()
 	val := value.Bytes(make([]byte, size))
-	key := func(w, i int) []byte { return fmt.Appendf(nil, "w%d-%06d", w, i) }
 	before, err := mem.List("db")
 	require.NoError(t, err)
 	fault.armed.Store(true)
-	acked := make([]int, writers)
-	errs := make(chan error, writers)
-	for w := range writers {
-		go func() {
-			for i := 0; ; i++ {
-				if i == 100000 {
-					errs <- errors.New("no flush failed")
-					return
-				}
-				if _, err := db.Put(ctx, run, key(w, i), val); err != nil {
-					errs <- err
-					return
-				}
-				acked[w]++
-			}
-		}()
-	}
+	w := startPutWriters(db, run, writers, val, 100000)
 	for range writers {
-		require.ErrorIs(t, testutil.WaitFor(t, errs), strata.ErrFailed)
+		require.ErrorIs(t, testutil.WaitFor(t, w.errs), strata.ErrFailed)
 	}
 	failure := db.Err()
 	require.ErrorIs(t, failure, strata.ErrFailed)
@@ -492,13 +475,7 @@ func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, siz
 	db, err = strata.OpenWith(opts)
 	require.NoError(t, err)
 	defer db.Close()
-	for w, n := range acked {
-		for i := range n {
-			got, err := db.Get(ctx, run, key(w, i))
-			require.NoError(t, err, "acknowledged commit %d of %d of writer %d", i, n, w)
-			require.Equal(t, val, got.Value)
-		}
-	}
+	w.requireAcked(t, db, run, val)
 	_, err = db.Put(ctx, run, []byte("after"), val)
 	require.NoError(t, err)
 	_, err = db.Flush(ctx)
@@ -508,7 +485,50 @@ func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, siz
 		_, err := mem.Stat(mem.PathJoin("db", name))
 		require.ErrorIs(t, err, os.ErrNotExist, "the reopen removes the partial table %s", name)
 	}
-	t.Logf("commits acknowledged before the failure: %v; partial tables: %v", acked, partial)
+	t.Logf("commits acknowledged before the failure: %v; partial tables: %v", w.acked, partial)
+}
+
+// putWriters are goroutines that each Put fresh keys into a run until a
+// Put fails, and count the Puts acknowledged.
+type putWriters struct {
+	acked []int      // per writer; read once the writer has sent to errs
+	errs  chan error // each writer's last error
+}
+
+func putWritersKey(w, i int) []byte { return fmt.Appendf(nil, "w%d-%06d", w, i) }
+
+// startPutWriters starts n writers of val into run; with limit > 0, a
+// writer that reaches limit Puts stops with an error.
+func startPutWriters(db *strata.Database, run strata.RunID, n int, val strata.Value, limit int) *putWriters {
+	pw := &putWriters{acked: make([]int, n), errs: make(chan error, n)}
+	for w := range n {
+		go func() {
+			for i := 0; ; i++ {
+				if i == limit && limit > 0 {
+					pw.errs <- fmt.Errorf("writer %d: no failure in %d Puts", w, limit)
+					return
+				}
+				if _, err := db.Put(ctx, run, putWritersKey(w, i), val); err != nil {
+					pw.errs <- err
+					return
+				}
+				pw.acked[w]++
+			}
+		}()
+	}
+	return pw
+}
+
+// requireAcked checks that db holds every Put the writers acknowledged.
+func (pw *putWriters) requireAcked(t *testing.T, db *strata.Database, run strata.RunID, val strata.Value, msg ...any) {
+	t.Helper()
+	for w, n := range pw.acked {
+		for i := range n {
+			got, err := db.Get(ctx, run, putWritersKey(w, i))
+			require.NoError(t, err, "%v: acknowledged commit %d of %d of writer %d", fmt.Sprint(msg...), i, n, w)
+			require.Equal(t, val, got.Value)
+		}
+	}
 }
 
 // Close racing a flush that fails: whichever comes first (the failure,
@@ -527,20 +547,7 @@ func TestCloseRacingAFailingFlush(t *testing.T) {
 		require.NoError(t, err)
 		run := strata.NewRunID()
 		val := value.Bytes(make([]byte, 100))
-		key := func(w, i int) []byte { return fmt.Appendf(nil, "w%d-%06d", w, i) }
-		acked := make([]int, writers)
-		errs := make(chan error, writers)
-		for w := range writers {
-			go func() {
-				for i := 0; ; i++ {
-					if _, err := db.Put(ctx, run, key(w, i), val); err != nil {
-						errs <- err
-						return
-					}
-					acked[w]++
-				}
-			}()
-		}
+		w := startPutWriters(db, run, writers, val, 0)
 		for db.CurrentVersion() < uint64(150+iter*5) {
 			time.Sleep(50 * time.Microsecond)
 		}
@@ -553,7 +560,7 @@ func TestCloseRacingAFailingFlush(t *testing.T) {
 			require.ErrorIs(t, cerr, strata.ErrFailed, "iteration %d", iter)
 		}
 		for range writers {
-			err := testutil.WaitFor(t, errs)
+			err := testutil.WaitFor(t, w.errs)
 			if !errors.Is(err, strata.ErrFailed) {
 				require.ErrorIs(t, err, strata.ErrClosed, "iteration %d", iter)
 			}
@@ -562,12 +569,7 @@ func TestCloseRacingAFailingFlush(t *testing.T) {
 		opts.FS = mem
 		db, err = strata.OpenWith(opts)
 		require.NoError(t, err, "iteration %d", iter)
-		for w, n := range acked {
-			for i := range n {
-				_, err := db.Get(ctx, run, key(w, i))
-				require.NoError(t, err, "iteration %d: acknowledged commit %d of writer %d", iter, i, w)
-			}
-		}
+		w.requireAcked(t, db, run, val, "iteration ", iter)
 		require.NoError(t, db.Close())
 	}
 }
@@ -581,17 +583,7 @@ func TestOpenWithAFailingFlushFails(t *testing.T) {
 		mem := vfs.NewMem()
 		fault := &sstFault{kind: errorfs.OpCreate}
 		fault.armed.Store(true)
-		done := make(chan error, 1)
-		go func() {
-			db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault)})
-			if err == nil {
-				err = errors.Join(errors.New("Open succeeded"), db.Close())
-			}
-			done <- err
-		}()
-		err := testutil.WaitFor(t, done)
-		require.ErrorIs(t, err, strata.ErrFailed)
-		require.ErrorIs(t, err, errorfs.ErrInjected)
+		requireOpenFails(t, strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault)})
 		fault.armed.Store(false)
 		db, err := strata.OpenWith(strata.Options{Path: "db", FS: mem})
 		require.NoError(t, err)
@@ -609,17 +601,7 @@ func TestOpenWithAFailingFlushFails(t *testing.T) {
 		require.NoError(t, db.Close())
 		fault := &sstFault{kind: errorfs.OpCreate}
 		fault.armed.Store(true)
-		done := make(chan error, 1)
-		go func() {
-			db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(img, fault), Durability: strata.DurabilityStrict})
-			if err == nil {
-				err = errors.Join(errors.New("Open succeeded"), db.Close())
-			}
-			done <- err
-		}()
-		err = testutil.WaitFor(t, done)
-		require.ErrorIs(t, err, strata.ErrFailed)
-		require.ErrorIs(t, err, errorfs.ErrInjected)
+		requireOpenFails(t, strata.Options{Path: "db", FS: errorfs.Wrap(img, fault), Durability: strata.DurabilityStrict})
 		fault.armed.Store(false)
 		db, err = strata.OpenWith(strata.Options{Path: "db", FS: img, Durability: strata.DurabilityStrict})
 		require.NoError(t, err)
@@ -628,6 +610,23 @@ func TestOpenWithAFailingFlushFails(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, value.Int(1), got.Value)
 	})
+}
+
+// requireOpenFails checks that OpenWith(opts) returns, in time, an error
+// matching ErrFailed and the injected fault.
+func requireOpenFails(t *testing.T, opts strata.Options) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		db, err := strata.OpenWith(opts)
+		if err == nil {
+			err = errors.Join(errors.New("Open succeeded"), db.Close())
+		}
+		done <- err
+	}()
+	err := testutil.WaitFor(t, done)
+	require.ErrorIs(t, err, strata.ErrFailed)
+	require.ErrorIs(t, err, errorfs.ErrInjected)
 }
 
 // newTables returns the tables in fs's directory db that are not in before.
