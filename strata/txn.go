@@ -341,12 +341,23 @@ func (t *Txn) Delete(key []byte) (bool, error) {
 // CAS writes v under key when the transaction commits, provided the key's
 // committed version then equals expected (0: absent or deleted). The check
 // happens at commit, apart from the read set; a mismatch fails the commit
-// with a *ConflictError.
+// with a *ConflictError. Each CAS call on a key adds its expectation, and
+// the commit needs every one of them to hold (two different expectations
+// make it fail).
 func (t *Txn) CAS(key []byte, expected uint64, v Value) error {
 	if err := t.Put(key, v); err != nil {
 		return err
 	}
-	t.cas[string(t.tkey(keyenc.TagKV, key))] = expected
+	tk := t.tkey(keyenc.TagKV, key)
+	if first, ok := t.cas[string(tk)]; ok {
+		if first != expected {
+			// Every expectation must hold, and no version equals both:
+			// keep this one too, so that the commit fails on it.
+			t.casMore = append(t.casMore, casExpectation{key: string(tk), expected: expected})
+		}
+		return nil
+	}
+	t.cas[string(tk)] = expected
 	return nil
 }
 
@@ -531,13 +542,24 @@ func (t *Txn) validate(lastInRun uint64) error {
 			c.add(keyenc.Tag(tk[0]), tk[1:], fmt.Sprintf("%s read at version %d, now %d", describe(keyenc.Tag(tk[0]), tk[1:]), seen, cur))
 		}
 	}
-	for tk, expected := range t.cas {
+	checkCAS := func(tk string, expected uint64) error {
 		cur, err := t.db.latestVersion(t.run, keyenc.Tag(tk[0]), []byte(tk[1:]))
 		if err != nil {
 			return err
 		}
 		if cur != expected {
 			c.add(keyenc.Tag(tk[0]), tk[1:], fmt.Sprintf("compare-and-swap on %s expected version %d, found %d", describe(keyenc.Tag(tk[0]), tk[1:]), expected, cur))
+		}
+		return nil
+	}
+	for tk, expected := range t.cas {
+		if err := checkCAS(tk, expected); err != nil {
+			return err
+		}
+	}
+	for _, e := range t.casMore {
+		if err := checkCAS(e.key, e.expected); err != nil {
+			return err
 		}
 	}
 	for _, s := range t.scans {

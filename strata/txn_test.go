@@ -136,6 +136,34 @@ func TestCASExpectingAbsentFailsOnExistingKey(t *testing.T) {
 	requireConflict(t, err, "x")
 }
 
+// Several CAS calls on one key in a transaction each add an expectation,
+// and the commit needs all of them: a later CAS whose expectation holds
+// does not replace an earlier one that does not (in either order), while
+// repeating the same expectation is no conflict.
+func TestEveryCASExpectationOnAKeyMustHold(t *testing.T) {
+	db, run := openTxnDB(t)
+	v1 := put(t, db, run, "x", 1)
+	for _, expected := range [][2]uint64{{0, v1}, {v1, 0}, {v1 + 1, v1}} {
+		err := db.Transaction(ctx, run, func(tx *strata.Txn) error {
+			require.NoError(t, tx.CAS([]byte("x"), expected[0], value.Int(2)))
+			return tx.CAS([]byte("x"), expected[1], value.Int(3))
+		})
+		requireConflict(t, err, "x")
+		got, err := db.Get(ctx, run, []byte("x"))
+		require.NoError(t, err)
+		require.Equal(t, v1, got.Version, "expectations %v: nothing written", expected)
+	}
+	v, err := db.TransactionWithVersion(ctx, run, func(tx *strata.Txn) error {
+		require.NoError(t, tx.CAS([]byte("x"), v1, value.Int(2)))
+		return tx.CAS([]byte("x"), v1, value.Int(3))
+	})
+	require.NoError(t, err)
+	got, err := db.Get(ctx, run, []byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, v, got.Version)
+	require.True(t, value.Equal(value.Int(3), got.Value), "the last CAS's value is written")
+}
+
 func TestReadOnlyNeverConflicts(t *testing.T) {
 	var fsyncs atomic.Int64 // every fsync of any file, counted by the FS
 	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {

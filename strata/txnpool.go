@@ -24,17 +24,26 @@ type txnBuffers struct {
 	writes writeSet
 	reads  map[string]uint64
 	cas    map[string]uint64
-	scans  []scanRead
-	ws     []mvcc.Write // the write set handed to the commit, reused
-	req    commitReq    // the commit request, reused
-	kbuf   []byte       // scratch for tagged map keys
-	vbuf   []byte       // scratch for encoding structured values
+	// casMore holds the expectations of later CAS calls on a key that
+	// differ from the first one in cas (each must hold at commit).
+	casMore []casExpectation
+	scans   []scanRead
+	ws      []mvcc.Write // the write set handed to the commit, reused
+	req     commitReq    // the commit request, reused
+	kbuf    []byte       // scratch for tagged map keys
+	vbuf    []byte       // scratch for encoding structured values
 
 	// arena holds copies of small payloads and write-set keys. It is
 	// allocated once per context and never grows: what does not fit is
 	// allocated on its own, so nothing placed here moves or is overwritten
 	// until the context is reused, after its sets were emptied.
 	arena []byte
+}
+
+// casExpectation is a CAS call's expected version for a tagged key.
+type casExpectation struct {
+	key      string
+	expected uint64
 }
 
 // Arena sizing: a context's arena holds arenaSize bytes, and only pieces
@@ -128,6 +137,8 @@ func (p *txnPool) put(b *txnBuffers) {
 		b.writes.reset()
 		clear(b.reads)
 		clear(b.cas)
+		clear(b.casMore)
+		b.casMore = b.casMore[:0]
 		clear(b.scans)
 		b.scans = b.scans[:0]
 		clear(b.ws)
