@@ -435,7 +435,12 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 	if !t.listed(tag, prefix) {
 		t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
 	}
-	for _, e := range t.writes.list {
+	for i, e := range t.writes.list {
+		if i%1024 == 1023 {
+			if err := ctxErr(t.ctx); err != nil {
+				return nil, err // a large write set is merged within the deadline too
+			}
+		}
 		tk, w := e.key, e.w
 		if tk[0] == byte(tag) && strings.HasPrefix(tk[1:], string(prefix)) {
 			keys[tk[1:]] = w.kind != keyenc.KindTombstone &&
@@ -447,6 +452,11 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		if keys[k] {
 			out = append(out, []byte(k))
 		}
+	}
+	// Merging and sorting can take long too: nothing succeeds after the
+	// deadline.
+	if err := ctxErr(t.ctx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
