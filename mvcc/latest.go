@@ -49,6 +49,10 @@ import (
 //   - A commit that writes a key without tracking it counts itself in flight
 //     in the key's shard until its batch is applied, then raises the shard's
 //     untracked mark to its version.
+//   - A commit refused before it got a version (its context ended while it
+//     waited to be sequenced) applied nothing: an untracked write stops
+//     counting in flight, and a tracked entry it put in flight is dropped,
+//     as eviction drops one (the floor raised first).
 //   - A read that found the newest version V at or below its snapshot S adds
 //     an entry only if there is none, the shard has room, no untracked write
 //     is in flight in the shard, S is at or above the shard's untracked mark,
@@ -308,6 +312,9 @@ func (x *latestIndex) evict(s *latestShard) {
 		s.fifo[s.head] = ""
 		s.head++
 		e := s.m[k]
+		if e == nil {
+			continue // dropped by abandoned
+		}
 		if e.v == inFlight {
 			s.fifo = append(s.fifo, k) // look again later
 			continue
@@ -339,6 +346,26 @@ func (x *latestIndex) applied(prefix []byte, t writeTicket, v uint64, kind keyen
 	if e := s.m[string(prefix)]; e != nil && (e.v == inFlight || e.v < v) {
 		e.v = v
 		x.cache(e, kind, ts, payload)
+	}
+	s.mu.Unlock()
+}
+
+// abandoned undoes writing for a commit refused before it got a version,
+// of which nothing was applied; t is what writing returned. An untracked
+// write stops counting in flight, and raises no mark. A tracked key's entry,
+// in flight since writing overwrote what it said, is dropped, as eviction
+// drops one: the floor is raised first (see the type's comment).
+func (x *latestIndex) abandoned(prefix []byte, t writeTicket) {
+	s := &x.shards[t&^ticketTracked]
+	if !t.tracks() {
+		s.untracked.Add(-1)
+		return
+	}
+	s.mu.Lock()
+	if e := s.m[string(prefix)]; e != nil && e.v == inFlight {
+		raiseTo(&x.floor, x.appliedVersion())
+		x.cached.Add(-int64(cap(e.rec)))
+		delete(s.m, string(prefix)) // its fifo slot stays; evict skips it
 	}
 	s.mu.Unlock()
 }

@@ -1,11 +1,13 @@
 package mvcc
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/keyenc"
@@ -531,5 +533,78 @@ func TestLatestIndexSize(t *testing.T) {
 		entries, records := latestIndexSize(c.memory)
 		require.Equal(t, c.entries, entries, "memory %d", c.memory)
 		require.Equal(t, c.records, records, "memory %d", c.memory)
+	}
+}
+
+// A commit refused because its context ended before it was sequenced
+// writes nothing, takes no version and leaves the index sound: the keys it
+// marked in flight (a tracked one, whose entry is dropped, and a fresh,
+// untracked one) read their newest version, the shard learns from reads
+// again, and the next commits of those keys are read back.
+func TestRefusedCommitLeavesTheIndexSound(t *testing.T) {
+	s := openMemStore(t)
+	s.latest = newLatestIndex(16, 1<<20, s.Applied(), s.applied.Load) // an entry per shard: reads evict
+	run := keyenc.RunID{9}
+	write := func(k, v string) Write {
+		return Write{Run: run, Tag: keyenc.TagKV, Key: []byte(k), Kind: keyenc.KindBytes, Payload: []byte(v)}
+	}
+	for _, v := range []string{"a1", "a2"} { // written twice: tracked
+		c, err := s.Apply([]Write{write("a", v)}, false)
+		require.NoError(t, err)
+		require.NoError(t, c.Publish())
+	}
+	tracked := keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte("a"))
+	_, _, ok := s.latest.get(tracked, false)
+	require.True(t, ok, "a is tracked")
+	before := s.Applied()
+
+	for _, cause := range []error{context.Canceled, context.DeadlineExceeded} {
+		ctx, cancel := context.WithCancel(context.Background())
+		if cause == context.DeadlineExceeded {
+			ctx, cancel = context.WithDeadline(context.Background(), time.Now()) // passed, maybe before its timer fired
+		}
+		cancel()
+		var c Commit
+		err := s.ApplyTo(ctx, &c, []Write{write("a", "refused"), write(fmt.Sprintf("fresh-%v", cause), "refused")}, false)
+		require.True(t, IsRefused(err), "%v", err)
+		require.ErrorIs(t, err, cause)
+		require.Equal(t, before, s.Applied(), "no version was taken")
+	}
+	_, _, ok = s.latest.get(tracked, false)
+	require.False(t, ok, "the tracked entry the refused commit put in flight is dropped")
+	for sh := range s.latest.shards {
+		require.Zero(t, s.latest.shards[sh].untracked.Load(), "no untracked write is left in flight")
+	}
+	rec, found, err := s.Get(run, keyenc.TagKV, []byte("a"), keyenc.MaxVersion)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "a2", string(rec.Payload))
+	_, found, err = s.Get(run, keyenc.TagKV, []byte(fmt.Sprintf("fresh-%v", context.Canceled)), keyenc.MaxVersion)
+	require.NoError(t, err)
+	require.False(t, found)
+
+	// Two other keys of a's shard, each written twice, take its one entry
+	// in turn: the second evicts past the dropped entry's slot in the
+	// shard's queue.
+	shard, _ := s.latest.shardHash(tracked)
+	var others []string
+	for i := 0; len(others) < 2; i++ {
+		k := fmt.Sprintf("b%d", i)
+		if sh, _ := s.latest.shardHash(keyenc.AppendPrefix(nil, run, keyenc.TagKV, []byte(k))); sh == shard {
+			others = append(others, k)
+		}
+	}
+	next := before + 1
+	for _, k := range append(others, "a") {
+		for _, v := range []string{k + "1", k + "2"} {
+			c, err := s.Apply([]Write{write(k, v)}, false)
+			require.NoError(t, err)
+			require.NoError(t, c.Publish())
+			require.Equal(t, next, c.Version, "versions go on without a gap")
+			next++
+			rec, _, err = s.Get(run, keyenc.TagKV, []byte(k), keyenc.MaxVersion)
+			require.NoError(t, err)
+			require.Equal(t, v, string(rec.Payload))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -152,15 +153,19 @@ type Commit struct {
 // one run.
 func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	c := new(Commit)
-	if err := s.ApplyTo(c, ws, sync); err != nil {
+	if err := s.ApplyTo(nil, c, ws, sync); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // ApplyTo is Apply into a Commit the caller provides (to spare an
-// allocation); c is overwritten, and set only if ApplyTo returns nil.
-func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
+// allocation); c is overwritten, and set only if ApplyTo returns nil. If
+// ctx is not nil, the commit is refused, with ContextErr's error, when ctx
+// has ended by the time the commit is sequenced (just before it gets its
+// version): then nothing is written, the error matches IsRefused, and the
+// store stays sound.
+func (s *Store) ApplyTo(ctx context.Context, c *Commit, ws []Write, sync bool) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
@@ -181,8 +186,25 @@ func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
 	b := s.db.NewBatch()
 
 	s.seqMu.Lock()
+	now := time.Now()
+	if ctx != nil {
+		// The commit may have waited here behind other runs' commits (a
+		// large batch takes long to apply): its deadline is looked at
+		// again, at the instant that becomes its timestamp, the last time
+		// before it gets a version.
+		if err := contextErrAt(ctx, now); err != nil {
+			s.seqMu.Unlock()
+			b.Close()
+			for i := range ws {
+				if w := &ws[i]; tracked(w.Tag) {
+					s.latest.abandoned(keyenc.AppendPrefix(pbuf[:0], w.Run, w.Tag, w.Key), tickets[i])
+				}
+			}
+			return refusedError{err}
+		}
+	}
 	v := s.last + 1
-	ts := time.Now().UnixNano()
+	ts := now.UnixNano()
 	if ts < s.lastTS {
 		ts = s.lastTS
 	}
@@ -234,6 +256,36 @@ func (s *Store) ApplyTo(c *Commit, ws []Write, sync bool) error {
 	}
 	*c = Commit{s: s, b: b, Version: v, Timestamp: ts, sync: sync}
 	return nil
+}
+
+// ContextErr is ctx.Err(), and context.DeadlineExceeded as soon as ctx's
+// deadline has passed, also before its timer has fired (on a busy machine
+// it fires late, and an operation after the deadline must fail).
+func ContextErr(ctx context.Context) error { return contextErrAt(ctx, time.Now()) }
+
+// contextErrAt is ContextErr with the clock reading now.
+func contextErrAt(ctx context.Context, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !now.Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// refusedError is ApplyTo's error for a commit refused because its context
+// ended: it wraps the context's error.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
+
+// IsRefused reports whether err is ApplyTo's refusal of a commit whose
+// context ended before it was sequenced (nothing was written).
+func IsRefused(err error) bool {
+	var r refusedError
+	return errors.As(err, &r)
 }
 
 // Close records the highest allocated version as the version bound, with a

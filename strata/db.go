@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/strata-db/strata/durability"
 	"github.com/strata-db/strata/mvcc"
@@ -122,18 +121,9 @@ func (db *Database) enter(ctx context.Context) error {
 	return db.adb.Enter()
 }
 
-// ctxErr is ctx.Err(), and context.DeadlineExceeded as soon as ctx's
-// deadline has passed, also before its timer has fired (on a busy machine
-// it fires late, and an operation after the deadline must fail).
-func ctxErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
+// ctxErr is mvcc.ContextErr: ctx.Err(), or context.DeadlineExceeded as
+// soon as ctx's deadline has passed.
+func ctxErr(ctx context.Context) error { return mvcc.ContextErr(ctx) }
 
 func (db *Database) leave() { db.adb.Leave() }
 
@@ -502,7 +492,17 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 			return
 		}
 	}
-	if err := db.store.ApplyTo(&r.commit, ws, r.sync); err != nil {
+	var ctx context.Context // a transaction's deadline holds until its commit gets a version
+	if r.txn != nil {
+		ctx = r.txn.ctx
+	}
+	if err := db.store.ApplyTo(ctx, &r.commit, ws, r.sync); err != nil {
+		if mvcc.IsRefused(err) {
+			// The deadline passed while the commit waited to be sequenced:
+			// the context's error, as a refusal under the run's lock gives.
+			r.err = errors.Unwrap(err)
+			return
+		}
 		r.err = fmt.Errorf("strata: commit: %w", err)
 		return
 	}

@@ -529,9 +529,10 @@ func (t *Txn) Commit() (uint64, error) {
 }
 
 // validate runs under the run's commit lock and sees every commit of the
-// run applied so far; lastInRun is the version of the latest of them. It is
-// the commit's last look at its context: once it passes, the commit is
-// applied, and a commit applied cannot be refused.
+// run applied so far; lastInRun is the version of the latest of them. Once
+// it passes, the commit is refused only if its context ends before it is
+// sequenced (mvcc.Store.ApplyTo looks at it last); a commit applied cannot
+// be refused.
 func (t *Txn) validate(lastInRun uint64) error {
 	if err := ctxErr(t.ctx); err != nil {
 		return err // the deadline passed while waiting: refuse the commit

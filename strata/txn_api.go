@@ -55,11 +55,13 @@ func WithRetry(c RetryConfig) TxnOption {
 // WithTimeout bounds the transaction, retries included: after d, every
 // operation fails with context.DeadlineExceeded (a long List too, between
 // keys), and so does the commit, unless it was applied before d. The
-// commit's last look at the deadline is at the end of its validation,
-// under the run's lock; once applied, it waits for its fsync (Strict) and
-// for the commits before it to become visible, which can end after d, and
-// then reports success, since it happened. d must be positive; otherwise
-// the transaction fails with ErrInvalidOptions.
+// commit looks at the deadline last as it is sequenced, after its
+// validation under the run's lock (it may wait there behind other runs'
+// commits): it gets its version only if d has not passed, and its commit
+// timestamp is that clock reading. Once applied, it waits for its fsync
+// (Strict) and for the commits before it to become visible, which can end
+// after d, and then reports success, since it happened. d must be
+// positive; otherwise the transaction fails with ErrInvalidOptions.
 func WithTimeout(d time.Duration) TxnOption {
 	return func(t *txnConfig) { t.timeout, t.timeoutSet = d, true }
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/value"
@@ -153,6 +154,74 @@ func (b *blockedWAL) release(fail bool) {
 		b.failing.Store(fail)
 		close(b.gate)
 	})
+}
+
+// A commit whose deadline passes while it waits to be sequenced behind
+// another run's commit (which holds the sequencing lock while Pebble
+// applies it) is refused and writes nothing: its validation, under its own
+// run's lock, passed in time, but it would get a version after the
+// deadline. (Found by a black-box audit: behind 16 MiB commits of another
+// run, commits with a 2 ms timeout got versions up to 600 ms late.)
+func TestCommitRefusedWhenItsDeadlinePassesBehindAnotherRun(t *testing.T) {
+	// An attempt where the small commit is sequenced before the big one
+	// (the big one had not reached Pebble yet) shows nothing: try again.
+	for attempt := 0; ; attempt++ {
+		require.Less(t, attempt, 10, "the small commit never waited behind the big one")
+		if deadlineBehindAnotherRun(t) {
+			return
+		}
+	}
+}
+
+// deadlineBehindAnotherRun runs one attempt of the test above, and reports
+// whether the small commit was sequenced after the big one began.
+func deadlineBehindAnotherRun(t *testing.T) bool {
+	b := openBlockedWAL(t)
+	db := b.db
+	ctx := context.Background()
+	runA, runB := NewRunID(), NewRunID()
+	b.block()
+	// With the WAL's fsync blocked, a commit larger than Pebble's WAL
+	// buffers waits inside Pebble as it is applied, under the lock.
+	type result struct {
+		v   uint64
+		err error
+	}
+	big := make(chan result, 1)
+	go func() {
+		v, err := db.TransactionWithVersion(ctx, runA, func(tx *Txn) error {
+			for i := range 64 {
+				if err := tx.Put(fmt.Appendf(nil, "big-%02d", i), value.Bytes(make([]byte, 64<<10))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		big <- result{v, err}
+	}()
+	time.Sleep(20 * time.Millisecond) // the big commit reaches Pebble and blocks there
+
+	const timeout = 20 * time.Millisecond
+	small := make(chan result, 1)
+	go func() {
+		v, err := db.TransactionWithVersion(ctx, runB, func(tx *Txn) error {
+			return tx.Put([]byte("small"), value.Int(1))
+		}, WithTimeout(timeout))
+		small <- result{v, err}
+	}()
+	time.Sleep(3 * timeout) // the deadline passes while it waits
+	b.release(false)
+	bigRes, smallRes := testutil.WaitFor(t, big), testutil.WaitFor(t, small)
+	require.NoError(t, bigRes.err)
+	if smallRes.err == nil && smallRes.v < bigRes.v {
+		return false // sequenced first, in time
+	}
+	require.ErrorIs(t, smallRes.err, context.DeadlineExceeded, "a commit sequenced after its deadline (version %d, after %d)", smallRes.v, bigRes.v)
+	_, err := db.Get(ctx, runB, []byte("small"))
+	require.ErrorIs(t, err, ErrNotFound, "the refused commit wrote nothing")
+	_, err = db.Put(ctx, runB, []byte("small"), value.Int(2))
+	require.NoError(t, err)
+	return true
 }
 
 // A commit refused by its check returns only once what it was refused for
