@@ -385,6 +385,7 @@ var (
 	walFileName      = regexp.MustCompile(`^[0-9]+(-[0-9]+)?\.log$`)
 	manifestFileName = regexp.MustCompile(`^MANIFEST-[0-9]+$`)
 	markerFileName   = regexp.MustCompile(`^marker\.[a-z-]+\.[0-9]+\.[A-Za-z0-9.-]+$`)
+	optionsFileName  = regexp.MustCompile(`^(OPTIONS-[0-9]+|temporary\.[0-9]+\.dbtmp)$`)
 	otherFileName    = regexp.MustCompile(`^(LOCK|CURRENT|(CURRENT|temporary)\.[0-9]+\.dbtmp)$`)
 )
 

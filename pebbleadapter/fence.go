@@ -54,15 +54,16 @@ import (
 // commits that failed are each wholly present or wholly absent, as after
 // any failed fsync.
 //
-// Tables, blob files and OPTIONS files pass through, with two exceptions
+// Tables, blob files and OPTIONS files pass through, with these exceptions
 // once the store has failed. A flush's tables are written to an overlay in
 // memory (createInOverlay), so that the flush succeeds and frees the
 // commits waiting for room in the memtables; a compaction's go to disk
 // still (in memory they could hold a whole compaction's output in the
-// heap). And a file Pebble creates on disk after the failure is an orphan
-// no MANIFEST on disk can name, which the fence lets Pebble remove. Their
-// errors are Pebble's to handle, except that a failed flush fails the
-// store (DB.onBackgroundError).
+// heap). OPTIONS files go to the overlay too, so that an Open during which
+// the store failed completes (see optionsFile). And a file Pebble creates
+// on disk after the failure is an orphan no MANIFEST on disk can name,
+// which the fence lets Pebble remove. Their errors are Pebble's to handle,
+// except that a failed flush fails the store (DB.onBackgroundError).
 
 // errFrozen is what removing, renaming or linking a file returns once the
 // store has failed. Pebble logs it and keeps the file.
@@ -117,7 +118,7 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 	if frozen && fs.frozenInMemory(name) {
 		return memFile(name, category)
 	}
-	if frozen && category == flushCategory {
+	if frozen && (category == flushCategory || fs.optionsFile(name)) {
 		return fs.createInOverlay(name, category)
 	}
 	f, err := open()
@@ -137,6 +138,19 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 // flushCategory is the write category Pebble creates a flush's tables and
 // blob files with.
 const flushCategory vfs.DiskWriteCategory = "pebble-memtable-flush"
+
+// optionsFile reports whether name is an OPTIONS file or the temporary file
+// Pebble writes one to before renaming it. Pebble's Open writes one last,
+// after it may have started a compaction (a flush of what it replayed can
+// trigger one); if writing or renaming it fails, Open's cleanup closes the
+// table cache under that compaction, which then panics and ends the
+// process. So once the store has failed, these files live in the overlay,
+// where they are written and renamed, and Open completes; Strata's Open
+// then finds the failure and closes Pebble, whose Close waits for its
+// compactions.
+func (fs fenceFS) optionsFile(name string) bool {
+	return optionsFileName.MatchString(fs.PathBase(name))
+}
 
 // createInOverlay creates name in the store's overlay, the filesystem in
 // memory where a flush that runs after the failure writes its output, so
@@ -226,8 +240,17 @@ func (fs fenceFS) RemoveAll(name string) error {
 	return fs.FS.RemoveAll(name)
 }
 
-// Rename renames a file, unless the store is frozen.
+// Rename renames a file, in the overlay if it is there, unless the store is
+// frozen and the file on disk.
 func (fs fenceFS) Rename(oldname, newname string) error {
+	if fs.overlaid(oldname) {
+		if err := fs.d.overlay.Rename(oldname, newname); err != nil {
+			return err
+		}
+		fs.d.inOverlay.Delete(oldname)
+		fs.d.inOverlay.Store(newname, struct{}{})
+		return nil
+	}
 	if fs.frozen() {
 		return fmt.Errorf("rename %s: %w", oldname, errFrozen)
 	}
