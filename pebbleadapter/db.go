@@ -88,6 +88,10 @@ type DB struct {
 	// closeFlush: Close synced everything and flushes the memtable last; a
 	// failure of that flush loses nothing and does not fail the store.
 	closeFlush atomic.Bool
+	// writeStalls counts the write stalls in progress: commits waiting in
+	// Pebble for room in the memtables or for level 0 to shrink (see
+	// fence.go).
+	writeStalls atomic.Int32
 	// orphans holds the names of the files Pebble created after the store
 	// failed, which the fence lets it remove (see fence.go).
 	orphans sync.Map
@@ -128,6 +132,8 @@ func Open(o Options) (*DB, error) {
 			BackgroundError: d.onBackgroundError,
 			FlushEnd:        d.onFlushEnd,
 			DataCorruption:  d.onCorruption,
+			WriteStallBegin: func(pebble.WriteStallBeginInfo) { d.writeStalls.Add(1) },
+			WriteStallEnd:   func() { d.writeStalls.Add(-1) },
 		},
 	}
 	for i := range popts.Levels {
@@ -685,22 +691,16 @@ func (d *DB) onFlushEnd(info pebble.FlushInfo) {
 // contexts; a failed store refuses them instead. The WAL is sound and is
 // not frozen: what Pebble still holds for commits acknowledged before the
 // failure reaches it. Nor does the flush Close makes after its last sync
-// fail the store (see flushForClose), and a failed compaction does not:
-// its input stays in place, and no commit waits on it.
+// fail the store (see flushForClose). (A compaction that cannot write its
+// tables has failed the store already, through the fence: see
+// compactionFailed. One that fails to read its input does not fail it:
+// Pebble reports the damage, and the reads that meet it fail.)
 func (d *DB) onBackgroundError(err error) {
 	// (Pebble passes the same error value to both; the text is compared
 	// too, for an error type that == cannot compare.)
 	if p := d.flushErr.Load(); p != nil && (errors.Is(err, *p) || err.Error() == (*p).Error()) {
 		d.flushErr.CompareAndSwap(p, nil)
-		if d.closeFlush.Load() {
-			// Everything is in the synced WAL, and Close need not fail;
-			// but the fence must keep the disk as it is and let the
-			// flush Pebble retries succeed in memory, or Close would
-			// wait on it for good (see flushForClose).
-			d.frozen.Store(true)
-		} else {
-			d.fail(fmt.Errorf("flush: %w", err))
-		}
+		d.backgroundFailed(fmt.Errorf("flush: %w", err))
 	}
 	n := d.bgErrors.Add(1)
 	select {
@@ -714,6 +714,31 @@ func (d *DB) onBackgroundError(err error) {
 	if now-last >= int64(time.Second) && d.lastBgLog.CompareAndSwap(last, now) {
 		d.log.Error().Err(err).Int64("total", n).Msg("strata: storage background error")
 	}
+}
+
+// backgroundFailed fails the store for cause, the failure of a flush or of
+// a compaction's output, unless Close has synced everything and flushes
+// the memtable last: then nothing is lost and Close need not fail, but the
+// fence must keep the disk as it is and let a flush Pebble retries succeed
+// in memory, or Close would wait on it for good (see flushForClose).
+func (d *DB) backgroundFailed(cause error) {
+	if d.closeFlush.Load() {
+		d.frozen.Store(true)
+		return
+	}
+	d.fail(cause)
+}
+
+// compactionFailed fails the store for cause, an error creating, writing,
+// syncing or closing a compaction's table (a full disk, a device error).
+// Pebble would retry the compaction for as long as it fails while flushes
+// add tables to level 0, until it stalls every write, with commits blocked
+// inside it, deaf to their contexts, and Close waiting for them. A failed
+// store admits no commit; a commit already stalled when the failure is
+// recorded goes on once a compaction, written to the overlay from then on
+// while writes stall (see fence.go), has made room.
+func (d *DB) compactionFailed(cause error) {
+	d.backgroundFailed(fmt.Errorf("compaction: %w", cause))
 }
 
 func (d *DB) onCorruption(info pebble.DataCorruptionInfo) {

@@ -57,13 +57,17 @@ import (
 // Tables, blob files and OPTIONS files pass through, with these exceptions
 // once the store has failed. A flush's tables are written to an overlay in
 // memory (createInOverlay), so that the flush succeeds and frees the
-// commits waiting for room in the memtables; a compaction's go to disk
+// commits waiting for room in the memtables. A compaction's go to disk
 // still (in memory they could hold a whole compaction's output in the
-// heap). OPTIONS files go to the overlay too, so that an Open during which
-// the store failed completes (see optionsFile). And a file Pebble creates
-// on disk after the failure is an orphan no MANIFEST on disk can name,
-// which the fence lets Pebble remove. Their errors are Pebble's to handle,
-// except that a failed flush fails the store (DB.onBackgroundError).
+// heap), except while a write stall is in progress: then commits wait
+// inside Pebble for a compaction to shrink level 0, and only one that
+// succeeds frees them. OPTIONS files go to the overlay too, so that an
+// Open during which the store failed completes (see optionsFile). And a
+// file Pebble creates on disk after the failure is an orphan no MANIFEST
+// on disk can name, which the fence lets Pebble remove. Their errors are
+// Pebble's to handle, except that a failed flush fails the store
+// (DB.onBackgroundError), and so does an error creating, writing, syncing
+// or closing a compaction's table (compactionFile).
 
 // errFrozen is what removing, renaming or linking a file returns once the
 // store has failed. Pebble logs it and keeps the file.
@@ -112,19 +116,29 @@ func (fs fenceFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opt
 // store has failed, a WAL, MANIFEST or marker file is created in memory
 // instead, and so is a WAL or MANIFEST whose opening fails (which fails
 // the store): Pebble gets a working file, and nothing reaches the disk. A
-// flush's file goes to the overlay then.
+// flush's file, an OPTIONS file, and a compaction's table while a write
+// stall is in progress go to the overlay then. Before the failure, a
+// compaction's table is a compactionFile, whose errors fail the store.
 func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() (vfs.File, error)) (vfs.File, error) {
 	frozen := fs.frozen()
 	if frozen && fs.frozenInMemory(name) {
 		return memFile(name, category)
 	}
-	if frozen && (category == flushCategory || fs.optionsFile(name)) {
+	if frozen && (category == flushCategory || fs.optionsFile(name) ||
+		category == compactionCategory && fs.d.writeStalls.Load() > 0) {
 		return fs.createInOverlay(name, category)
 	}
 	f, err := open()
 	if !fs.fenced(name) {
 		if frozen && err == nil {
 			fs.d.orphans.Store(name, struct{}{})
+		}
+		if category == compactionCategory {
+			if err != nil {
+				fs.d.compactionFailed(fmt.Errorf("create %s: %w", name, err))
+				return nil, err
+			}
+			return &compactionFile{File: f, d: fs.d, name: name}, nil
 		}
 		return f, err
 	}
@@ -138,6 +152,47 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 // flushCategory is the write category Pebble creates a flush's tables and
 // blob files with.
 const flushCategory vfs.DiskWriteCategory = "pebble-memtable-flush"
+
+// compactionCategory is the write category Pebble creates a compaction's
+// tables with.
+const compactionCategory vfs.DiskWriteCategory = "pebble-compaction"
+
+// compactionFile is a table a compaction writes: an error writing, syncing
+// or closing it fails the store (DB.compactionFailed), and reaches Pebble,
+// which then abandons the compaction.
+type compactionFile struct {
+	vfs.File
+	d    *DB
+	name string
+}
+
+func (f *compactionFile) check(op string, err error) error {
+	if err != nil {
+		f.d.compactionFailed(fmt.Errorf("%s %s: %w", op, f.name, err))
+	}
+	return err
+}
+
+func (f *compactionFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	return n, f.check("write", err)
+}
+
+func (f *compactionFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	return n, f.check("write", err)
+}
+
+func (f *compactionFile) Sync() error { return f.check("sync", f.File.Sync()) }
+
+func (f *compactionFile) SyncData() error { return f.check("sync", f.File.SyncData()) }
+
+func (f *compactionFile) SyncTo(length int64) (bool, error) {
+	full, err := f.File.SyncTo(length)
+	return full, f.check("sync", err)
+}
+
+func (f *compactionFile) Close() error { return f.check("close", f.File.Close()) }
 
 // optionsFile reports whether name is an OPTIONS file or the temporary file
 // Pebble writes one to before renaming it. Pebble's Open writes one last,
@@ -160,7 +215,8 @@ func (fs fenceFS) optionsFile(name string) bool {
 // flushes what it replayed) with it. Nothing on disk names these files.
 // Their size is bounded by the memtables a flush takes: no commit is
 // admitted after the failure. (Compactions still write to disk, where the
-// tables they write are orphans the fence lets Pebble remove.)
+// tables they write are orphans the fence lets Pebble remove, unless they
+// start during a write stall: see open.)
 func (fs fenceFS) createInOverlay(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	o := fs.d.overlay
 	if err := o.MkdirAll(o.PathDir(name), 0o755); err != nil {

@@ -16,9 +16,9 @@ var (
 	ErrClosed = serr.ErrClosed
 	// ErrFailed: the database hit an unrecoverable storage error, in any
 	// durability mode: a failed write, sync, create, stat or close of a WAL
-	// or MANIFEST file, or a flush that failed to write its table. Every
-	// later call fails with it, Close included; reopen the database.
-	// Nothing after the failure was acknowledged.
+	// or MANIFEST file, or a flush or a compaction that failed to write its
+	// tables. Every later call fails with it, Close included; reopen the
+	// database. Nothing after the failure was acknowledged.
 	ErrFailed = serr.ErrFailed
 	// ErrLocked: another process or another open Database holds the
 	// directory.

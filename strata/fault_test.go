@@ -954,3 +954,111 @@ func TestWALLastBlockDamageLosesTheRestOfIt(t *testing.T) {
 	require.Less(t, found, n-10, "the commits after the damaged one in the block are lost too")
 	require.Greater(t, found, n/2, "the blocks before the damaged one are recovered")
 }
+
+// compactionFault is a filesystem whose compactions cannot write their
+// output once armed: creating a compaction's table, writing to it or
+// syncing it (op) fails with an injected EIO after delay. Flushes, WALs
+// and reads are untouched.
+type compactionFault struct {
+	vfs.FS
+	op    string // "create", "write" or "sync"
+	delay time.Duration
+	armed atomic.Bool
+}
+
+// compactionCategory is the write category Pebble creates a compaction's
+// output with.
+const compactionCategory vfs.DiskWriteCategory = "pebble-compaction"
+
+func (fs *compactionFault) err(op string) error {
+	time.Sleep(fs.delay)
+	return fmt.Errorf("injected compaction %s fault: %w", op, errorfs.ErrInjected)
+}
+
+func (fs *compactionFault) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if !fs.armed.Load() || category != compactionCategory {
+		return fs.FS.Create(name, category)
+	}
+	if fs.op == "create" {
+		return nil, fs.err("create")
+	}
+	f, err := fs.FS.Create(name, category)
+	if err != nil {
+		return nil, err
+	}
+	return &compactionFaultFile{File: f, fs: fs}, nil
+}
+
+type compactionFaultFile struct {
+	vfs.File
+	fs *compactionFault
+}
+
+func (f *compactionFaultFile) Write(p []byte) (int, error) {
+	if f.fs.op == "write" {
+		return 0, f.fs.err("write")
+	}
+	return f.File.Write(p)
+}
+
+func (f *compactionFaultFile) Sync() error {
+	if f.fs.op == "sync" {
+		return f.fs.err("sync")
+	}
+	return f.File.Sync()
+}
+
+func (f *compactionFaultFile) SyncData() error { return f.Sync() }
+
+// A compaction that cannot write its output (a full disk, an I/O error)
+// fails the database, as a failed flush does: Pebble would retry it while
+// level 0 grows until Pebble stalls every write, for good. The writers get
+// ErrFailed, Close returns, and every acknowledged commit survives a
+// reopen once the fault has cleared. In the slow cases the failing
+// operation takes 300 ms, long enough for level 0 to fill and writes to
+// stall before the failure is known: the writers stalled inside Pebble
+// return too.
+func TestCompactionFailureFailsTheDatabase(t *testing.T) {
+	for _, op := range []string{"create", "write", "sync", "slow-write", "slow-sync"} {
+		for _, mode := range []strata.DurabilityMode{strata.DurabilityNone, strata.DurabilityBatched, strata.DurabilityStrict} {
+			t.Run(fmt.Sprintf("%s/%v", op, mode), func(t *testing.T) {
+				fault := &compactionFault{FS: vfs.NewMem(), op: strings.TrimPrefix(op, "slow-")}
+				if fault.op != op {
+					fault.delay = 300 * time.Millisecond
+				}
+				compactionFailure(t, fault, mode)
+			})
+		}
+	}
+}
+
+func compactionFailure(t *testing.T, fault *compactionFault, mode strata.DurabilityMode) {
+	const writers = 4
+	opts := strata.Options{Path: "db", FS: fault, Durability: mode, MemTableSize: strata.MinMemTableSize}
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	val := value.Bytes(make([]byte, 1000))
+	fault.armed.Store(true)
+	w := startPutWriters(db, run, writers, val, 200000)
+	for range writers {
+		require.ErrorIs(t, testutil.WaitFor(t, w.errs), strata.ErrFailed)
+	}
+	failure := db.Err()
+	require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
+	require.ErrorContains(t, failure, "compaction")
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	require.ErrorIs(t, testutil.WaitFor(t, closed), strata.ErrFailed)
+
+	fault.armed.Store(false)
+	db, err = strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	w.requireAcked(t, db, run, val)
+	_, err = db.Put(ctx, run, []byte("after"), val)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	t.Logf("commits acknowledged before the failure: %v", w.acked)
+}
