@@ -454,18 +454,7 @@ func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, siz
 	require.NoError(t, err)
 	fault.armed.Store(true)
 	w := startPutWriters(db, run, writers, val, 100000)
-	for range writers {
-		require.ErrorIs(t, testutil.WaitFor(t, w.errs), strata.ErrFailed)
-	}
-	failure := db.Err()
-	require.ErrorIs(t, failure, strata.ErrFailed)
-	require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
-	require.ErrorContains(t, failure, "flush")
-	_, err = db.Put(ctx, run, []byte("after"), val)
-	require.ErrorIs(t, err, strata.ErrFailed)
-	closed := make(chan error, 1)
-	go func() { closed <- db.Close() }()
-	require.ErrorIs(t, testutil.WaitFor(t, closed), strata.ErrFailed)
+	w.requireFailure(t, db, run, val, "flush")
 	// The flush's first attempt, made before the failure, may leave its
 	// table; none of the retries after it does.
 	partial := newTables(t, mem, before)
@@ -473,12 +462,7 @@ func flushFailure(t *testing.T, fault *sstFault, mode strata.DurabilityMode, siz
 
 	fault.armed.Store(false)
 	opts.FS = mem
-	db, err = strata.OpenWith(opts)
-	require.NoError(t, err)
-	defer db.Close()
-	w.requireAcked(t, db, run, val)
-	_, err = db.Put(ctx, run, []byte("after"), val)
-	require.NoError(t, err)
+	db = w.reopen(t, opts, run, val)
 	_, err = db.Flush(ctx)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
@@ -518,6 +502,39 @@ func startPutWriters(db *strata.Database, run strata.RunID, n int, val strata.Va
 		}()
 	}
 	return pw
+}
+
+// requireFailure waits for every writer to fail with ErrFailed, and checks
+// that db failed for the injected fault, in what (a flush, a compaction),
+// refuses a Put, and that Close returns the failure.
+func (pw *putWriters) requireFailure(t *testing.T, db *strata.Database, run strata.RunID, val strata.Value, what string) {
+	t.Helper()
+	for range pw.acked {
+		require.ErrorIs(t, testutil.WaitFor(t, pw.errs), strata.ErrFailed)
+	}
+	failure := db.Err()
+	require.ErrorIs(t, failure, strata.ErrFailed)
+	require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
+	require.ErrorContains(t, failure, what)
+	_, err := db.Put(ctx, run, []byte("after"), val)
+	require.ErrorIs(t, err, strata.ErrFailed)
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	require.ErrorIs(t, testutil.WaitFor(t, closed), strata.ErrFailed)
+}
+
+// reopen opens the database with opts once the fault has cleared, checks
+// that it holds every Put the writers acknowledged and takes a new one, and
+// returns it (closed when the test ends, if the caller does not).
+func (pw *putWriters) reopen(t *testing.T, opts strata.Options, run strata.RunID, val strata.Value) *strata.Database {
+	t.Helper()
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	pw.requireAcked(t, db, run, val)
+	_, err = db.Put(ctx, run, []byte("after"), val)
+	require.NoError(t, err)
+	return db
 }
 
 // requireAcked checks that db holds every Put the writers acknowledged.
@@ -1042,23 +1059,8 @@ func compactionFailure(t *testing.T, fault *compactionFault, mode strata.Durabil
 	val := value.Bytes(make([]byte, 1000))
 	fault.armed.Store(true)
 	w := startPutWriters(db, run, writers, val, 200000)
-	for range writers {
-		require.ErrorIs(t, testutil.WaitFor(t, w.errs), strata.ErrFailed)
-	}
-	failure := db.Err()
-	require.ErrorIs(t, failure, errorfs.ErrInjected, "the cause is kept")
-	require.ErrorContains(t, failure, "compaction")
-	closed := make(chan error, 1)
-	go func() { closed <- db.Close() }()
-	require.ErrorIs(t, testutil.WaitFor(t, closed), strata.ErrFailed)
-
+	w.requireFailure(t, db, run, val, "compaction")
 	fault.armed.Store(false)
-	db, err = strata.OpenWith(opts)
-	require.NoError(t, err)
-	defer db.Close()
-	w.requireAcked(t, db, run, val)
-	_, err = db.Put(ctx, run, []byte("after"), val)
-	require.NoError(t, err)
-	require.NoError(t, db.Close())
+	require.NoError(t, w.reopen(t, opts, run, val).Close())
 	t.Logf("commits acknowledged before the failure: %v", w.acked)
 }
