@@ -63,8 +63,9 @@ type DB struct {
 	inflight atomic.Int64
 	failure  atomic.Pointer[error]
 	// walFrozen: writes and syncs of the WAL files Pebble has open are
-	// dropped (see fence.go). Every failure sets it but a failed flush,
-	// which leaves the WAL sound.
+	// dropped (see fence.go). Every failure sets it but a failed flush or
+	// compaction, which may leave the WAL sound (a fault confined to
+	// tables).
 	walFrozen atomic.Bool
 	// frozen: the store's files on disk stay as they are (see fence.go).
 	// Every failure sets it, and so does a failure of the flush Close makes

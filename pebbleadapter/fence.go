@@ -31,9 +31,10 @@ import (
 //     sync, a stat or a close of one, or of the creation of one, marks the
 //     store failed (ErrFailed), and is reported to Pebble as success.
 //   - Once the store has failed, every write and sync of a WAL or MANIFEST
-//     file is dropped and reported as done (but a failed flush, which
-//     leaves the WAL sound, lets the WAL files Pebble has open take what it
-//     still holds for acknowledged commits), and a WAL, MANIFEST or marker
+//     file is dropped and reported as done (but a failed flush or
+//     compaction, which may leave the WAL sound, lets the WAL files Pebble
+//     has open take what it still holds for acknowledged commits, if they
+//     can), and a WAL, MANIFEST or marker
 //     file Pebble creates lives in memory only (so no marker moves, and no
 //     old WAL is recycled); removing, renaming or linking a file fails,
 //     except removing a file created after the failure.
