@@ -402,8 +402,9 @@ func TestLatestIndexUntrackedWriteBlocksTeaching(t *testing.T) {
 }
 
 // Readers racing a writer that writes fresh keys (untracked first writes)
-// and rewrites recent ones never read a version older than one published
-// before their snapshot, whatever the index learned from reads in between.
+// and rewrites recent ones, some of them after a commit of the same key was
+// refused, never read a version older than one published before their
+// snapshot, whatever the index learned from reads in between.
 // The readers read the keys being written right now, where a read that
 // taught the index a version (or an absence) overtaken by the write would
 // show.
@@ -445,7 +446,14 @@ func TestLatestIndexConcurrentReadsAreNeverStale(t *testing.T) {
 		} else {
 			next.Store(int64(i))
 		}
-		c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: key(i), Kind: keyenc.KindBytes, Payload: []byte("v")}}, false)
+		w := []Write{{Run: run, Tag: keyenc.TagKV, Key: key(i), Kind: keyenc.KindBytes, Payload: []byte("v")}}
+		if r.IntN(4) == 0 {
+			// A commit of the key refused as it is sequenced first: its
+			// marks in the index are undone (abandoned).
+			var refused Commit
+			require.True(t, IsRefused(s.ApplyTo(cancelled, &refused, w, false)))
+		}
+		c, err := s.Apply(w, false)
 		require.NoError(t, err)
 		require.NoError(t, c.Publish())
 		published[i].Store(c.Version)
@@ -453,6 +461,13 @@ func TestLatestIndexConcurrentReadsAreNeverStale(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 }
+
+// cancelled is a context that has ended.
+var cancelled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // Fresh keys written once are almost never tracked (the admission filter's
 // false positives), and a key written again soon is.
