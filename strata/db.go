@@ -276,7 +276,10 @@ type commitReq struct {
 	ws    []mvcc.Write // used when build is nil
 	check func(lastInRun uint64) error
 	txn   *Txn // validates like check (a method value would be an allocation)
-	sync  bool
+	// ctx, if not nil, refuses the commit if it has ended when the commit
+	// is sequenced (a transaction's context is its txn's).
+	ctx  context.Context
+	sync bool
 
 	c      *mvcc.Commit // &commit once applied
 	commit mvcc.Commit
@@ -289,12 +292,14 @@ var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(cha
 
 // commit applies ws to run at a new version. check, if not nil, runs under
 // the run's commit lock before the version is allocated, with the version of
-// the run's latest commit, and may refuse the commit (a conflict). The fsync
-// wait, in Strict mode, happens after the lock is released so concurrent
-// commits share fsyncs. commit returns once the new version is visible.
-func (db *Database) commit(run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
+// the run's latest commit, and may refuse the commit (a conflict); so does
+// ctx, if it has ended by the time the commit is sequenced (its deadline
+// passed while it waited for the run's lock, say). The fsync wait, in
+// Strict mode, happens after the lock is released so concurrent commits
+// share fsyncs. commit returns once the new version is visible.
+func (db *Database) commit(ctx context.Context, run RunID, ws []mvcc.Write, check func(lastInRun uint64) error, mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
-	r.ws, r.check = ws, check
+	r.ws, r.check, r.ctx = ws, check, ctx
 	defer commitReqPool.Put(r)
 	rs := db.runs.acquire(run)
 	defer rs.release()
@@ -312,9 +317,9 @@ func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
 // run's commit lock (an event append needs the run's current log head):
 // build gets the version of the run's latest commit and returns the writes,
 // or an error that refuses the commit.
-func (db *Database) commitBuilt(run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
+func (db *Database) commitBuilt(ctx context.Context, run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
-	r.build = build
+	r.build, r.ctx = build, ctx
 	defer commitReqPool.Put(r)
 	rs := db.runs.acquire(run)
 	defer rs.release()
@@ -492,7 +497,7 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 			return
 		}
 	}
-	var ctx context.Context // a transaction's deadline holds until its commit gets a version
+	ctx := r.ctx // a deadline holds until the commit gets a version
 	if r.txn != nil {
 		ctx = r.txn.ctx
 	}

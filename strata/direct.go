@@ -108,7 +108,7 @@ func (db *Database) put(ctx context.Context, run RunID, key []byte, v Value, che
 	}
 	defer db.leave()
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: kind, Payload: payload}}
-	res, err := db.commit(run, w, check, db.dur.Mode())
+	res, err := db.commit(ctx, run, w, check, db.dur.Mode())
 	return res.version, err
 }
 
@@ -153,7 +153,7 @@ func (db *Database) Delete(ctx context.Context, run RunID, key []byte) (bool, er
 	}
 	defer db.leave()
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagKV, Key: key, Kind: keyenc.KindTombstone}}
-	_, err := db.commit(run, w, func(uint64) error {
+	_, err := db.commit(ctx, run, w, func(uint64) error {
 		if v, err := db.latestVersion(run, keyenc.TagKV, key); err != nil {
 			return err
 		} else if v == 0 {

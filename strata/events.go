@@ -408,7 +408,7 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 	}
 	defer db.leave()
 	var linked []events.Event
-	res, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+	res, err := db.commitBuilt(ctx, run, func(uint64) ([]mvcc.Write, error) {
 		// Under the run's commit lock every commit of the run is applied:
 		// the newest head is the one to extend.
 		rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey)

@@ -1,6 +1,7 @@
 package strata
 
 import (
+	"context"
 	"testing"
 
 	"github.com/strata-db/strata/keyenc"
@@ -18,7 +19,7 @@ func commitMany(t *testing.T, db *Database, run RunID, ws []mvccWriteForTest) ui
 	for _, w := range ws {
 		writes = append(writes, mvcc.Write{Run: run, Tag: keyenc.TagKV, Key: w.key, Kind: keyenc.KindBytes, Payload: []byte("x")})
 	}
-	res, err := db.commit(run, writes, nil, db.DurabilityMode())
+	res, err := db.commit(context.Background(), run, writes, nil, db.DurabilityMode())
 	require.NoError(t, err)
 	return res.version
 }

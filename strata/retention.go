@@ -164,7 +164,7 @@ func (db *Database) SetRetention(ctx context.Context, run RunID, r Retention) er
 	}
 	defer db.leave()
 	w := []mvcc.Write{{Run: run, Tag: keyenc.TagRunMeta, Key: retentionKey, Kind: keyenc.KindBytes, Payload: appendRetention(nil, r)}}
-	_, err := db.commit(run, w, nil, db.dur.Mode())
+	_, err := db.commit(ctx, run, w, nil, db.dur.Mode())
 	return err
 }
 
@@ -330,7 +330,7 @@ func (db *Database) gcHorizon(run RunID) (uint64, error) {
 	}
 	// Load it under the run's lock, through the commit queue (a request
 	// that writes nothing), so that no commit raises it meanwhile.
-	_, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+	_, err := db.commitBuilt(context.Background(), run, func(uint64) ([]mvcc.Write, error) {
 		return nil, db.loadHorizonLocked(run, rs)
 	}, DurabilityNone)
 	if err != nil {
@@ -370,7 +370,7 @@ func (db *Database) loadHorizonLocked(run RunID, rs *runState) error {
 func (db *Database) raiseHorizon(run RunID, h uint64) error {
 	rs := db.runs.acquire(run) // commitBuilt below acquires this same state
 	defer rs.release()
-	_, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+	_, err := db.commitBuilt(context.Background(), run, func(uint64) ([]mvcc.Write, error) {
 		// Under the run's lock, with every commit of the run applied.
 		if err := db.loadHorizonLocked(run, rs); err != nil || h <= rs.horizon.Load() {
 			return nil, err // nothing to raise

@@ -61,7 +61,7 @@ func TestRunStateCreatedAgainKnowsTheRunsLastCommit(t *testing.T) {
 	require.False(t, ok, "the idle state was dropped")
 
 	var seen uint64
-	_, err = db.commit(run, nil, func(lastInRun uint64) error {
+	_, err = db.commit(context.Background(), run, nil, func(lastInRun uint64) error {
 		seen = lastInRun
 		return nil
 	}, DurabilityNone)

@@ -33,7 +33,7 @@ func TestTimeoutWhileWaitingForTheCommitLock(t *testing.T) {
 	holder := make(chan error, 1)
 	go func() {
 		// A commit whose build step holds the run's lock until released.
-		_, err := db.commitBuilt(run, func(uint64) ([]mvcc.Write, error) {
+		_, err := db.commitBuilt(context.Background(), run, func(uint64) ([]mvcc.Write, error) {
 			close(held)
 			<-release
 			return nil, nil
@@ -162,20 +162,39 @@ func (b *blockedWAL) release(fail bool) {
 // run's lock, passed in time, but it would get a version after the
 // deadline. (Found by a black-box audit: behind 16 MiB commits of another
 // run, commits with a 2 ms timeout got versions up to 600 ms late.)
+// Direct operations alike: their context bounds their commit.
 func TestCommitRefusedWhenItsDeadlinePassesBehindAnotherRun(t *testing.T) {
-	// An attempt where the small commit is sequenced before the big one
-	// (the big one had not reached Pebble yet) shows nothing: try again.
-	for attempt := 0; ; attempt++ {
-		require.Less(t, attempt, 10, "the small commit never waited behind the big one")
-		if deadlineBehindAnotherRun(t) {
-			return
-		}
+	const timeout = 20 * time.Millisecond
+	smalls := map[string]func(db *Database, run RunID) (uint64, error){
+		"transaction": func(db *Database, run RunID) (uint64, error) {
+			return db.TransactionWithVersion(context.Background(), run, func(tx *Txn) error {
+				return tx.Put([]byte("small"), value.Int(1))
+			}, WithTimeout(timeout))
+		},
+		"put": func(db *Database, run RunID) (uint64, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return db.Put(ctx, run, []byte("small"), value.Int(1))
+		},
+	}
+	for name, small := range smalls {
+		t.Run(name, func(t *testing.T) {
+			// An attempt where the small commit is sequenced before the
+			// big one (the big one had not reached Pebble yet) shows
+			// nothing: try again.
+			for attempt := 0; ; attempt++ {
+				require.Less(t, attempt, 10, "the small commit never waited behind the big one")
+				if deadlineBehindAnotherRun(t, timeout, small) {
+					return
+				}
+			}
+		})
 	}
 }
 
 // deadlineBehindAnotherRun runs one attempt of the test above, and reports
 // whether the small commit was sequenced after the big one began.
-func deadlineBehindAnotherRun(t *testing.T) bool {
+func deadlineBehindAnotherRun(t *testing.T, timeout time.Duration, small func(*Database, RunID) (uint64, error)) bool {
 	b := openBlockedWAL(t)
 	db := b.db
 	ctx := context.Background()
@@ -201,17 +220,14 @@ func deadlineBehindAnotherRun(t *testing.T) bool {
 	}()
 	time.Sleep(20 * time.Millisecond) // the big commit reaches Pebble and blocks there
 
-	const timeout = 20 * time.Millisecond
-	small := make(chan result, 1)
+	smallDone := make(chan result, 1)
 	go func() {
-		v, err := db.TransactionWithVersion(ctx, runB, func(tx *Txn) error {
-			return tx.Put([]byte("small"), value.Int(1))
-		}, WithTimeout(timeout))
-		small <- result{v, err}
+		v, err := small(db, runB)
+		smallDone <- result{v, err}
 	}()
 	time.Sleep(3 * timeout) // the deadline passes while it waits
 	b.release(false)
-	bigRes, smallRes := testutil.WaitFor(t, big), testutil.WaitFor(t, small)
+	bigRes, smallRes := testutil.WaitFor(t, big), testutil.WaitFor(t, smallDone)
 	require.NoError(t, bigRes.err)
 	if smallRes.err == nil && smallRes.v < bigRes.v {
 		return false // sequenced first, in time
