@@ -185,8 +185,10 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 
 // Shutdown stops accepting new operations, waits for those in flight until
 // ctx ends, and syncs everything acknowledged. The database stays allocated
-// until Close. If ctx ends first, Shutdown returns its error; operations
-// still in flight finish normally and Close waits for them. Once Close has
+// until Close. If ctx ends first (or its deadline passes, by the clock),
+// Shutdown returns its error; operations still in flight finish normally
+// and Close waits for them. With nothing in flight there is nothing to
+// wait for: Shutdown stops and syncs whatever ctx. Once Close has
 // begun, Shutdown waits for it to finish (bounded by ctx), then returns nil,
 // or ErrFailed for a failed database.
 func (db *Database) Shutdown(ctx context.Context) error {
@@ -208,6 +210,12 @@ func (db *Database) Shutdown(ctx context.Context) error {
 		}
 	}
 	db.adb.StopAccepting()
+	if d, ok := ctx.Deadline(); ok {
+		// The clock decides, not only ctx's timer (see ctxErr).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
 	if err := db.adb.WaitIdle(ctx); err != nil {
 		return err
 	}
@@ -479,6 +487,14 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 		rs.last, rs.lastSet = db.store.Applied(), true // see runState.last
 	}
 	ws := r.ws
+	if r.txn == nil && r.ctx != nil {
+		// A direct operation's context ended while it waited for the
+		// run's lock: refuse it before its check (a transaction's
+		// validation looks at its own context first).
+		if r.err = ctxErr(r.ctx); r.err != nil {
+			return
+		}
+	}
 	switch {
 	case r.check != nil:
 		r.err = r.check(rs.last)

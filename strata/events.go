@@ -346,7 +346,7 @@ func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
 	// The committed events come from one scan at the snapshot, up to the
 	// snapshot's length; the transaction's own appends follow them.
 	out := make([]Event, 0, min(end-start, 1<<16))
-	next, err := t.db.scanEvents(t.run, t.snap, start, min(end, stored), func(seq uint64, rec mvcc.Record) error {
+	next, err := t.db.scanEvents(t.ctx, t.run, t.snap, start, min(end, stored), func(seq uint64, rec mvcc.Record) error {
 		e, err := decodeEvent(seq, rec)
 		if err != nil {
 			return err
@@ -363,6 +363,9 @@ func (t *Txn) EventRange(start, end uint64) ([]Event, error) {
 			return nil, err
 		}
 		out = append(out, e)
+	}
+	if err := ctxErr(t.ctx); err != nil {
+		return nil, err // a long range ends at the deadline too
 	}
 	return out, nil
 }
@@ -470,28 +473,37 @@ func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 
 // EventLen returns the number of events in run's log.
 func (db *Database) EventLen(ctx context.Context, run RunID) (n uint64, err error) {
-	err = db.readTxn(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err })
-	return n, err
+	if err = db.readTxn(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err }); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // EventHead returns run's log head: its length and the hash of its last
 // event.
 func (db *Database) EventHead(ctx context.Context, run RunID) (h events.Head, err error) {
-	err = db.readTxn(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err })
-	return h, err
+	if err = db.readTxn(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err }); err != nil {
+		return events.Head{}, err
+	}
+	return h, nil
 }
 
 // Event returns the event at sequence seq of run's log, or ErrNotFound.
 func (db *Database) Event(ctx context.Context, run RunID, seq uint64) (e Event, err error) {
-	err = db.readTxn(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err })
-	return e, err
+	if err = db.readTxn(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err }); err != nil {
+		return Event{}, err
+	}
+	return e, nil
 }
 
 // EventRange returns the events of run with sequences in [start, end), in
 // order; end is capped at the log's length. All are read at one snapshot.
 func (db *Database) EventRange(ctx context.Context, run RunID, start, end uint64) (evs []Event, err error) {
 	err = db.readTxn(ctx, run, func(t *Txn) error { evs, err = t.EventRange(start, end); return err })
-	return evs, err
+	if err != nil {
+		return nil, err // nothing read is returned with an error (the read's end may have refused it)
+	}
+	return evs, nil
 }
 
 // EventRangeReverse is EventRange newest first: sequences end-1 down to
@@ -517,7 +529,7 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 		if err != nil {
 			return err
 		}
-		next, err := db.scanEvents(run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
+		next, err := db.scanEvents(t.ctx, run, t.snap, 0, head.Len, func(seq uint64, rec mvcc.Record) error {
 			r, err := decodeEventRecord(seq, rec)
 			if err != nil {
 				return err
@@ -547,13 +559,19 @@ func (db *Database) EventsByType(ctx context.Context, run RunID, typ string) ([]
 // [start, end), in order, at version at, and returns the sequence after the
 // last one. The stored events must be contiguous from start: a gap is a
 // missing event. They may end before end (a transaction's own appends
-// follow them); the caller decides whether that is a fault.
-func (db *Database) scanEvents(run RunID, at, start, end uint64, fn func(seq uint64, rec mvcc.Record) error) (next uint64, err error) {
+// follow them); the caller decides whether that is a fault. It stops with
+// ctx's error once ctx has ended (see eventCtxEvery).
+func (db *Database) scanEvents(ctx context.Context, run RunID, at, start, end uint64, fn func(seq uint64, rec mvcc.Record) error) (next uint64, err error) {
 	var kb [8]byte
 	next = start
 	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, eventKey(&kb, start), at) {
 		if err != nil {
 			return next, err
+		}
+		if (next-start)%eventCtxEvery == 0 {
+			if err := ctxErr(ctx); err != nil {
+				return next, err
+			}
 		}
 		seq, err := eventSeq(e.Key)
 		if err != nil || seq >= end {
@@ -569,6 +587,10 @@ func (db *Database) scanEvents(run RunID, at, start, end uint64, fn func(seq uin
 	}
 	return next, nil
 }
+
+// eventCtxEvery is how many events a scan of the log reads between two
+// looks at its context's deadline (a look reads the clock).
+const eventCtxEvery = 64
 
 // eventSeq decodes the sequence of an event key.
 func eventSeq(key []byte) (uint64, error) {
@@ -642,7 +664,13 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 	err := db.readTxn(ctx, run, func(t *Txn) error {
 		v := events.NewVerifier(run, anchor)
 		var kb [8]byte
+		n := 0
 		for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, eventKey(&kb, 0), t.snap) {
+			if n++; n%eventCtxEvery == 0 {
+				if err := ctxErr(ctx); err != nil {
+					return err // a verification cut short is no verdict
+				}
+			}
 			if err != nil {
 				// A stored value that does not decode under a well-formed
 				// event key is that event's fault, not a failure to read.
@@ -685,5 +713,8 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 		out = v.Finish(&head)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return events.Verification{}, err // no verdict with an error
+	}
+	return out, nil
 }

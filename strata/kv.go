@@ -167,7 +167,9 @@ func (db *Database) List(ctx context.Context, run RunID, prefix []byte, opts Lis
 			}
 			page.Keys = append(page.Keys, e.Key) // Scan hands over its copy
 		}
-		return nil
+		// The scan steps over deleted keys without a look at the deadline:
+		// nothing succeeds after it.
+		return ctxErr(ctx)
 	})
 	if err != nil {
 		return ListPage{}, err

@@ -288,6 +288,11 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	if _, err := db.store.Prune(keyenc.RunID(run), keyenc.TagRunMeta, horizonKey, onlyNewest, noReads); err != nil {
 		return st, err
 	}
+	// A pass that found nothing to remove never looked at the deadline
+	// (publish does, before each removal): it does not succeed after it.
+	if err := ctxErr(ctx); err != nil {
+		return st, err
+	}
 	st.Horizon, err = db.gcHorizon(run)
 	return st, err
 }

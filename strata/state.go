@@ -332,7 +332,10 @@ func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Val
 		c, err = t.stateInit(name, sv)
 		return err
 	}, stateRetry, directOp)
-	return c, err
+	if err != nil {
+		return 0, err // the commit may have been refused after the call returned
+	}
+	return c, nil
 }
 
 // StateRead returns the cell name at the current visible version, or
@@ -346,7 +349,10 @@ func (db *Database) StateRead(ctx context.Context, run RunID, name string) (Stat
 		s, err = t.StateRead(name)
 		return err
 	})
-	return s, err
+	if err != nil {
+		return State{}, err
+	}
+	return s, nil
 }
 
 // StateSet writes v to the cell name, creating it if needed, and returns
@@ -361,7 +367,10 @@ func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Valu
 		c, err = t.stateSet(name, sv)
 		return err
 	}, stateRetry, directOp)
-	return c, err
+	if err != nil {
+		return 0, err // the commit may have been refused after the call returned
+	}
+	return c, nil
 }
 
 // StateCAS writes v to the cell name if its counter is expected, and
@@ -380,7 +389,10 @@ func (db *Database) StateCAS(ctx context.Context, run RunID, name string, expect
 		c, err = t.stateCAS(name, expected, sv)
 		return err
 	})
-	return c, err
+	if err != nil {
+		return 0, err // the commit may have been refused after stateCAS returned
+	}
+	return c, nil
 }
 
 // StateDelete deletes the cell name and reports whether it existed.
@@ -393,7 +405,10 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 		existed, err = t.StateDelete(name)
 		return err
 	}, stateRetry, directOp)
-	return existed, err
+	if err != nil {
+		return false, err
+	}
+	return existed, nil
 }
 
 // StateTransition reads the cell name, computes its next value with fn and
@@ -458,5 +473,8 @@ func (db *Database) StateList(ctx context.Context, run RunID, prefix string) ([]
 		names, err = t.StateList(prefix)
 		return err
 	})
-	return names, err
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
 }

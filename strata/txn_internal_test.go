@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/strata-db/strata/events"
 	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
@@ -520,4 +521,116 @@ func TestCommitAppliedBeforeTheDeadlineSucceeds(t *testing.T) {
 	got, err := db.Get(context.Background(), run, []byte("k"))
 	require.NoError(t, err)
 	require.Equal(t, db.DurableVersion(), got.Version, "durable, as Strict promised")
+}
+
+// A direct operation whose deadline passes while it waits for its run's
+// lock is refused with the context's error, also when the check it makes
+// there would have answered without writing (a Delete of an absent key, a
+// CAS mismatch): the context is looked at first. (Found by a black-box
+// audit: both answered after their deadline behind a large commit.)
+func TestDirectRefusalsLookAtTheDeadlineFirst(t *testing.T) {
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := NewRunID()
+	v, err := db.Put(context.Background(), run, []byte("k"), value.Int(1))
+	require.NoError(t, err)
+	ctx := &expiringCtx{Context: context.Background()}
+	ctx.expireAfter(1) // the call's first look (as it begins) passes; the one under the lock does not
+	_, err = db.Delete(ctx, run, []byte("absent"))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	ctx.expireAfter(1)
+	_, err = db.CAS(ctx, run, []byte("k"), v+1, value.Int(2))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, ErrConflict)
+	require.Equal(t, v, db.CurrentVersion(), "nothing was written")
+}
+
+// Long reads end at the deadline, and return no result with the error: a
+// transaction's event range, the direct event ranges, a verification (no
+// verdict), a direct List over deleted keys (which the scan steps over
+// without a look at the deadline), and a GC pass with nothing to remove.
+// (Found by a black-box audit: each answered after its deadline, the event
+// ranges and the verification with a whole result.)
+func TestLongReadsEndAtTheDeadline(t *testing.T) {
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	bg := context.Background()
+	run := NewRunID()
+	for i := range 1000 {
+		_, err := db.AppendEvent(bg, run, "e", value.Object(map[string]Value{"i": value.Int(int64(i))}))
+		require.NoError(t, err)
+		_, err = db.Put(bg, run, fmt.Appendf(nil, "d/%04d", i), value.Int(1))
+		require.NoError(t, err)
+		_, err = db.Delete(bg, run, fmt.Appendf(nil, "d/%04d", i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.SetRetention(bg, run, KeepLast(5)))
+
+	ctx := &expiringCtx{Context: bg}
+	tx, err := db.Begin(ctx, run)
+	require.NoError(t, err)
+	defer tx.End()
+	ctx.expireAfter(3) // the range's first looks pass, then its scan meets the deadline
+	evs, err := tx.EventRange(0, 1000)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Nil(t, evs)
+
+	// Each read is cut short at its second look at the deadline (the
+	// first is as it begins), and the event scans also halfway.
+	scan := []int64{1, 3}
+	for name, r := range map[string]struct {
+		read  func(context.Context) (any, error)
+		after []int64
+	}{
+		"EventRange":        {func(c context.Context) (any, error) { return db.EventRange(c, run, 0, 1000) }, scan},
+		"EventRangeReverse": {func(c context.Context) (any, error) { return db.EventRangeReverse(c, run, 0, 1000) }, scan},
+		"EventsByType":      {func(c context.Context) (any, error) { return db.EventsByType(c, run, "e") }, scan},
+		"VerifyEvents":      {func(c context.Context) (any, error) { return db.VerifyEvents(c, run, nil) }, scan},
+		"List":              {func(c context.Context) (any, error) { return db.List(c, run, []byte("d/"), ListOptions{}) }, []int64{1}},
+		"GC":                {func(c context.Context) (any, error) { return db.GC(c, run) }, []int64{1}},
+	} {
+		for _, after := range r.after {
+			ctx := &expiringCtx{Context: bg}
+			ctx.expireAfter(after)
+			got, err := r.read(ctx)
+			require.ErrorIs(t, err, context.DeadlineExceeded, "%s, deadline after %d looks", name, after)
+			switch g := got.(type) {
+			case []Event:
+				require.Nil(t, g, name)
+			case events.Verification:
+				require.Zero(t, g, "%s: no verdict", name)
+			case ListPage:
+				require.Zero(t, g, name)
+			}
+		}
+	}
+}
+
+// Shutdown's wait ends at its deadline by the clock, as every other call's
+// does, also before the context's timer has fired; with nothing in flight
+// it stops and syncs whatever its context.
+func TestShutdownEndsAtItsDeadlineByTheClock(t *testing.T) {
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := NewRunID()
+	tx, err := db.Begin(context.Background(), run) // in flight: Shutdown would wait for it
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- db.Shutdown(lateTimerCtx{context.Background(), time.Now()}) }()
+	require.ErrorIs(t, testutil.WaitFor(t, done), context.DeadlineExceeded)
+	require.NoError(t, tx.Put([]byte("k"), value.Int(1)))
+	_, err = tx.Commit()
+	require.NoError(t, err, "a transaction begun before Shutdown runs to its end")
+
+	idle, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer idle.Close()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, idle.Shutdown(cancelled), "nothing in flight: nothing to wait for")
+	_, err = idle.Put(context.Background(), run, []byte("k"), value.Int(1))
+	require.ErrorIs(t, err, ErrClosed)
 }
