@@ -669,7 +669,8 @@ func (d *DB) Metrics() *pebble.Metrics { return d.pdb.Metrics() }
 
 // BackgroundErrors returns the number of errors Pebble's background work
 // (flushes, compactions) has reported since Open. Pebble retries that work;
-// the errors reach no caller, only the log and this count.
+// the errors reach no caller, only the log and this count (but a failed
+// flush, and a compaction that cannot write its table, fail the store).
 func (d *DB) BackgroundErrors() int64 { return d.bgErrors.Load() }
 
 // CorruptionEvents returns the number of times since Open that Pebble found
@@ -689,9 +690,9 @@ func (d *DB) onFlushEnd(info pebble.FlushInfo) {
 // and fails the store if it is a flush's. Pebble would retry the flush, at
 // once and for as long as it fails (a full disk, a device error), while
 // commits fill the memtables and then stall inside Pebble, deaf to their
-// contexts; a failed store refuses them instead. The WAL is sound and is
-// not frozen: what Pebble still holds for commits acknowledged before the
-// failure reaches it. Nor does the flush Close makes after its last sync
+// contexts; a failed store refuses them instead. The WAL is not frozen:
+// when the fault is confined to tables, what Pebble still holds for
+// commits acknowledged before the failure reaches it. Nor does the flush Close makes after its last sync
 // fail the store (see flushForClose). (A compaction that cannot write its
 // tables has failed the store already, through the fence: see
 // compactionFailed. One that fails to read its input does not fail it:

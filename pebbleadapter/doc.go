@@ -26,9 +26,10 @@
 // (fence.go): the first WAL or MANIFEST error records the store's failure,
 // and once the store has failed its files on disk stay as they were (WAL
 // and MANIFEST writes dropped and reported as done, nothing removed). A
-// failed flush fails the store too (Pebble would retry it and stall
-// commits), leaving the WAL sound; after a failure, flushes write to memory
-// so that commits waiting for room in the memtables go on. This adapter's Fatalf records a failure
+// failed flush, or a compaction that cannot write its table, fails the store
+// too (Pebble would retry it and stall commits), without freezing the WAL;
+// after a failure, flushes (and compactions during a write stall) write to
+// memory so that commits waiting inside Pebble go on. This adapter's Fatalf records a failure
 // too. Apply, SyncWait and SyncBarrier check for a recorded
 // failure before reporting success, so a failed write is never
 // acknowledged, and every later call returns an error matching

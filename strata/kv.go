@@ -81,7 +81,10 @@ func (db *Database) Exists(ctx context.Context, run RunID, key []byte) (bool, er
 		found = ok && !rec.Deleted()
 		return err
 	})
-	return found, err
+	if err != nil {
+		return false, err
+	}
+	return found, nil
 }
 
 // atVisible runs read at the visible version, and again at the then visible
@@ -211,7 +214,7 @@ func (db *Database) GetMany(ctx context.Context, run RunID, keys [][]byte) ([]Ve
 			}
 			out[i] = v
 		}
-		return nil
+		return ctxErr(ctx) // nothing succeeds after the deadline
 	})
 	if err != nil {
 		return nil, err
@@ -294,7 +297,10 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 			// removed the version that was newest there: start again.
 			continue
 		}
-		return out, err
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 }
 
@@ -325,6 +331,9 @@ func (db *Database) history(ctx context.Context, run RunID, key []byte, at uint6
 		if limit > 0 && len(out) == limit {
 			break
 		}
+	}
+	if err := ctxErr(ctx); err != nil {
+		return nil, err // nothing succeeds after the deadline
 	}
 	return out, nil
 }

@@ -59,10 +59,11 @@ type StorageMetrics struct {
 	BlockCacheHits   int64
 	BlockCacheMisses int64
 	// BackgroundErrors counts errors of Pebble's background work (flushes,
-	// compactions) since Open, which Pebble retries. The first failed flush
-	// fails the database (ErrFailed, and Storage reads zero from then on); a
-	// failed compaction reaches no call, only Options.Logger (at most a line
-	// a second) and this count.
+	// compactions) since Open, which Pebble retries. The first failed flush,
+	// and the first compaction that cannot write its table, fail the
+	// database (ErrFailed, and Storage reads zero from then on); a
+	// compaction that fails to read its input reaches no call, only
+	// Options.Logger (at most a line a second) and this count.
 	BackgroundErrors int64
 	// CorruptionEvents counts the times since Open that Pebble found
 	// damaged bytes in a file it read (a block checksum mismatch); the read

@@ -566,7 +566,14 @@ func TestLongReadsEndAtTheDeadline(t *testing.T) {
 		_, err = db.Delete(bg, run, fmt.Appendf(nil, "d/%04d", i))
 		require.NoError(t, err)
 	}
-	require.NoError(t, db.SetRetention(bg, run, KeepLast(5)))
+	gcRun := NewRunID() // keys of one version each: a pass removes nothing
+	for i := range 1000 {
+		_, err := db.Put(bg, gcRun, fmt.Appendf(nil, "g/%04d", i), value.Int(1))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.SetRetention(bg, gcRun, KeepLast(5)))
+	_, err = db.Put(bg, run, []byte("h"), value.Int(1))
+	require.NoError(t, err)
 
 	ctx := &expiringCtx{Context: bg}
 	tx, err := db.Begin(ctx, run)
@@ -578,7 +585,8 @@ func TestLongReadsEndAtTheDeadline(t *testing.T) {
 	require.Nil(t, evs)
 
 	// Each read is cut short at its second look at the deadline (the
-	// first is as it begins), and the event scans also halfway.
+	// first is as it begins), and the event scans also halfway; History
+	// and GetMany of one key at their last look, after the read.
 	scan := []int64{1, 3}
 	for name, r := range map[string]struct {
 		read  func(context.Context) (any, error)
@@ -589,7 +597,9 @@ func TestLongReadsEndAtTheDeadline(t *testing.T) {
 		"EventsByType":      {func(c context.Context) (any, error) { return db.EventsByType(c, run, "e") }, scan},
 		"VerifyEvents":      {func(c context.Context) (any, error) { return db.VerifyEvents(c, run, nil) }, scan},
 		"List":              {func(c context.Context) (any, error) { return db.List(c, run, []byte("d/"), ListOptions{}) }, []int64{1}},
-		"GC":                {func(c context.Context) (any, error) { return db.GC(c, run) }, []int64{1}},
+		"GC":                {func(c context.Context) (any, error) { return db.GC(c, gcRun) }, []int64{1}},
+		"History":           {func(c context.Context) (any, error) { return db.History(c, run, []byte("h"), HistoryOptions{}) }, []int64{2}},
+		"GetMany":           {func(c context.Context) (any, error) { return db.GetMany(c, run, [][]byte{[]byte("h")}) }, []int64{2}},
 	} {
 		for _, after := range r.after {
 			ctx := &expiringCtx{Context: bg}
@@ -603,6 +613,12 @@ func TestLongReadsEndAtTheDeadline(t *testing.T) {
 				require.Zero(t, g, "%s: no verdict", name)
 			case ListPage:
 				require.Zero(t, g, name)
+			case []HistoryEntry:
+				require.Nil(t, g, name)
+			case []Versioned:
+				require.Nil(t, g, name)
+			case GCStats:
+				require.Zero(t, g.Removed, "%s: nothing to remove", name)
 			}
 		}
 	}
