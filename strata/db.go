@@ -125,6 +125,16 @@ func (db *Database) enter(ctx context.Context) error {
 // soon as ctx's deadline has passed.
 func ctxErr(ctx context.Context) error { return mvcc.ContextErr(ctx) }
 
+// clockBound returns ctx with a timer of its own for its deadline, for a
+// wait on ctx.Done: the wait then ends when the deadline passes by the
+// clock, as ctxErr sees it, even if ctx's own timer fires late.
+func clockBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d)
+	}
+	return ctx, func() {}
+}
+
 func (db *Database) leave() { db.adb.Leave() }
 
 // Path returns the database directory ("" for an ephemeral database).
@@ -192,6 +202,8 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 // begun, Shutdown waits for it to finish (bounded by ctx), then returns nil,
 // or ErrFailed for a failed database.
 func (db *Database) Shutdown(ctx context.Context) error {
+	ctx, cancel := clockBound(ctx)
+	defer cancel()
 	if db.closed.Load() {
 		// Close syncs everything and releases the files: wait for it
 		// (bounded by ctx). A failed database stays failed. A Close that
@@ -210,12 +222,6 @@ func (db *Database) Shutdown(ctx context.Context) error {
 		}
 	}
 	db.adb.StopAccepting()
-	if d, ok := ctx.Deadline(); ok {
-		// The clock decides, not only ctx's timer (see ctxErr).
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d)
-		defer cancel()
-	}
 	if err := db.adb.WaitIdle(ctx); err != nil {
 		return err
 	}

@@ -226,11 +226,13 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	rs := db.runs.acquire(run) // held for the pass: passes of the run share its token
 	defer rs.release()
 	gc := rs.gc
+	wait, cancel := clockBound(ctx)
+	defer cancel()
 	select {
 	case gc <- struct{}{}:
 		defer func() { <-gc }()
-	case <-ctx.Done():
-		return GCStats{}, ctx.Err()
+	case <-wait.Done():
+		return GCStats{}, wait.Err()
 	}
 	pol, err := db.retention(run)
 	if err != nil {

@@ -650,3 +650,22 @@ func TestShutdownEndsAtItsDeadlineByTheClock(t *testing.T) {
 	_, err = idle.Put(context.Background(), run, []byte("k"), value.Int(1))
 	require.ErrorIs(t, err, ErrClosed)
 }
+
+// A GC pass waiting for the run's running pass ends at its deadline by the
+// clock, also when its context's timer never fires.
+func TestGCWaitEndsAtItsDeadlineByTheClock(t *testing.T) {
+	db, err := OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := NewRunID()
+	rs := db.runs.acquire(run)
+	defer rs.release()
+	rs.gc <- struct{}{} // a pass of the run is running
+	defer func() { <-rs.gc }()
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.GC(lateTimerCtx{context.Background(), time.Now().Add(20 * time.Millisecond)}, run)
+		done <- err
+	}()
+	require.ErrorIs(t, testutil.WaitFor(t, done), context.DeadlineExceeded)
+}
