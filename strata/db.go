@@ -290,8 +290,8 @@ type commitReq struct {
 	ws    []mvcc.Write // used when build is nil
 	check func(lastInRun uint64) error
 	txn   *Txn // validates like check (a method value would be an allocation)
-	// ctx, if not nil, refuses the commit if it has ended when the commit
-	// is sequenced (a transaction's context is its txn's).
+	// ctx refuses the commit if it has ended when the commit is sequenced
+	// (a transaction's is its txn's).
 	ctx  context.Context
 	sync bool
 
@@ -323,7 +323,7 @@ func (db *Database) commit(ctx context.Context, run RunID, ws []mvcc.Write, chec
 // commitTxn is commit for a transaction's write set, validated by t.
 func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
 	r := &t.req // the context's own request: no trip through commitReqPool
-	r.ws, r.txn = ws, t
+	r.ws, r.txn, r.ctx = ws, t, t.ctx
 	return db.submit(t.rs, r, t.mode) // the run's state the transaction looked up
 }
 
@@ -493,7 +493,7 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 		rs.last, rs.lastSet = db.store.Applied(), true // see runState.last
 	}
 	ws := r.ws
-	if r.txn == nil && r.ctx != nil {
+	if r.check != nil || r.build != nil {
 		// A direct operation's context ended while it waited for the
 		// run's lock: refuse it before its check (a transaction's
 		// validation looks at its own context first).
@@ -519,11 +519,7 @@ func (db *Database) applyReq(rs *runState, r *commitReq) {
 			return
 		}
 	}
-	ctx := r.ctx // a deadline holds until the commit gets a version
-	if r.txn != nil {
-		ctx = r.txn.ctx
-	}
-	if err := db.store.ApplyTo(ctx, &r.commit, ws, r.sync); err != nil {
+	if err := db.store.ApplyTo(r.ctx, &r.commit, ws, r.sync); err != nil { // a deadline holds until the commit gets a version
 		if mvcc.IsRefused(err) {
 			// The deadline passed while the commit waited to be sequenced:
 			// the context's error, as a refusal under the run's lock gives.

@@ -595,12 +595,10 @@ func (t *Txn) validate(lastInRun uint64) error {
 			}
 		}
 	}
-	if err := c.err(t.run); err != nil {
-		return err
-	}
 	// The checks above read the store (the scans of listed prefixes can be
-	// long): look at the deadline again, as late as it can be looked at.
-	return ctxErr(t.ctx)
+	// long): the deadline is looked at again as the commit is sequenced,
+	// right after (mvcc.Store.ApplyTo).
+	return c.err(t.run)
 }
 
 // End ends the transaction, discarding its writes if it did not commit. It
