@@ -260,8 +260,17 @@ func (s *Store) ApplyTo(ctx context.Context, c *Commit, ws []Write, sync bool) e
 
 // ContextErr is ctx.Err(), and context.DeadlineExceeded as soon as ctx's
 // deadline has passed, also before its timer has fired (on a busy machine
-// it fires late, and an operation after the deadline must fail).
-func ContextErr(ctx context.Context) error { return contextErrAt(ctx, time.Now()) }
+// it fires late, and an operation after the deadline must fail). The clock
+// is read only for a context with a deadline.
+func ContextErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
 
 // contextErrAt is ContextErr with the clock reading now.
 func contextErrAt(ctx context.Context, now time.Time) error {
