@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -202,4 +203,49 @@ func pebbleLoad(db *pebble.DB, keys *keySet) error {
 		}
 	}
 	return nil
+}
+
+// pebbleOrderedPut is pebbleShapedPut with the versions in WAL order: a
+// mutex covers each write's version and its batch's entry into Pebble
+// (ApplyNoSyncWait), and the fsync wait comes after it, as Strata commits.
+func pebbleOrderedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
+	return Workload{
+		System:     "pebble, strata records in version order",
+		Setting:    "Batch, " + syncName(wo) + ", applied under a mutex, fsync waited outside it",
+		Goroutines: goroutines,
+		Start: func(p Plan) (Instance, error) {
+			in := newWriteInputs(p)
+			opts := pebbleOptions(cfg.MemTableSize, cfg.CacheSize)
+			opts.Comparer = pebbleadapter.Comparer
+			db, dir, err := openPebbleWith(opts)
+			if err != nil {
+				return Instance{}, err
+			}
+			run := keyenc.RunID(strata.NewRunID())
+			var mu sync.Mutex
+			var version uint64
+			kbufs, vbufs := make([][]byte, goroutines), make([][]byte, goroutines)
+			return Instance{
+				Op: func(g, i int) error {
+					k, v := in.kv(g, i)
+					b := db.NewBatch()
+					mu.Lock()
+					version++
+					kbufs[g] = keyenc.AppendVersioned(kbufs[g][:0], run, keyenc.TagKV, k, version)
+					vbufs[g] = append(keyenc.AppendHeader(vbufs[g][:0], keyenc.KindBytes, time.Now().UnixNano()), v...)
+					if err := b.Set(kbufs[g], vbufs[g], nil); err != nil {
+						mu.Unlock()
+						return err
+					}
+					err := db.ApplyNoSyncWait(b, wo)
+					mu.Unlock()
+					if err == nil && wo.Sync {
+						err = b.SyncWait()
+					}
+					return errors.Join(err, b.Close())
+				},
+				Close: closeAndRemove(db.Close, dir),
+			}, nil
+		},
+	}
 }

@@ -39,7 +39,7 @@ func txnGroups() []Group {
 				// run per writer they reach Pebble's pipeline concurrently.
 				perRun := strataTxnPut(cfg, strata.DurabilityStrict, goroutines, true)
 				perRun.System = runPerWriterSystem
-				ws = append(ws, pebbleShapedPut(cfg, pebble.Sync, goroutines), perRun)
+				ws = append(ws, pebbleShapedPut(cfg, pebble.Sync, goroutines), perRun, pebbleOrderedPut(cfg, pebble.Sync, goroutines))
 			}
 			return ws
 		}
