@@ -168,6 +168,41 @@ func TestBadInputsAreTypedAndWriteNothing(t *testing.T) {
 	}
 }
 
+// A value may use one element many times over: value.Array(v, v) nested 60
+// deep is legal in depth but encodes to 2^60 copies of v. Every write path
+// refuses it from a walk bounded by MaxValueSize, where encoding it first
+// and measuring after would never end (or run out of memory).
+func TestSharedElementsPastMaxValueSizeAreRefused(t *testing.T) {
+	db, err := strata.OpenEphemeral()
+	require.NoError(t, err)
+	defer db.Close()
+	run := strata.NewRunID()
+	dag := value.Int(1)
+	for range 60 {
+		dag = value.Array(dag, dag)
+	}
+	payload := value.Object(map[string]value.Value{"x": dag})
+	writes := map[string]func() error{
+		"Put":         func() error { _, err := db.Put(ctx, run, []byte("k"), dag); return err },
+		"CAS":         func() error { _, err := db.CAS(ctx, run, []byte("k"), 0, dag); return err },
+		"StateSet":    func() error { _, err := db.StateSet(ctx, run, "s", dag); return err },
+		"AppendEvent": func() error { _, err := db.AppendEvent(ctx, run, "t", payload); return err },
+		"AppendEvents": func() error {
+			_, err := db.AppendEvents(ctx, run, []strata.EventData{{Type: "t", Payload: payload}})
+			return err
+		},
+		"Txn.Put": func() error {
+			return db.Transaction(ctx, run, func(tx *strata.Txn) error { return tx.Put([]byte("k"), dag) })
+		},
+	}
+	for name, write := range writes {
+		err := write()
+		require.ErrorIs(t, err, strata.ErrInvalidValue, name)
+		require.ErrorContains(t, err, "exceeds the maximum", name)
+	}
+	require.Equal(t, uint64(0), db.CurrentVersion(), "nothing was written")
+}
+
 func TestUseAfterCloseAndDoubleClose(t *testing.T) {
 	db, err := strata.Open(t.TempDir())
 	require.NoError(t, err)

@@ -44,11 +44,11 @@ func encodeValue(v Value) (keyenc.Kind, []byte, error) {
 	if b, ok := v.AsBytes(); ok {
 		return checkedPayload(keyenc.KindBytes, b)
 	}
-	payload, err := value.Encode(v)
+	payload, err := value.AppendLimit(nil, v, MaxValueSize)
 	if err != nil {
 		return 0, nil, err
 	}
-	return checkedPayload(keyenc.KindValue, payload)
+	return keyenc.KindValue, payload, nil
 }
 
 // checkedPayload returns kind and payload if the payload is within

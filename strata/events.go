@@ -12,7 +12,6 @@ import (
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/mvcc"
 	"github.com/strata-db/strata/pebbleadapter"
-	"github.com/strata-db/strata/value"
 )
 
 // Event is an event of a run's log as read: the hashed record (sequence,
@@ -53,15 +52,9 @@ func prepareEvent(typ string, payload Value) (preparedEvent, error) {
 	if err := events.ValidateType(typ); err != nil {
 		return preparedEvent{}, err
 	}
-	if err := events.ValidatePayload(payload); err != nil {
-		return preparedEvent{}, err
-	}
-	enc, err := value.Encode(payload)
+	enc, err := events.EncodePayload(payload, MaxValueSize)
 	if err != nil {
 		return preparedEvent{}, err
-	}
-	if len(enc) > MaxValueSize {
-		return preparedEvent{}, fmt.Errorf("%w: payload of %d bytes exceeds the maximum of %d", events.ErrInvalidEvent, len(enc), MaxValueSize)
 	}
 	return preparedEvent{typ: typ, payload: enc}, nil
 }

@@ -157,14 +157,7 @@ func checkStatePrefix(run RunID, prefix string) error {
 
 // encodeStateValue returns the canonical encoding of a state value.
 func encodeStateValue(v Value) ([]byte, error) {
-	b, err := value.Encode(v)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxValueSize {
-		return nil, fmt.Errorf("%w: value of %d bytes exceeds the maximum of %d", ErrInvalidValue, len(b), MaxValueSize)
-	}
-	return b, nil
+	return value.AppendLimit(nil, v, MaxValueSize)
 }
 
 // stateAt returns the cell's stored record as the transaction sees it (its

@@ -312,12 +312,12 @@ func (t *Txn) encodeValue(v Value) (keyenc.Kind, []byte, error) {
 	if _, ok := v.AsBytes(); ok {
 		return encodeValue(v)
 	}
-	enc, err := value.Append(t.vbuf[:0], v)
+	enc, err := value.AppendLimit(t.vbuf[:0], v, MaxValueSize)
 	if err != nil {
 		return 0, nil, err
 	}
 	t.vbuf = enc
-	return checkedPayload(keyenc.KindValue, enc)
+	return keyenc.KindValue, enc, nil
 }
 
 // Delete deletes key when the transaction commits and reports whether it

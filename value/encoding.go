@@ -26,11 +26,20 @@ const (
 
 // Append validates v and appends its canonical encoding to dst. On error dst
 // is returned unchanged in length.
-func Append(dst []byte, v Value) ([]byte, error) {
-	if err := v.Validate(); err != nil {
+func Append(dst []byte, v Value) ([]byte, error) { return AppendLimit(dst, v, math.MaxInt) }
+
+// AppendLimit is Append for an encoding of at most limit bytes. A value
+// whose encoding would be longer is refused with an error matching
+// serr.ErrInvalidValue before any of it is encoded, and the refusal costs
+// at most a walk of limit elements, even for a value that uses one element
+// many times over (value.Array(v, v) nested 40 deep encodes to 2^40
+// copies of v). dst grows once, to its final size.
+func AppendLimit(dst []byte, v Value, limit int) ([]byte, error) {
+	s := sizer{limit: limit}
+	if err := s.walk(v, 0); err != nil {
 		return dst, err
 	}
-	return appendValue(dst, v), nil
+	return appendValue(slices.Grow(dst, s.n), v), nil
 }
 
 // Encode returns the canonical encoding of v.

@@ -143,38 +143,80 @@ func (v Value) AsObject() (map[string]Value, bool) { return v.obj, v.kind == Kin
 // valid UTF-8 in strings and object keys, and no nesting deeper than
 // MaxDepth. The error matches serr.ErrInvalidValue (strata.ErrInvalidValue).
 // It does not check size: a database's writes also refuse a value whose
-// stored payload exceeds strata.MaxValueSize.
-func (v Value) Validate() error { return v.validate(0) }
+// stored payload exceeds strata.MaxValueSize, without walking more of it
+// than that size (see AppendLimit). Validate walks the whole value, every
+// use of a shared element included, so it takes as long as encoding it.
+func (v Value) Validate() error {
+	s := sizer{limit: math.MaxInt}
+	return s.walk(v, 0)
+}
 
-func (v Value) validate(depth int) error {
+// sizer validates a value and adds up the size of its encoding as it walks
+// it, stopping as soon as the size passes limit. Each element visited adds
+// at least one byte, so a walk visits at most limit+1 elements, however
+// often the value shares its elements.
+type sizer struct{ n, limit int }
+
+func (s *sizer) add(k int) error {
+	if k > s.limit-s.n {
+		return fmt.Errorf("%w: encoding exceeds the maximum of %d bytes", serr.ErrInvalidValue, s.limit)
+	}
+	s.n += k
+	return nil
+}
+
+// uvarintLen is the size of n's uvarint encoding.
+func uvarintLen(n int) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
+}
+
+func (s *sizer) walk(v Value, depth int) error {
 	switch v.kind {
-	case KindNull, KindBool, KindInt, KindBytes:
-		return nil
+	case KindNull, KindBool:
+		return s.add(1)
+	case KindInt:
+		return s.add(9)
 	case KindFloat:
 		f := math.Float64frombits(v.num)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return fmt.Errorf("%w: float %v is not storable", serr.ErrInvalidValue, f)
 		}
-		return nil
+		return s.add(9)
 	case KindString:
+		// The size first: a string past the limit is not read.
+		if err := s.add(1 + uvarintLen(len(v.str)) + len(v.str)); err != nil {
+			return err
+		}
 		if !utf8.ValidString(v.str) {
 			return fmt.Errorf("%w: string is not valid UTF-8", serr.ErrInvalidValue)
 		}
 		return nil
+	case KindBytes:
+		return s.add(1 + uvarintLen(len(v.raw)) + len(v.raw))
 	case KindArray, KindObject:
 		if depth >= MaxDepth {
 			return fmt.Errorf("%w: nested deeper than %d", serr.ErrInvalidValue, MaxDepth)
 		}
+		if err := s.add(1 + uvarintLen(len(v.arr)+len(v.obj))); err != nil {
+			return err
+		}
 		for _, e := range v.arr {
-			if err := e.validate(depth + 1); err != nil {
+			if err := s.walk(e, depth+1); err != nil {
 				return err
 			}
 		}
 		for k, e := range v.obj {
+			if err := s.add(uvarintLen(len(k)) + len(k)); err != nil {
+				return err
+			}
 			if !utf8.ValidString(k) {
 				return fmt.Errorf("%w: object key is not valid UTF-8", serr.ErrInvalidValue)
 			}
-			if err := e.validate(depth + 1); err != nil {
+			if err := s.walk(e, depth+1); err != nil {
 				return err
 			}
 		}

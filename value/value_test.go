@@ -3,6 +3,8 @@ package value
 import (
 	"bytes"
 	"math"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/strata-db/strata/internal/serr"
@@ -129,5 +131,57 @@ func FuzzDecode(f *testing.F) {
 		if !bytes.Equal(re, b) {
 			t.Fatalf("non-canonical input accepted: %x -> %x", b, re)
 		}
+		requireSizedExactly(t, v, b)
 	})
+}
+
+// requireSizedExactly checks that AppendLimit's walk measures v's encoding
+// enc exactly: a limit of its length takes it, one byte less refuses it.
+func requireSizedExactly(t *testing.T, v Value, enc []byte) {
+	t.Helper()
+	got, err := AppendLimit([]byte("x"), v, len(enc))
+	require.NoError(t, err)
+	require.Equal(t, append([]byte("x"), enc...), got)
+	got, err = AppendLimit([]byte("x"), v, len(enc)-1)
+	require.ErrorIs(t, err, serr.ErrInvalidValue)
+	require.Equal(t, []byte("x"), got, "a refusal appends nothing")
+}
+
+func TestAppendLimitMeasuresExactly(t *testing.T) {
+	long := String(strings.Repeat("é", 100)) // a two-byte length
+	big := Bytes(make([]byte, 1<<14))        // a three-byte length
+	wide := make([]Value, 200)
+	for i := range wide {
+		wide[i] = Int(int64(i))
+	}
+	for _, v := range append(sample(), long, big, Array(wide...),
+		Object(map[string]Value{strings.Repeat("k", 300): big, "n": Array(long, Null())})) {
+		requireSizedExactly(t, v, must(Encode(v)))
+	}
+}
+
+// A value may use one element many times: nested 60 deep, value.Array(v, v)
+// encodes to 2^60 copies of v. A limit refuses it after walking about
+// limit elements, where encoding or validating it would never end.
+func TestAppendLimitRefusesSharedElementsEarly(t *testing.T) {
+	v := Int(1)
+	for range 60 {
+		v = Array(v, v)
+	}
+	_, err := AppendLimit(nil, v, 1<<20)
+	require.ErrorIs(t, err, serr.ErrInvalidValue)
+	require.ErrorContains(t, err, "exceeds the maximum of 1048576 bytes")
+
+	// Wide sharing too: 256 uses of a 1 MiB element are refused after 2.
+	leaf := Bytes(make([]byte, 1<<20))
+	wide := make([]Value, 256)
+	for i := range wide {
+		wide[i] = leaf
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = AppendLimit(nil, Array(wide...), 1<<20)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, serr.ErrInvalidValue)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "a refusal encodes nothing")
 }
