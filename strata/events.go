@@ -611,17 +611,27 @@ func missingEvent(seq uint64) error {
 // names, the next appends would reuse their sequences, and verification
 // against the anchor would report a truncated or rewritten log that nobody
 // tampered with. (An ephemeral database has nothing durable to anchor to.)
+//
+// The read and the sync are one call for Shutdown and Close: once the call
+// is admitted, they wait for both.
 func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, error) {
+	if err := run.Validate(); err != nil {
+		return events.Anchor{}, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return events.Anchor{}, err
+	}
+	defer db.leave()
 	var (
 		h        events.Head
 		headVers uint64 // the version that wrote the head read
 	)
-	err := db.readTxn(ctx, run, func(t *Txn) (err error) {
+	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
 		if h, err = t.eventHead(); err == nil {
 			headVers = t.reads[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]
 		}
 		return err
-	})
+	}, directOp, admittedOp)
 	if err != nil {
 		return events.Anchor{}, err
 	}
@@ -630,7 +640,7 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 		return events.Anchor{}, fmt.Errorf("run %s has no events: %w", run, ErrNotFound)
 	}
 	if db.persist == PersistenceDisk && db.dur.Durable() < headVers {
-		if _, err := db.Flush(ctx); err != nil {
+		if _, err := db.dur.Sync(); err != nil { // Flush's sync, within this call's admission
 			return events.Anchor{}, err
 		}
 	}

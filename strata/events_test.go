@@ -6,12 +6,14 @@ package strata_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -968,6 +970,60 @@ func TestEventAnchorSurvivesCrash(t *testing.T) {
 			require.Equal(t, uint64(8), e.Sequence, "no sequence the anchor names is reused")
 		})
 	}
+}
+
+// shutdownAtLook is a context that starts db.Shutdown at its n-th look
+// (Err call) and returns once the database stopped accepting operations.
+type shutdownAtLook struct {
+	context.Context
+	db       *strata.Database
+	n        int
+	looks    int
+	shutdown chan error
+}
+
+func (c *shutdownAtLook) Err() error {
+	if c.looks++; c.looks == c.n {
+		go func() { c.shutdown <- c.db.Shutdown(context.Background()) }()
+		for c.db.IsOpen() {
+			runtime.Gosched()
+		}
+	}
+	return c.Context.Err()
+}
+
+// EventAnchor's read and its sync are one call for Shutdown: a Shutdown
+// that begins once the call was admitted waits for both, and the call
+// returns its anchor, durable, rather than ErrClosed from the sync.
+func TestEventAnchorIsOneCallForShutdown(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	opts := strata.Options{Path: "db", FS: fs, Durability: strata.DurabilityBatched, SyncInterval: time.Hour, MaxPendingCommits: 1 << 20}
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	run := strata.NewRunID()
+	for i := range 3 {
+		_, err := db.AppendEvent(ctx, run, "e", evPayload(0, i))
+		require.NoError(t, err)
+	}
+	// Look 1 admits the call; Shutdown begins at look 2, as the read
+	// transaction begins.
+	c := &shutdownAtLook{Context: context.Background(), db: db, n: 2, shutdown: make(chan error, 1)}
+	anchor, err := db.EventAnchor(c, run)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), anchor.Sequence)
+	require.NoError(t, <-c.shutdown)
+	_, err = db.EventAnchor(ctx, run)
+	require.ErrorIs(t, err, strata.ErrClosed, "a call after Shutdown began is refused")
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	require.NoError(t, db.Close())
+
+	opts.FS = crashed
+	db, err = strata.OpenWith(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	v, err := db.VerifyEvents(ctx, run, &anchor)
+	require.NoError(t, err)
+	require.True(t, v.Valid, "%+v", v)
 }
 
 func eventCrashOnce(t *testing.T, mode strata.DurabilityMode, unsyncedPct int) {

@@ -70,6 +70,7 @@ type Txn struct {
 	onCommit func(version uint64, timestamp int64)
 	cancel   context.CancelFunc // releases WithTimeout's context (Begin only)
 	direct   bool               // not counted in TxnMetrics
+	admitted bool               // runs inside a call that holds its admission (see admittedOp)
 	// noOrphanEvents: checkNoOrphanEvents passed at snap (see eventHead);
 	// the snapshot is fixed, so it need not run again.
 	noOrphanEvents bool
@@ -109,6 +110,11 @@ type txnConfig struct {
 	// direct marks the transactions that direct operations (state calls,
 	// event and state reads) run in: they are not counted in TxnMetrics.
 	direct bool
+	// admitted marks a transaction run by a call that was admitted itself
+	// (db.enter) and stays admitted until it returns: the transaction
+	// neither enters nor leaves, so that Shutdown cannot begin between it
+	// and the call's other steps and refuse one of them.
+	admitted bool
 	// onCommit, if set, gets the commit version and timestamp of a
 	// successful commit that wrote something (internal callers only).
 	onCommit func(version uint64, timestamp int64)
@@ -116,6 +122,9 @@ type txnConfig struct {
 
 // directOp sets txnConfig.direct.
 func directOp(c *txnConfig) { c.direct = true }
+
+// admittedOp sets txnConfig.admitted.
+func admittedOp(c *txnConfig) { c.admitted = true }
 
 // withCommitHook sets txnConfig.onCommit.
 func withCommitHook(f func(version uint64, timestamp int64)) TxnOption {
@@ -163,7 +172,11 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	if err := run.Validate(); err != nil {
 		return nil, err
 	}
-	if err := db.enter(ctx); err != nil {
+	if cfg.admitted {
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := db.enter(ctx); err != nil {
 		return nil, err
 	}
 	mode := db.dur.Mode()
@@ -177,7 +190,7 @@ func (db *Database) begin(ctx context.Context, run RunID, cfg txnConfig) (*Txn, 
 	b := db.txns.get() // pinned at 0 until the snapshot is known
 	snap := db.store.Visible()
 	b.pin.Store(snap + 1)
-	return &Txn{db: db, ctx: ctx, run: run, snap: snap, mode: mode, rs: db.runs.acquire(run), onCommit: cfg.onCommit, direct: cfg.direct, txnBuffers: b}, nil
+	return &Txn{db: db, ctx: ctx, run: run, snap: snap, mode: mode, rs: db.runs.acquire(run), onCommit: cfg.onCommit, direct: cfg.direct, admitted: cfg.admitted, txnBuffers: b}, nil
 }
 
 // Snapshot returns the version the transaction reads at.
@@ -621,7 +634,9 @@ func (t *Txn) end(outcome *atomic.Int64) {
 		t.db.txnActive.Add(-1)
 		outcome.Add(1)
 	}
-	t.db.leave()
+	if !t.admitted {
+		t.db.leave()
+	}
 	if t.cancel != nil {
 		t.cancel()
 	}
