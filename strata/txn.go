@@ -58,10 +58,9 @@ var (
 // A Txn is not safe for concurrent use: that includes a goroutine still
 // using it as it ends (End, Commit, or the return of Transaction's
 // function), since its pooled buffers then pass to another transaction.
-// From Begin until Commit or End it
-// counts as an operation in flight: Shutdown and Close wait for it. Always
-// End a transaction from Begin (End after Commit is a no-op); the closure
-// API does it for you.
+// From Begin until Commit or End it counts as an operation in flight:
+// Shutdown and Close wait for it. Always End a transaction from Begin (End
+// after Commit is a no-op); the closure API does it for you.
 type Txn struct {
 	db   *Database
 	ctx  context.Context
