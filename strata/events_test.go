@@ -955,16 +955,8 @@ func TestEventAnchorSurvivesCrash(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, anchor, again)
 			require.Equal(t, syncs, db.Metrics().Syncs, "no sync for an anchor of durable events")
-			crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
-			require.NoError(t, db.Close())
-
-			opts.FS = crashed
-			db, err = strata.OpenWith(opts)
-			require.NoError(t, err)
+			db = reopenAfterCrashAndVerify(t, fs, opts, db, run, anchor)
 			defer db.Close()
-			v, err := db.VerifyEvents(ctx, run, &anchor)
-			require.NoError(t, err)
-			require.True(t, v.Valid, "%+v", v)
 			e, err := db.AppendEvent(ctx, run, "e", evPayload(0, 8))
 			require.NoError(t, err)
 			require.Equal(t, uint64(8), e.Sequence, "no sequence the anchor names is reused")
@@ -1014,16 +1006,23 @@ func TestEventAnchorIsOneCallForShutdown(t *testing.T) {
 	require.NoError(t, <-c.shutdown)
 	_, err = db.EventAnchor(ctx, run)
 	require.ErrorIs(t, err, strata.ErrClosed, "a call after Shutdown began is refused")
+	require.NoError(t, reopenAfterCrashAndVerify(t, fs, opts, db, run, anchor).Close())
+}
+
+// reopenAfterCrashAndVerify crashes fs, losing everything unsynced, closes
+// db, opens the crashed copy with opts and checks run's log against anchor.
+// It returns the reopened database.
+func reopenAfterCrashAndVerify(t *testing.T, fs *vfs.MemFS, opts strata.Options, db *strata.Database, run strata.RunID, anchor events.Anchor) *strata.Database {
+	t.Helper()
 	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	require.NoError(t, db.Close())
-
 	opts.FS = crashed
-	db, err = strata.OpenWith(opts)
+	db, err := strata.OpenWith(opts)
 	require.NoError(t, err)
-	defer db.Close()
 	v, err := db.VerifyEvents(ctx, run, &anchor)
 	require.NoError(t, err)
 	require.True(t, v.Valid, "%+v", v)
+	return db
 }
 
 func eventCrashOnce(t *testing.T, mode strata.DurabilityMode, unsyncedPct int) {

@@ -84,26 +84,94 @@ func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Worklo
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
-			opts := pebbleOptions(cfg.MemTableSize, cfg.CacheSize)
-			opts.Comparer = pebbleadapter.Comparer
-			db, dir, err := openPebbleWith(opts)
+			db, dir, err := openShapedPebble(cfg)
 			if err != nil {
 				return Instance{}, err
 			}
-			run := keyenc.RunID(strata.NewRunID())
+			recs := newStrataRecords(goroutines)
 			var version atomic.Uint64
-			kbufs, vbufs := make([][]byte, goroutines), make([][]byte, goroutines)
 			return Instance{
 				Op: func(g, i int) error {
-					k, v := in.kv(g, i)
-					kbufs[g] = keyenc.AppendVersioned(kbufs[g][:0], run, keyenc.TagKV, k, version.Add(1))
-					vbufs[g] = append(keyenc.AppendHeader(vbufs[g][:0], keyenc.KindBytes, time.Now().UnixNano()), v...)
-					return db.Set(kbufs[g], vbufs[g], wo)
+					k, v := recs.record(g, in, i, version.Add(1))
+					return db.Set(k, v, wo)
 				},
 				Close: closeAndRemove(db.Close, dir),
 			}, nil
 		},
 	}
+}
+
+// pebbleOrderedPut is pebbleShapedPut with the versions in WAL order, as
+// Strata's commits have them: a mutex covers each write's version and its
+// batch's entry into Pebble (ApplyNoSyncWait), and the fsync wait comes
+// after it. Against pebbleShapedPut it measures what that order costs
+// Pebble (whose concurrent writers otherwise fill the memtable in parallel).
+func pebbleOrderedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
+	return Workload{
+		System:     "pebble, strata records in version order",
+		Setting:    "Batch, " + syncName(wo) + ", applied under a mutex, fsync waited outside it",
+		Goroutines: goroutines,
+		Start: func(p Plan) (Instance, error) {
+			in := newWriteInputs(p)
+			db, dir, err := openShapedPebble(cfg)
+			if err != nil {
+				return Instance{}, err
+			}
+			recs := newStrataRecords(goroutines)
+			var mu sync.Mutex
+			var version uint64
+			return Instance{
+				Op: func(g, i int) error {
+					b := db.NewBatch()
+					mu.Lock()
+					version++
+					k, v := recs.record(g, in, i, version)
+					err := b.Set(k, v, nil)
+					if err == nil {
+						err = db.ApplyNoSyncWait(b, wo)
+					}
+					mu.Unlock()
+					if err == nil && wo.Sync {
+						err = b.SyncWait()
+					}
+					return errors.Join(err, b.Close())
+				},
+				Close: closeAndRemove(db.Close, dir),
+			}, nil
+		},
+	}
+}
+
+// openShapedPebble opens raw Pebble for Strata's records: the write groups'
+// settings with Strata's comparer.
+func openShapedPebble(cfg Config) (*pebble.DB, string, error) {
+	opts := pebbleOptions(cfg.MemTableSize, cfg.CacheSize)
+	opts.Comparer = pebbleadapter.Comparer
+	return openPebbleWith(opts)
+}
+
+// strataRecords encodes write inputs as the records a Strata commit of one
+// run writes, into a key and a value buffer per goroutine.
+type strataRecords struct {
+	run          keyenc.RunID
+	kbufs, vbufs [][]byte
+}
+
+func newStrataRecords(goroutines int) *strataRecords {
+	return &strataRecords{
+		run:   keyenc.RunID(strata.NewRunID()),
+		kbufs: make([][]byte, goroutines),
+		vbufs: make([][]byte, goroutines),
+	}
+}
+
+// record returns goroutine g's op i as a KV key at version and a Bytes
+// value behind its header, valid until g's next call.
+func (r *strataRecords) record(g int, in *writeInputs, i int, version uint64) (key, val []byte) {
+	k, v := in.kv(g, i)
+	r.kbufs[g] = keyenc.AppendVersioned(r.kbufs[g][:0], r.run, keyenc.TagKV, k, version)
+	r.vbufs[g] = append(keyenc.AppendHeader(r.vbufs[g][:0], keyenc.KindBytes, time.Now().UnixNano()), v...)
+	return r.kbufs[g], r.vbufs[g]
 }
 
 // openPebble opens a Pebble store in a fresh directory, with the write
@@ -203,49 +271,4 @@ func pebbleLoad(db *pebble.DB, keys *keySet) error {
 		}
 	}
 	return nil
-}
-
-// pebbleOrderedPut is pebbleShapedPut with the versions in WAL order: a
-// mutex covers each write's version and its batch's entry into Pebble
-// (ApplyNoSyncWait), and the fsync wait comes after it, as Strata commits.
-func pebbleOrderedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
-	return Workload{
-		System:     "pebble, strata records in version order",
-		Setting:    "Batch, " + syncName(wo) + ", applied under a mutex, fsync waited outside it",
-		Goroutines: goroutines,
-		Start: func(p Plan) (Instance, error) {
-			in := newWriteInputs(p)
-			opts := pebbleOptions(cfg.MemTableSize, cfg.CacheSize)
-			opts.Comparer = pebbleadapter.Comparer
-			db, dir, err := openPebbleWith(opts)
-			if err != nil {
-				return Instance{}, err
-			}
-			run := keyenc.RunID(strata.NewRunID())
-			var mu sync.Mutex
-			var version uint64
-			kbufs, vbufs := make([][]byte, goroutines), make([][]byte, goroutines)
-			return Instance{
-				Op: func(g, i int) error {
-					k, v := in.kv(g, i)
-					b := db.NewBatch()
-					mu.Lock()
-					version++
-					kbufs[g] = keyenc.AppendVersioned(kbufs[g][:0], run, keyenc.TagKV, k, version)
-					vbufs[g] = append(keyenc.AppendHeader(vbufs[g][:0], keyenc.KindBytes, time.Now().UnixNano()), v...)
-					if err := b.Set(kbufs[g], vbufs[g], nil); err != nil {
-						mu.Unlock()
-						return err
-					}
-					err := db.ApplyNoSyncWait(b, wo)
-					mu.Unlock()
-					if err == nil && wo.Sync {
-						err = b.SyncWait()
-					}
-					return errors.Join(err, b.Close())
-				},
-				Close: closeAndRemove(db.Close, dir),
-			}, nil
-		},
-	}
 }
