@@ -761,7 +761,25 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 }
 
 // Fatalf records the failure. Pebble calls it on the committing goroutine
-// for WAL failures, so Apply sees the failure before it returns.
+// for WAL failures, so Apply sees the failure before it returns. Pebble
+// formats its errors with %s or %v, so the error arguments are kept as
+// the failure's causes: errors.Is finds an ENOSPC behind it, say.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.d.Fail(fmt.Errorf("pebble: "+format, args...))
+	f := &fatalError{msg: fmt.Sprintf("pebble: "+format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			f.causes = append(f.causes, err)
+		}
+	}
+	l.d.Fail(f)
 }
+
+// fatalError is a failure Pebble reported through Logger.Fatalf: its
+// message, and the errors among its arguments.
+type fatalError struct {
+	msg    string
+	causes []error
+}
+
+func (e *fatalError) Error() string   { return e.msg }
+func (e *fatalError) Unwrap() []error { return e.causes }

@@ -55,15 +55,15 @@ import (
 // commits that failed are each wholly present or wholly absent, as after
 // any failed fsync.
 //
-// Tables, blob files and OPTIONS files pass through, with these exceptions
-// once the store has failed. A flush's tables are written to an overlay in
+// OPTIONS files are behind the fence too (see optionsFile). Tables and
+// blob files pass through, with these exceptions once the store has
+// failed. A flush's tables are written to an overlay in
 // memory (createInOverlay), so that the flush succeeds and frees the
 // commits waiting for room in the memtables. A compaction's go to disk
 // still (in memory they could hold a whole compaction's output in the
 // heap), except while a write stall is in progress: then commits wait
 // inside Pebble for a compaction to shrink level 0, and only one that
-// succeeds frees them. OPTIONS files go to the overlay too, so that an
-// Open during which the store failed completes (see optionsFile). And a
+// succeeds frees them. And a
 // file Pebble creates on disk after the failure is an orphan no MANIFEST
 // on disk can name, which the fence lets Pebble remove. Their errors are
 // Pebble's to handle, except that a failed flush fails the store
@@ -130,7 +130,7 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 		return fs.createInOverlay(name, category)
 	}
 	f, err := open()
-	if !fs.fenced(name) {
+	if !fs.fenced(name) && !fs.optionsFile(name) {
 		if frozen && err == nil {
 			fs.d.orphans.Store(name, struct{}{})
 		}
@@ -145,6 +145,9 @@ func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() 
 	}
 	if err != nil {
 		fs.d.Fail(fmt.Errorf("create %s: %w", name, err))
+		if fs.optionsFile(name) {
+			return fs.createInOverlay(name, category) // where its rename works
+		}
 		return memFile(name, category)
 	}
 	return &fencedFile{File: f, d: fs.d, name: name, wal: walFileName.MatchString(fs.PathBase(name))}, nil
@@ -200,9 +203,13 @@ func (f *compactionFile) Close() error { return f.check("close", f.File.Close())
 // after it may have started a compaction (a flush of what it replayed can
 // trigger one); if writing or renaming it fails, Open's cleanup closes the
 // table cache under that compaction, which then panics and ends the
-// process. So once the store has failed, these files live in the overlay,
-// where they are written and renamed, and Open completes; Strata's Open
-// then finds the failure and closes Pebble, whose Close waits for its
+// process. So these files are behind the fence as WALs and MANIFESTs are:
+// an error creating, writing, syncing or closing one fails the store and
+// is not returned to Pebble (one that fails to be created is created in
+// the overlay instead, and one whose rename fails is reported renamed), and once the store has failed, new ones live in
+// the overlay, where they are written and renamed, while the rename of one
+// on disk is reported done and moves nothing. Open completes; Strata's
+// Open then finds the failure and closes Pebble, whose Close waits for its
 // compactions.
 func (fs fenceFS) optionsFile(name string) bool {
 	return optionsFileName.MatchString(fs.PathBase(name))
@@ -309,9 +316,21 @@ func (fs fenceFS) Rename(oldname, newname string) error {
 		return nil
 	}
 	if fs.frozen() {
+		if fs.optionsFile(oldname) {
+			// An OPTIONS file whose writing failed (see optionsFile):
+			// Pebble's Open must complete, so the rename is reported done
+			// and nothing on disk moves (the next Open removes the
+			// temporary file).
+			return nil
+		}
 		return fmt.Errorf("rename %s: %w", oldname, errFrozen)
 	}
-	return fs.FS.Rename(oldname, newname)
+	err := fs.FS.Rename(oldname, newname)
+	if err != nil && fs.optionsFile(oldname) {
+		fs.d.Fail(fmt.Errorf("rename %s: %w", oldname, err)) // see optionsFile
+		return nil
+	}
+	return err
 }
 
 // Link links a file under a new name, unless the store is frozen.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -657,15 +658,38 @@ func TestOpenFailingWhileItCompactsReturns(t *testing.T) {
 		}
 		require.NoError(t, db.Close())
 	}
-	noManifest := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpCreate && strings.HasPrefix(filepath.Base(op.Path), "MANIFEST-") {
-			return errorfs.ErrInjected
-		}
-		return nil
-	})
-	for range 30 {
-		fs := errorfs.Wrap(img.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}), noManifest)
-		requireOpenFails(t, strata.Options{Path: "db", FS: fs, Durability: strata.DurabilityStrict})
+	// Each fault strikes once, at the first operation of its kind on its
+	// files: the MANIFEST Open creates, or the OPTIONS file it writes last
+	// (through a temporary file it renames).
+	options := []string{"temporary."} // what Open writes, not the OPTIONS file it reads
+	faults := []struct {
+		name   string
+		kind   errorfs.OpKind
+		prefix []string
+	}{
+		{"create MANIFEST", errorfs.OpCreate, []string{"MANIFEST-"}},
+		{"create OPTIONS", errorfs.OpCreate, options},
+		{"write OPTIONS", errorfs.OpFileWrite, options},
+		{"sync OPTIONS", errorfs.OpFileSync, options},
+		{"rename OPTIONS", errorfs.OpRename, options},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			for range 10 {
+				var struck atomic.Bool
+				once := errorfs.InjectorFunc(func(op errorfs.Op) error {
+					base := filepath.Base(op.Path)
+					if op.Kind == f.kind && slices.ContainsFunc(f.prefix, func(p string) bool { return strings.HasPrefix(base, p) }) &&
+						struck.CompareAndSwap(false, true) {
+						return errorfs.ErrInjected
+					}
+					return nil
+				})
+				fs := errorfs.Wrap(img.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}), once)
+				requireOpenFails(t, strata.Options{Path: "db", FS: fs, Durability: strata.DurabilityStrict})
+				require.True(t, struck.Load(), "the fault struck")
+			}
+		})
 	}
 	db, err := strata.OpenWith(strata.Options{Path: "db", FS: img, Durability: strata.DurabilityStrict})
 	require.NoError(t, err)
@@ -675,6 +699,21 @@ func TestOpenFailingWhileItCompactsReturns(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, value.Int(3), got.Value, "the crashed session's synced commits are recovered")
 	}
+}
+
+// Pebble reports some failures through its logger's Fatalf, formatting the
+// error with %s: the failure Strata records keeps that error as its cause,
+// so a full disk is recognisable behind ErrFailed.
+func TestFailureReportedThroughPebblesLoggerKeepsItsCause(t *testing.T) {
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.HasPrefix(filepath.Base(op.Path), "marker.manifest.") {
+			return fmt.Errorf("disk full: %w", syscall.ENOSPC)
+		}
+		return nil
+	}))
+	_, err := strata.OpenWith(strata.Options{Path: "db", FS: fs})
+	require.ErrorIs(t, err, strata.ErrFailed)
+	require.ErrorIs(t, err, syscall.ENOSPC)
 }
 
 // requireOpenFails checks that OpenWith(opts) returns, in time, an error
