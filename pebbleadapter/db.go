@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/rs/zerolog"
 	"github.com/strata-db/strata/internal/serr"
 	"github.com/strata-db/strata/keyenc"
@@ -345,9 +346,14 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 	}
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
-		// The directory could be listed: what Peek refuses is the name of
-		// a marker file that does not parse.
-		return false, fmt.Errorf("%w: %s: %v", serr.ErrCorruption, dir, err)
+		if isIOError(err) {
+			// Peek lists and opens the directory again: a fault there
+			// says nothing of the store.
+			return false, fmt.Errorf("strata: %s: %w", dir, err)
+		}
+		// What Peek refuses in a directory it could read is the name of a
+		// marker file that does not parse, or a format it does not know.
+		return false, fmt.Errorf("%w: %s: %w", serr.ErrCorruption, dir, err)
 	}
 	if desc.Exists {
 		if desc.FormatMajorVersion == pebble.FormatDefault {
@@ -378,6 +384,15 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// isIOError reports whether err comes from the filesystem: an operating
+// system error (a *fs.PathError or a syscall.Errno), or errorfs's injected
+// one. Pebble's own errors about what it read carry neither.
+func isIOError(err error) bool {
+	var pathErr *os.PathError
+	var errno syscall.Errno
+	return errors.As(err, &pathErr) || errors.As(err, &errno) || errors.Is(err, errorfs.ErrInjected)
 }
 
 // Names of the files in a store's directory. dataFileName matches those
@@ -487,17 +502,26 @@ func (d *DB) Failed() error {
 // Fail marks the store failed with cause, unless it already failed, and
 // freezes the WAL. Every later Enter returns an error matching ErrFailed
 // that wraps cause.
-func (d *DB) Fail(cause error) {
-	d.walFrozen.Store(true)
-	d.fail(cause)
-}
+func (d *DB) Fail(cause error) { d.failWith(cause, true) }
 
 // fail is Fail without freezing the WAL: the records Pebble holds for
 // commits acknowledged before the failure still reach it.
-func (d *DB) fail(cause error) {
-	d.frozen.Store(true)
+func (d *DB) fail(cause error) { d.failWith(cause, false) }
+
+// failWith records the failure, then freezes the files (and the WAL if
+// freezeWAL). The order matters: once frozen, the fence drops writes and
+// fsyncs and reports them done, and Pebble may then wake a committer
+// waiting on them, who checks Failed before acknowledging; that check must
+// find the failure. (Freezing first let a Strict commit whose fsync the
+// fence had dropped be acknowledged, and lost: found by a black-box audit.)
+func (d *DB) failWith(cause error, freezeWAL bool) {
 	err := fmt.Errorf("%w: %w", serr.ErrFailed, cause)
-	if d.failure.CompareAndSwap(nil, &err) {
+	first := d.failure.CompareAndSwap(nil, &err)
+	d.frozen.Store(true)
+	if freezeWAL {
+		d.walFrozen.Store(true)
+	}
+	if first {
 		close(d.failedCh)
 		d.log.Error().Err(cause).Msg("strata: database failed; reopen it to continue")
 	}

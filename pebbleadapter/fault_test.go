@@ -309,15 +309,15 @@ func TestCloseDoesNotWaitForAFailingFlush(t *testing.T) {
 }
 
 // Pebble panics when an fsync of the store's directory fails (it takes
-// fsync errors for unrecoverable). Creating a store, its Open syncs the
-// directory as it places the manifest and format version markers, the
-// first WAL and the OPTIONS file; the adapter's Open returns such a panic
-// as an error, whichever of these fsyncs fails, and leaves nothing held.
+// fsync errors for unrecoverable); the fence fails the store instead and
+// tells Pebble the fsync succeeded (fencedDir). Creating a store, its Open
+// syncs the directory as it places the manifest and format version
+// markers, the first WAL and the OPTIONS file; the adapter's Open returns
+// the failure, whichever of these fsyncs fails, and leaves nothing held.
 // The directory then holds a creation cut short, which the next Open, with
-// the fault gone, completes. (Directory fsyncs after pebble.Open returns,
-// at a WAL rotation or a MANIFEST rotation, end the process: the known
-// limitation in durability.md. The injector fails only fsyncs made inside
-// pebble.Open, which it tells by the stack.)
+// the fault gone, completes. (The injector fails only fsyncs made inside
+// pebble.Open, which it tells by the stack; strata's
+// TestDirectorySyncFailureFailsTheDatabase covers those after it.)
 func TestOpenOfANewStoreSurvivesAFailingDirectorySync(t *testing.T) {
 	for n := 0; ; n++ {
 		mem := vfs.NewMem()

@@ -260,11 +260,19 @@ func (fs fenceFS) Stat(name string) (vfs.FileInfo, error) {
 	return fs.FS.Stat(name)
 }
 
-// List lists a directory, the overlay's files in it included.
+// List lists a directory, the overlay's files in it included. A listing
+// that fails fails the store, and Pebble gets the overlay's files alone:
+// Pebble's Open lists the directory again after the flush of what it
+// replayed may have started a compaction, and failing there would close
+// its table cache under the compaction, which then panics and ends the
+// process (found by a black-box audit). The store is frozen before Pebble
+// sees the short listing, so nothing it does with it touches the disk:
+// what it would create lives in memory, and it removes nothing.
 func (fs fenceFS) List(dir string) ([]string, error) {
 	names, err := fs.FS.List(dir)
 	if err != nil {
-		return nil, err
+		fs.d.Fail(fmt.Errorf("list %s: %w", dir, err))
+		names = nil
 	}
 	fs.d.inOverlay.Range(func(k, _ any) bool {
 		if name := k.(string); fs.PathDir(name) == dir {
@@ -331,6 +339,39 @@ func (fs fenceFS) Rename(oldname, newname string) error {
 		return nil
 	}
 	return err
+}
+
+// OpenDir opens a directory, behind the fence (see fencedDir).
+func (fs fenceFS) OpenDir(name string) (vfs.File, error) {
+	f, err := fs.FS.OpenDir(name)
+	if err != nil {
+		return nil, err
+	}
+	return &fencedDir{File: f, d: fs.d, name: name}, nil
+}
+
+// fencedDir is a directory Pebble opened to sync it after it creates,
+// renames or removes files there. Pebble takes a failed directory fsync
+// for unrecoverable and panics: after its Open that ends the process, and
+// in its Open it fails Open, whose cleanup can close its table cache under
+// a compaction the flush of what it replayed started, which then panics
+// and ends the process. So a failed fsync fails the store, and Pebble is
+// told it succeeded. That is sound because the store is then frozen: no
+// file on disk is removed or renamed any more, so nothing the failed fsync
+// may have left undurable is replaced by what depends on it, every later
+// commit fails, and a crash leaves what it would have left at the instant
+// of the failure.
+type fencedDir struct {
+	vfs.File
+	d    *DB
+	name string
+}
+
+func (f *fencedDir) Sync() error {
+	if err := f.File.Sync(); err != nil {
+		f.d.Fail(fmt.Errorf("sync directory %s: %w", f.name, err))
+	}
+	return nil
 }
 
 // Link links a file under a new name, unless the store is frozen.
