@@ -55,16 +55,17 @@ import (
 // commits that failed are each wholly present or wholly absent, as after
 // any failed fsync.
 //
-// OPTIONS files are behind the fence too (see optionsFile). Tables and
-// blob files pass through, with these exceptions once the store has
-// failed. A flush's tables are written to an overlay in
-// memory (createInOverlay), so that the flush succeeds and frees the
+// OPTIONS files are behind the fence too (see optionsFile), and so are the
+// directory's fsyncs and listings (fencedDir, List). Tables and blob files
+// pass through, with these exceptions once the store has failed. A
+// flush's tables are written to an overlay in memory (createInOverlay),
+// so that the flush succeeds and frees the
 // commits waiting for room in the memtables. A compaction's go to disk
 // still (in memory they could hold a whole compaction's output in the
 // heap), except while a write stall is in progress: then commits wait
 // inside Pebble for a compaction to shrink level 0, and only one that
-// succeeds frees them. And a
-// file Pebble creates on disk after the failure is an orphan no MANIFEST
+// succeeds frees them. And a file Pebble creates on disk after the
+// failure is an orphan no MANIFEST
 // on disk can name, which the fence lets Pebble remove. Their errors are
 // Pebble's to handle, except that a failed flush fails the store
 // (DB.onBackgroundError), and so does an error creating, writing, syncing
@@ -204,12 +205,13 @@ func (f *compactionFile) Close() error { return f.check("close", f.File.Close())
 // trigger one); if writing or renaming it fails, Open's cleanup closes the
 // table cache under that compaction, which then panics and ends the
 // process. So these files are behind the fence as WALs and MANIFESTs are:
-// an error creating, writing, syncing or closing one fails the store and
-// is not returned to Pebble (one that fails to be created is created in
-// the overlay instead, and one whose rename fails is reported renamed), and once the store has failed, new ones live in
-// the overlay, where they are written and renamed, while the rename of one
-// on disk is reported done and moves nothing. Open completes; Strata's
-// Open then finds the failure and closes Pebble, whose Close waits for its
+// an error creating, writing, syncing, closing or renaming one fails the
+// store and is not returned to Pebble (one that fails to be created is
+// created in the overlay instead; one whose rename fails is reported
+// renamed). Once the store has failed, new ones live in the overlay,
+// where they are written and renamed, while the rename of one on disk is
+// reported done and moves nothing. Open completes; Strata's Open then
+// finds the failure and closes Pebble, whose Close waits for its
 // compactions.
 func (fs fenceFS) optionsFile(name string) bool {
 	return optionsFileName.MatchString(fs.PathBase(name))
