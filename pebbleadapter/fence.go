@@ -59,15 +59,14 @@ import (
 // directory's fsyncs and listings (fencedDir, List). Tables and blob files
 // pass through, with these exceptions once the store has failed. A
 // flush's tables are written to an overlay in memory (createInOverlay),
-// so that the flush succeeds and frees the
-// commits waiting for room in the memtables. A compaction's go to disk
-// still (in memory they could hold a whole compaction's output in the
-// heap), except while a write stall is in progress: then commits wait
-// inside Pebble for a compaction to shrink level 0, and only one that
-// succeeds frees them. And a file Pebble creates on disk after the
-// failure is an orphan no MANIFEST
-// on disk can name, which the fence lets Pebble remove. Their errors are
-// Pebble's to handle, except that a failed flush fails the store
+// so that the flush succeeds and frees the commits waiting for room in the
+// memtables. A compaction's go to disk still (in memory they could hold a
+// whole compaction's output in the heap), except while a write stall is in
+// progress: then commits wait inside Pebble for a compaction to shrink
+// level 0, and only one that succeeds frees them. And a file Pebble
+// creates on disk after the failure is an orphan no MANIFEST on disk can
+// name, which the fence lets Pebble remove. Their errors are Pebble's to
+// handle, except that a failed flush fails the store
 // (DB.onBackgroundError), and so does an error creating, writing, syncing
 // or closing a compaction's table (compactionFile).
 
