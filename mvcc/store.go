@@ -263,13 +263,10 @@ func (s *Store) ApplyTo(ctx context.Context, c *Commit, ws []Write, sync bool) e
 // it fires late, and an operation after the deadline must fail). The clock
 // is read only for a context with a deadline.
 func ContextErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if _, ok := ctx.Deadline(); ok {
+		return contextErrAt(ctx, time.Now())
 	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	return nil
+	return ctx.Err()
 }
 
 // contextErrAt is ContextErr with the clock reading now.

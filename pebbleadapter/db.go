@@ -716,11 +716,12 @@ func (d *DB) onFlushEnd(info pebble.FlushInfo) {
 // commits fill the memtables and then stall inside Pebble, deaf to their
 // contexts; a failed store refuses them instead. The WAL is not frozen:
 // when the fault is confined to tables, what Pebble still holds for
-// commits acknowledged before the failure reaches it. Nor does the flush Close makes after its last sync
-// fail the store (see flushForClose). (A compaction that cannot write its
-// tables has failed the store already, through the fence: see
-// compactionFailed. One that fails to read its input does not fail it:
-// Pebble reports the damage, and the reads that meet it fail.)
+// commits acknowledged before the failure reaches it. Nor does the flush
+// Close makes after its last sync fail the store (see flushForClose). (A
+// compaction that cannot write its tables has failed the store already,
+// through the fence: see compactionFailed. One that fails to read its
+// input does not fail it: Pebble reports the damage, and the reads that
+// meet it fail.)
 func (d *DB) onBackgroundError(err error) {
 	// (Pebble passes the same error value to both; the text is compared
 	// too, for an error type that == cannot compare.)
