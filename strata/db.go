@@ -137,6 +137,18 @@ func clockBound(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func (db *Database) leave() { db.adb.Leave() }
 
+// noResultOnError returns v, or v's zero value if err is not nil: a call
+// whose read or commit ended in an error (its deadline passed as it
+// finished, a commit refused after the function that computed v returned)
+// returns nothing of what it computed beside the error.
+func noResultOnError[T any](v T, err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 // Path returns the database directory ("" for an ephemeral database).
 func (db *Database) Path() string {
 	if db.persist == PersistenceEphemeral {

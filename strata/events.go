@@ -466,37 +466,28 @@ func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 
 // EventLen returns the number of events in run's log.
 func (db *Database) EventLen(ctx context.Context, run RunID) (n uint64, err error) {
-	if err = db.readTxn(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err }); err != nil {
-		return 0, err
-	}
-	return n, nil
+	err = db.readTxn(ctx, run, func(t *Txn) error { n, err = t.EventLen(); return err })
+	return noResultOnError(n, err)
 }
 
 // EventHead returns run's log head: its length and the hash of its last
 // event.
 func (db *Database) EventHead(ctx context.Context, run RunID) (h events.Head, err error) {
-	if err = db.readTxn(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err }); err != nil {
-		return events.Head{}, err
-	}
-	return h, nil
+	err = db.readTxn(ctx, run, func(t *Txn) error { h, err = t.EventHead(); return err })
+	return noResultOnError(h, err)
 }
 
 // Event returns the event at sequence seq of run's log, or ErrNotFound.
 func (db *Database) Event(ctx context.Context, run RunID, seq uint64) (e Event, err error) {
-	if err = db.readTxn(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err }); err != nil {
-		return Event{}, err
-	}
-	return e, nil
+	err = db.readTxn(ctx, run, func(t *Txn) error { e, err = t.Event(seq); return err })
+	return noResultOnError(e, err)
 }
 
 // EventRange returns the events of run with sequences in [start, end), in
 // order; end is capped at the log's length. All are read at one snapshot.
 func (db *Database) EventRange(ctx context.Context, run RunID, start, end uint64) (evs []Event, err error) {
 	err = db.readTxn(ctx, run, func(t *Txn) error { evs, err = t.EventRange(start, end); return err })
-	if err != nil {
-		return nil, err // nothing read is returned with an error (the read's end may have refused it)
-	}
-	return evs, nil
+	return noResultOnError(evs, err)
 }
 
 // EventRangeReverse is EventRange newest first: sequences end-1 down to
@@ -716,8 +707,5 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 		out = v.Finish(&head)
 		return nil
 	})
-	if err != nil {
-		return events.Verification{}, err // no verdict with an error
-	}
-	return out, nil
+	return noResultOnError(out, err) // no verdict with an error
 }

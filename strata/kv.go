@@ -81,10 +81,7 @@ func (db *Database) Exists(ctx context.Context, run RunID, key []byte) (bool, er
 		found = ok && !rec.Deleted()
 		return err
 	})
-	if err != nil {
-		return false, err
-	}
-	return found, nil
+	return noResultOnError(found, err)
 }
 
 // atVisible runs read at the visible version, and again at the then visible
@@ -297,10 +294,7 @@ func (db *Database) History(ctx context.Context, run RunID, key []byte, opts His
 			// removed the version that was newest there: start again.
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
+		return noResultOnError(out, err)
 	}
 }
 

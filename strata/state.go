@@ -325,10 +325,7 @@ func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Val
 		c, err = t.stateInit(name, sv)
 		return err
 	}, stateRetry, directOp)
-	if err != nil {
-		return 0, err // the commit may have been refused after the call returned
-	}
-	return c, nil
+	return noResultOnError(c, err)
 }
 
 // StateRead returns the cell name at the current visible version, or
@@ -342,10 +339,7 @@ func (db *Database) StateRead(ctx context.Context, run RunID, name string) (Stat
 		s, err = t.StateRead(name)
 		return err
 	})
-	if err != nil {
-		return State{}, err
-	}
-	return s, nil
+	return noResultOnError(s, err)
 }
 
 // StateSet writes v to the cell name, creating it if needed, and returns
@@ -360,10 +354,7 @@ func (db *Database) StateSet(ctx context.Context, run RunID, name string, v Valu
 		c, err = t.stateSet(name, sv)
 		return err
 	}, stateRetry, directOp)
-	if err != nil {
-		return 0, err // the commit may have been refused after the call returned
-	}
-	return c, nil
+	return noResultOnError(c, err)
 }
 
 // StateCAS writes v to the cell name if its counter is expected, and
@@ -382,10 +373,7 @@ func (db *Database) StateCAS(ctx context.Context, run RunID, name string, expect
 		c, err = t.stateCAS(name, expected, sv)
 		return err
 	})
-	if err != nil {
-		return 0, err // the commit may have been refused after stateCAS returned
-	}
-	return c, nil
+	return noResultOnError(c, err)
 }
 
 // StateDelete deletes the cell name and reports whether it existed.
@@ -398,10 +386,7 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 		existed, err = t.StateDelete(name)
 		return err
 	}, stateRetry, directOp)
-	if err != nil {
-		return false, err
-	}
-	return existed, nil
+	return noResultOnError(existed, err)
 }
 
 // StateTransition reads the cell name, computes its next value with fn and
@@ -466,8 +451,5 @@ func (db *Database) StateList(ctx context.Context, run RunID, prefix string) ([]
 		names, err = t.StateList(prefix)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return names, nil
+	return noResultOnError(names, err)
 }
