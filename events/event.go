@@ -57,26 +57,38 @@ func typeProblem(n int, validUTF8 bool) string {
 // contents are storable (see value.Value.Validate). The error matches
 // ErrInvalidEvent and serr.ErrInvalidValue.
 func ValidatePayload(p value.Value) error {
-	_, err := payload(p, func(v value.Value) ([]byte, error) { return nil, v.Validate() })
-	return err
+	if err := payloadKind(p); err != nil {
+		return err
+	}
+	return payloadError(p.Validate())
 }
 
 // EncodePayload validates p as ValidatePayload does and returns its
 // canonical encoding, which must be at most limit bytes long: a longer one
 // is refused as value.AppendLimit refuses it, before any of it is encoded.
 func EncodePayload(p value.Value, limit int) ([]byte, error) {
-	return payload(p, func(v value.Value) ([]byte, error) { return value.AppendLimit(nil, v, limit) })
-}
-
-// payload checks that p is an object and runs check on it, wrapping its
-// error in ErrInvalidEvent.
-func payload(p value.Value, check func(value.Value) ([]byte, error)) ([]byte, error) {
-	if p.Kind() != value.KindObject {
-		return nil, fmt.Errorf("%w: payload is %v, not an object", ErrInvalidEvent, p.Kind())
+	if err := payloadKind(p); err != nil {
+		return nil, err
 	}
-	b, err := check(p)
+	b, err := value.AppendLimit(nil, p, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: payload: %w", ErrInvalidEvent, err)
+		return nil, payloadError(err)
 	}
 	return b, nil
+}
+
+// payloadKind refuses a payload that is not an object.
+func payloadKind(p value.Value) error {
+	if p.Kind() != value.KindObject {
+		return fmt.Errorf("%w: payload is %v, not an object", ErrInvalidEvent, p.Kind())
+	}
+	return nil
+}
+
+// payloadError wraps err, a payload's refusal, in ErrInvalidEvent.
+func payloadError(err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: payload: %w", ErrInvalidEvent, err)
+	}
+	return nil
 }
