@@ -116,10 +116,14 @@ func Open(o Options) (*DB, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	if err := fs.MkdirAll(o.Dir, 0o755); err != nil {
+	dir := o.Dir
+	if p, ok := memPath(fs, dir); ok {
+		dir = p // so that MkdirAll too reads "x/../db" as "/db"
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("strata: create %q: %w", o.Dir, err)
 	}
-	dir, err := lockPath(fs, o.Dir)
+	dir, err := lockPath(fs, dir)
 	if err != nil {
 		return nil, fmt.Errorf("strata: open %q: %w", o.Dir, err)
 	}
@@ -239,15 +243,25 @@ func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
 	return l, nil
 }
 
-// lockPath returns the path under which dir is opened and locked: on the
-// real disk, its absolute path with symbolic links resolved; on any other
-// filesystem, dir as given (it names directories its own way). The OS lock
-// does not stop a second lock by the same process, so within a process
-// Pebble's lock table, keyed by path, is what refuses a second open: one
-// spelling per directory makes it refuse a relative path or a symbolic link
-// to a directory that is open already.
+// lockPath returns the path under which dir is opened and locked. The OS
+// lock does not stop a second lock by the same process, so within a process
+// the lock tables (Pebble's for the real disk, MemFS's own), keyed by path,
+// are what refuse a second open: one spelling per directory makes them
+// refuse a relative path or a symbolic link to a directory that is open
+// already.
+//
+//   - On the real disk, also through wrappers (an FS whose vfs.Root is
+//     vfs.Default, like Pebble's errorfs or disk-health checks, which keep
+//     its names): dir's absolute path with symbolic links resolved.
+//   - On a MemFS (or a wrapper of one): dir cleaned and rooted, since its
+//     working directory is its root ("d" and "/d" are one directory).
+//   - On any other filesystem: dir as given (it names directories its own
+//     way).
 func lockPath(fs vfs.FS, dir string) (string, error) {
-	if fs != vfs.Default {
+	if p, ok := memPath(fs, dir); ok {
+		return p, nil
+	}
+	if vfs.Root(fs) != vfs.Default {
 		return dir, nil
 	}
 	abs, err := filepath.Abs(dir)
@@ -255,6 +269,14 @@ func lockPath(fs vfs.FS, dir string) (string, error) {
 		return "", err
 	}
 	return filepath.EvalSymlinks(abs)
+}
+
+// memPath returns dir cleaned and rooted if fs is a MemFS or wraps one.
+func memPath(fs vfs.FS, dir string) (string, bool) {
+	if _, ok := vfs.Root(fs).(*vfs.MemFS); !ok {
+		return "", false
+	}
+	return filepath.Clean(string(filepath.Separator) + dir), true
 }
 
 // CheckComparer checks, without opening the store (no recovery, no lock),

@@ -287,11 +287,30 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	_, err = strata.Open(dir + "/../" + filepath.Base(dir))
 	require.ErrorIs(t, err, strata.ErrLocked, "through ..")
 
+	// The real disk through a wrapper (vfs.Root is vfs.Default) names
+	// directories as the disk does: its spellings are resolved too.
+	wrapped := vfs.OnDiskFull(vfs.Default, func() {})
+	for name, path := range map[string]string{"as opened": dir, "through a symbolic link": link, "by a relative path": filepath.Base(dir)} {
+		_, err = strata.OpenWith(strata.Options{Path: path, FS: wrapped})
+		require.ErrorIs(t, err, strata.ErrLocked, "a wrapped disk, %s", name)
+	}
+	require.NoError(t, db.Close())
+	w, err := strata.OpenWith(strata.Options{Path: link, FS: wrapped})
+	require.NoError(t, err)
+	_, err = strata.Open(dir)
+	require.ErrorIs(t, err, strata.ErrLocked, "opened through a wrapped disk and a link")
+	require.NoError(t, w.Close())
+
+	// A MemFS's working directory is its root.
 	fs := vfs.NewMem()
 	m := openMem(t, fs, strata.DurabilityNone)
 	defer m.Close()
-	_, err = strata.OpenWith(strata.Options{Path: "db", FS: fs})
-	require.ErrorIs(t, err, strata.ErrLocked)
+	for _, path := range []string{"db", "/db", "db/", "//db/.", "x/../db"} {
+		_, err = strata.OpenWith(strata.Options{Path: path, FS: fs})
+		require.ErrorIs(t, err, strata.ErrLocked, path)
+		_, err = strata.OpenWith(strata.Options{Path: path, FS: vfs.OnDiskFull(fs, func() {})})
+		require.ErrorIs(t, err, strata.ErrLocked, "%s through a wrapper", path)
+	}
 }
 
 func TestOptionsValidate(t *testing.T) {
