@@ -404,9 +404,19 @@ func peek(dir string, fs vfs.FS) (bool, error) {
 			return false, fmt.Errorf("%w: %s holds Pebble file %s but no manifest marker; refusing to start a new store over it",
 				serr.ErrCorruption, dir, name)
 		}
+		if name == currentFileName {
+			// The manifest pointer of LevelDB, RocksDB and Pebble stores of
+			// formats before markers, which Strata never writes: a store of
+			// another format (Pebble would refuse it, without a type).
+			return false, fmt.Errorf("%w: %s holds a %s file, a store of a format older than Strata's; refusing to start a new store over it",
+				serr.ErrCorruption, dir, name)
+		}
 	}
 	return false, nil
 }
+
+// currentFileName is the manifest pointer of stores of older formats.
+const currentFileName = "CURRENT"
 
 // isIOError reports whether err comes from the filesystem: an operating
 // system error (a *fs.PathError or a syscall.Errno), or errorfs's injected

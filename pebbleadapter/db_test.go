@@ -512,6 +512,40 @@ func TestOpenRefusesDataWithoutManifestMarker(t *testing.T) {
 	}
 }
 
+// A CURRENT file is the manifest pointer of LevelDB, RocksDB and Pebble
+// stores older than markers: with or without the MANIFEST it names, a
+// directory holding one is a store of another format, refused before
+// anything is written there (Pebble itself would refuse it with an untyped
+// error, after creating its lock file).
+func TestOpenRefusesAStoreWithACurrentFile(t *testing.T) {
+	for name, files := range map[string][]string{
+		"CURRENT alone":          {"CURRENT"},
+		"CURRENT and a MANIFEST": {"CURRENT", "MANIFEST-000002"},
+		"a LevelDB-like layout":  {"CURRENT", "MANIFEST-000002", "LOG", "000003.ldb"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			require.NoError(t, fs.MkdirAll(dir, 0o755))
+			for _, n := range files {
+				f, err := fs.Create(fs.PathJoin(dir, n), vfs.WriteCategoryUnspecified)
+				require.NoError(t, err)
+				_, err = f.Write([]byte("MANIFEST-000002\n"))
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+			}
+			before, err := fs.List(dir)
+			require.NoError(t, err)
+			_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			_, err = pebbleadapter.Exists(dir, fs)
+			require.ErrorIs(t, err, serr.ErrCorruption)
+			after, err := fs.List(dir)
+			require.NoError(t, err)
+			require.ElementsMatch(t, before, after, "nothing deleted or written")
+		})
+	}
+}
+
 // A crash while Pebble creates a store can leave its first MANIFEST without
 // a marker, and nothing else: that directory is still taken for an empty
 // one, and opening it creates the store.
