@@ -319,6 +319,8 @@ func TestOptionsValidate(t *testing.T) {
 		"ephemeral+fs":             {Ephemeral: true, FS: vfs.NewMem()},
 		"bad mode":                 {Path: "x", Durability: 99},
 		"neg interval":             {Path: "x", SyncInterval: -1},
+		"1ns interval":             {Path: "x", SyncInterval: 1},
+		"interval below the floor": {Path: "x", SyncInterval: strata.MinSyncInterval - 1},
 		"neg pending":              {Path: "x", MaxPendingCommits: -1},
 		"neg cache size":           {Path: "x", CacheSize: -1},
 		"4 GiB memtable":           {Path: "x", FS: vfs.NewMem(), MemTableSize: 4 << 30},
