@@ -160,7 +160,7 @@ func demoValue(i int) strata.Value {
 // everything back, closes, reopens and checks that the reopened database
 // holds exactly what was acknowledged and that the event chain verifies
 // against the anchor taken before the close.
-func runDemo(ctx context.Context, out io.Writer, path string, mode strata.DurabilityMode, n int) error {
+func runDemo(ctx context.Context, out io.Writer, path string, mode strata.DurabilityMode, n int) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -168,7 +168,7 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeInto(db, &err)
 	fmt.Fprintf(out, "database %s (%s), starting at version %d\n", path, db.DurabilityMode(), db.CurrentVersion())
 
 	run := strata.NewRunID()
@@ -242,7 +242,7 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeInto(db, &err)
 	if db.CurrentVersion() != want {
 		return fmt.Errorf("reopened at version %d, want %d", db.CurrentVersion(), want)
 	}
@@ -251,6 +251,14 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 	}
 	fmt.Fprintf(out, "reopened at version %d: all %d keys verified, event chain verified against the anchor, state cell at counter 2\n", want, n)
 	return nil
+}
+
+// closeInto closes db and joins Close's error to *err: a database that
+// fails as it closes (its last sync, say) fails the command.
+func closeInto(db *strata.Database, err *error) {
+	if cerr := db.Close(); cerr != nil {
+		*err = errors.Join(*err, cerr)
+	}
 }
 
 func isConflict(err error) bool {

@@ -19,7 +19,7 @@ holds no database is an error (info never creates one). Like any open,
 info's open and close write to the database's own files (a WAL, the version
 bound); they change no data.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			path, _ := cmd.Flags().GetString("db")
 			if ok, err := hasDatabase(path); err != nil || !ok {
 				return cmp.Or(err, fmt.Errorf("no database at %s", path))
@@ -28,7 +28,7 @@ bound); they change no data.`,
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer closeInto(db, &err)
 			m := db.Metrics()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "path             %s\n", db.Path())
