@@ -104,6 +104,10 @@ type DB struct {
 
 	marksMu sync.Mutex // orders sync barriers; guards marks
 	marks   syncMarks
+
+	// claim holds the directory for this process (see claimDir) until
+	// Pebble has closed.
+	claim dirClaim
 }
 
 // Open opens or creates a store. A directory held by another process or
@@ -116,17 +120,23 @@ func Open(o Options) (*DB, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	dir := o.Dir
-	if p, ok := memPath(fs, dir); ok {
-		dir = p // so that MkdirAll too reads "x/../db" as "/db"
-	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	if err := fs.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("strata: create %q: %w", o.Dir, err)
 	}
-	dir, err := lockPath(fs, dir)
+	dir, err := lockPath(fs, o.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("strata: open %q: %w", o.Dir, err)
 	}
+	claim, err := claimDir(fs, o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d.claim = claim
+	defer func() {
+		if d.pdb == nil {
+			claim.release() // Pebble never opened; once it has, closePebble releases
+		}
+	}()
 	popts := &pebble.Options{
 		FS:                 fenceFS{FS: fs, d: d}, // see fence.go
 		Comparer:           Comparer,
@@ -236,32 +246,38 @@ func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("strata: lock %q: %w", dir, err)
 	}
+	claim, err := claimDir(fs, dir)
+	if err != nil {
+		return nil, err
+	}
 	l, err := pebble.LockDirectory(path, fs)
 	if err != nil {
+		claim.release()
 		return nil, mapOpenError(dir, err)
 	}
-	return l, nil
+	return claimedLock{l, claim}, nil
 }
 
-// lockPath returns the path under which dir is opened and locked. The OS
-// lock does not stop a second lock by the same process, so within a process
-// the lock tables (Pebble's for the real disk, MemFS's own), keyed by path,
-// are what refuse a second open: one spelling per directory makes them
-// refuse a relative path or a symbolic link to a directory that is open
-// already.
-//
-//   - On the real disk, also through wrappers (an FS whose vfs.Root is
-//     vfs.Default, like Pebble's errorfs or disk-health checks, which keep
-//     its names): dir's absolute path with symbolic links resolved.
-//   - On a MemFS (or a wrapper of one): dir cleaned and rooted, since its
-//     working directory is its root ("d" and "/d" are one directory).
-//   - On any other filesystem: dir as given (it names directories its own
-//     way).
+// claimedLock is LockDirectory's lock: Pebble's, and the directory's claim.
+type claimedLock struct {
+	io.Closer
+	claim dirClaim
+}
+
+// Close releases Pebble's lock, then the claim.
+func (l claimedLock) Close() error {
+	defer l.claim.release()
+	return l.Closer.Close()
+}
+
+// lockPath returns the path under which dir is opened and locked: on the
+// real disk, its absolute path with symbolic links resolved; on any other
+// filesystem, dir as given (it names directories its own way, and fault
+// injectors match the names they see). Pebble's lock table, keyed by this
+// path, refuses a second open in the process by the same spelling; the
+// claims (claimDir) refuse the other spellings.
 func lockPath(fs vfs.FS, dir string) (string, error) {
-	if p, ok := memPath(fs, dir); ok {
-		return p, nil
-	}
-	if vfs.Root(fs) != vfs.Default {
+	if fs != vfs.Default {
 		return dir, nil
 	}
 	abs, err := filepath.Abs(dir)
@@ -271,12 +287,82 @@ func lockPath(fs vfs.FS, dir string) (string, error) {
 	return filepath.EvalSymlinks(abs)
 }
 
-// memPath returns dir cleaned and rooted if fs is a MemFS or wraps one.
-func memPath(fs vfs.FS, dir string) (string, bool) {
-	if _, ok := vfs.Root(fs).(*vfs.MemFS); !ok {
-		return "", false
+// The OS lock does not stop a second lock by the same process, and
+// Pebble's lock table is keyed by the path as Pebble sees it, so within a
+// process the directories open (or locked by LockDirectory) are claimed
+// here by their identity, however they are spelled:
+//
+//   - on the real disk, also through wrappers (an FS whose vfs.Root is
+//     vfs.Default, like Pebble's errorfs or disk-health checks, which keep
+//     its names): the absolute path with symbolic links resolved;
+//   - on a MemFS (or a wrapper of one): that MemFS and the path cleaned and
+//     rooted, since its working directory is its root and Pebble joins
+//     file names with filepath.Join ("db", "/db" and "db/." are one
+//     directory).
+//
+// Other filesystems name directories their own way: only Pebble's lock
+// table (the path as given) applies there.
+var claims struct {
+	sync.Mutex
+	held map[dirKey]struct{}
+}
+
+// dirKey identifies a directory: the filesystem at the root of the
+// wrappers, and the directory's canonical path in it.
+type dirKey struct {
+	root vfs.FS
+	path string
+}
+
+// dirClaim is a held claim; the zero value holds nothing.
+type dirClaim struct {
+	key  dirKey
+	once *sync.Once
+}
+
+// claimDir claims dir on fs for this process, or returns ErrLocked if an
+// open store or LockDirectory holds it already.
+func claimDir(fs vfs.FS, dir string) (dirClaim, error) {
+	root := vfs.Root(fs)
+	var key dirKey
+	switch r := root.(type) {
+	case *vfs.MemFS:
+		key = dirKey{root: r, path: filepath.Clean(string(filepath.Separator) + dir)}
+	default:
+		if root != vfs.Default {
+			return dirClaim{}, nil
+		}
+		abs, err := filepath.Abs(dir)
+		if err == nil {
+			abs, err = filepath.EvalSymlinks(abs)
+		}
+		if err != nil {
+			return dirClaim{}, fmt.Errorf("strata: open %q: %w", dir, err)
+		}
+		key = dirKey{root: root, path: abs}
 	}
-	return filepath.Clean(string(filepath.Separator) + dir), true
+	claims.Lock()
+	defer claims.Unlock()
+	if _, ok := claims.held[key]; ok {
+		return dirClaim{}, fmt.Errorf("%w: %s: the directory (%s) is open in this process", serr.ErrLocked, dir, key.path)
+	}
+	if claims.held == nil {
+		claims.held = map[dirKey]struct{}{}
+	}
+	claims.held[key] = struct{}{}
+	return dirClaim{key: key, once: new(sync.Once)}, nil
+}
+
+// release gives the claim up; it is idempotent.
+func (c dirClaim) release() {
+	if c.once == nil {
+		return
+	}
+	c.once.Do(func() {
+		claims.Lock()
+		defer claims.Unlock()
+		delete(claims.held, c.key)
+	})
 }
 
 // CheckComparer checks, without opening the store (no recovery, no lock),
@@ -605,6 +691,7 @@ func (d *DB) closePebble() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			defer d.claim.release()          // not before Pebble let go of the directory
 			defer func() { _ = recover() }() // Close may panic on a broken pipeline
 			_ = d.pdb.Close()
 		}()
@@ -615,6 +702,7 @@ func (d *DB) closePebble() error {
 		}
 		return f
 	}
+	defer d.claim.release()
 	return d.mapError(d.pdb.Close())
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/strata-db/strata/internal/serr"
 	"github.com/strata-db/strata/internal/testutil"
 	"github.com/strata-db/strata/keyenc"
@@ -161,7 +162,26 @@ func TestCheckComparerAndLockDirectory(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
 	require.ErrorIs(t, err, serr.ErrLocked, "while the lock is held")
+	_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: "/" + dir + "/.", FS: fs})
+	require.ErrorIs(t, err, serr.ErrLocked, "while the lock is held, by another spelling")
 	require.NoError(t, lock.Close())
+	openAt(t, fs).Close()
+
+	// The claim on a directory goes with the store or the lock that held
+	// it, also when Open fails.
+	db = openAt(t, fs)
+	_, err = pebbleadapter.LockDirectory("/"+dir, errorfs.Wrap(fs, errorfs.InjectorFunc(func(errorfs.Op) error { return nil })))
+	require.ErrorIs(t, err, serr.ErrLocked, "through a wrapper, by another spelling")
+	require.NoError(t, db.Close())
+	other := vfs.NewMem()
+	require.NoError(t, other.MkdirAll(dir, 0o755))
+	f, err := other.Create(other.PathJoin(dir, "CURRENT"), vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	for range 2 {
+		_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: other})
+		require.ErrorIs(t, err, serr.ErrCorruption, "a failed Open leaves no claim behind")
+	}
 	openAt(t, fs).Close()
 
 	foreign := vfs.NewMem()

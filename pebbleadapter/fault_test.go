@@ -323,8 +323,7 @@ func TestOpenOfANewStoreSurvivesAFailingDirectorySync(t *testing.T) {
 		mem := vfs.NewMem()
 		var syncs atomic.Int64
 		inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-			// (Pebble opens a MemFS store by its rooted path, "/db".)
-			if op.Kind == errorfs.OpFileSync && strings.TrimPrefix(op.Path, "/") == dir && strings.Contains(string(debug.Stack()), "pebble/v2.Open(") {
+			if op.Kind == errorfs.OpFileSync && op.Path == dir && strings.Contains(string(debug.Stack()), "pebble/v2.Open(") {
 				if syncs.Add(1) == int64(n+1) {
 					return errorfs.ErrInjected
 				}

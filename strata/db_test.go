@@ -305,7 +305,7 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	fs := vfs.NewMem()
 	m := openMem(t, fs, strata.DurabilityNone)
 	defer m.Close()
-	for _, path := range []string{"db", "/db", "db/", "//db/.", "x/../db"} {
+	for _, path := range []string{"db", "/db", "db/", "//db/."} {
 		_, err = strata.OpenWith(strata.Options{Path: path, FS: fs})
 		require.ErrorIs(t, err, strata.ErrLocked, path)
 		_, err = strata.OpenWith(strata.Options{Path: path, FS: vfs.OnDiskFull(fs, func() {})})
