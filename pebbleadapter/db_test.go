@@ -502,17 +502,9 @@ func TestOpenRefusesDataWithoutManifestMarker(t *testing.T) {
 			}
 			require.NotEmpty(t, marker, "files: %v", names)
 			require.NoError(t, damage.do(fs, marker))
-			before, err := fs.List(dir)
-			require.NoError(t, err)
-
-			_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
-			require.ErrorIs(t, err, serr.ErrCorruption)
-			require.ErrorContains(t, err, "no manifest marker")
-			_, err = pebbleadapter.Exists(dir, fs)
-			require.ErrorIs(t, err, serr.ErrCorruption)
+			require.ErrorContains(t, requireRefusedUntouched(t, fs), "no manifest marker")
 			after, err := fs.List(dir)
 			require.NoError(t, err)
-			require.ElementsMatch(t, before, after, "nothing deleted or written")
 
 			// Put the marker back by hand, and the data is all there.
 			for _, n := range after {
@@ -530,6 +522,23 @@ func TestOpenRefusesDataWithoutManifestMarker(t *testing.T) {
 			require.Equal(t, []byte("v"), got)
 		})
 	}
+}
+
+// requireRefusedUntouched checks that Open and Exists refuse the store in
+// dir on fs as ErrCorruption, and that nothing there was deleted or
+// written. It returns Open's error.
+func requireRefusedUntouched(t *testing.T, fs vfs.FS) error {
+	t.Helper()
+	before, err := fs.List(dir)
+	require.NoError(t, err)
+	_, openErr := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
+	require.ErrorIs(t, openErr, serr.ErrCorruption)
+	_, err = pebbleadapter.Exists(dir, fs)
+	require.ErrorIs(t, err, serr.ErrCorruption)
+	after, err := fs.List(dir)
+	require.NoError(t, err)
+	require.ElementsMatch(t, before, after, "nothing deleted or written")
+	return openErr
 }
 
 // A CURRENT file is the manifest pointer of LevelDB, RocksDB and Pebble
@@ -553,15 +562,7 @@ func TestOpenRefusesAStoreWithACurrentFile(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, f.Close())
 			}
-			before, err := fs.List(dir)
-			require.NoError(t, err)
-			_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
-			require.ErrorIs(t, err, serr.ErrCorruption)
-			_, err = pebbleadapter.Exists(dir, fs)
-			require.ErrorIs(t, err, serr.ErrCorruption)
-			after, err := fs.List(dir)
-			require.NoError(t, err)
-			require.ElementsMatch(t, before, after, "nothing deleted or written")
+			requireRefusedUntouched(t, fs)
 		})
 	}
 }
@@ -619,15 +620,7 @@ func TestOpenRefusesDamagedMarkerNames(t *testing.T) {
 				damaged = true
 			}
 			require.True(t, damaged, "files: %v", names)
-			before, err := fs.List(dir)
-			require.NoError(t, err)
-			_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: fs})
-			require.ErrorIs(t, err, serr.ErrCorruption)
-			_, err = pebbleadapter.Exists(dir, fs)
-			require.ErrorIs(t, err, serr.ErrCorruption)
-			after, err := fs.List(dir)
-			require.NoError(t, err)
-			require.ElementsMatch(t, before, after, "nothing deleted or written")
+			requireRefusedUntouched(t, fs)
 		})
 	}
 }
