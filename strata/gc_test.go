@@ -1295,3 +1295,27 @@ func TestHistoryBeforeIsExclusiveUnderWrites(t *testing.T) {
 		require.Less(t, h[0].Version, before)
 	}
 }
+
+// A pass cut short by its deadline after it removed versions reports the
+// horizon those removals raised, as a whole pass does.
+func TestGCCutShortReportsItsHorizon(t *testing.T) {
+	db, run := gcOpen(t)
+	for k := range 3 {
+		gcWrite(t, db, run, fmt.Sprintf("k%d", k), 1200) // more than a chunk of removals
+	}
+	gcSetRetention(t, db, run, KeepLast(1))
+	for n := int64(1); ; n++ {
+		ctx := &expiringCtx{Context: context.Background()}
+		ctx.expireAfter(n)
+		st, err := db.GC(ctx, run)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "no pass was cut short after a removal (deadline after %d looks)", n)
+		if st.Removed == 0 {
+			continue
+		}
+		h, err := db.gcHorizon(run)
+		require.NoError(t, err)
+		require.NotZero(t, h)
+		require.Equal(t, h, st.Horizon)
+		return
+	}
+}

@@ -57,7 +57,8 @@ type Retention struct {
 // KeepAll returns the default policy: keep every version.
 func KeepAll() Retention { return Retention{} }
 
-// KeepLast returns the policy that keeps the newest n versions of each key.
+// KeepLast returns the policy that keeps the newest n versions of each key
+// (a deletion's tombstone counts as one).
 func KeepLast(n int) Retention { return Retention{Mode: RetainLast, Last: n} }
 
 // KeepFor returns the policy that keeps the versions younger than d, plus
@@ -196,7 +197,11 @@ func (db *Database) retention(run RunID) (Retention, error) {
 type GCStats struct {
 	Keys    int64  // KV keys and state cells examined
 	Removed int64  // versions removed (of those and of the event log head)
-	Horizon uint64 // the run's GC horizon after the pass
+	// Horizon is the run's GC horizon after the pass, also after a pass
+	// that ended with an error once it had begun (its deadline, say), since
+	// what it removed already raised it. It is 0 when the pass did not
+	// begin (or the horizon could not be read after a storage failure).
+	Horizon uint64
 }
 
 // GC removes the versions of run's KV keys, state cells and event log head
@@ -265,6 +270,12 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	keepMeta := func(key []byte, i int, v mvcc.VersionMeta) bool {
 		return string(key) != string(eventHeadKey) || keep(key, i, v)
 	}
+	// A pass cut short still reports the horizon (raised by what it
+	// removed, if anything); the error it ends with is the one returned.
+	cutShort := func(err error) (GCStats, error) {
+		st.Horizon, _ = db.gcHorizon(run)
+		return st, err
+	}
 	for _, p := range []struct {
 		tag  keyenc.Tag
 		keep func([]byte, int, mvcc.VersionMeta) bool
@@ -275,7 +286,7 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 		}
 		st.Removed += ps.Removed
 		if err != nil {
-			return st, err
+			return cutShort(err)
 		}
 	}
 	// Each pass that removes something commits the horizon record (once per
@@ -288,12 +299,12 @@ func (db *Database) GC(ctx context.Context, run RunID) (GCStats, error) {
 	}
 	noReads := func(uint64) error { return nil }
 	if _, err := db.store.Prune(keyenc.RunID(run), keyenc.TagRunMeta, horizonKey, onlyNewest, noReads); err != nil {
-		return st, err
+		return cutShort(err)
 	}
 	// A pass that found nothing to remove never looked at the deadline
 	// (publish does, before each removal): it does not succeed after it.
 	if err := ctxErr(ctx); err != nil {
-		return st, err
+		return cutShort(err)
 	}
 	st.Horizon, err = db.gcHorizon(run)
 	return st, err
