@@ -195,8 +195,8 @@ func (db *Database) retention(run RunID) (Retention, error) {
 
 // GCStats reports what a GC pass did.
 type GCStats struct {
-	Keys    int64  // KV keys and state cells examined
-	Removed int64  // versions removed (of those and of the event log head)
+	Keys    int64 // KV keys and state cells examined
+	Removed int64 // versions removed (of those and of the event log head)
 	// Horizon is the run's GC horizon after the pass, also after a pass
 	// that ended with an error once it had begun (its deadline, say), since
 	// what it removed already raised it. It is 0 when the pass did not
