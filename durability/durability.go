@@ -186,7 +186,7 @@ func (m *Manager) Synced(v uint64) { m.advance(v) }
 // Committed records an unsynced commit made in mode: the manager's, or a
 // transaction's override. A Batched commit counts towards MaxPending, which
 // wakes the syncer; in a manager of another mode the first one starts the
-// syncer, so that such commits too become durable within Interval. Once
+// syncer, so that such commits too become durable about every Interval. Once
 // started, the syncer runs until Stop or Close, and so also syncs the
 // manager's own unsynced commits every Interval.
 func (m *Manager) Committed(mode Mode) {
