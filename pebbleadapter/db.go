@@ -280,6 +280,12 @@ func lockPath(fs vfs.FS, dir string) (string, error) {
 	if fs != vfs.Default {
 		return dir, nil
 	}
+	return realPath(dir)
+}
+
+// realPath returns dir's absolute path on the real disk with symbolic links
+// resolved.
+func realPath(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
@@ -332,14 +338,11 @@ func claimDir(fs vfs.FS, dir string) (dirClaim, error) {
 		if root != vfs.Default {
 			return dirClaim{}, nil
 		}
-		abs, err := filepath.Abs(dir)
-		if err == nil {
-			abs, err = filepath.EvalSymlinks(abs)
-		}
+		path, err := realPath(dir)
 		if err != nil {
 			return dirClaim{}, fmt.Errorf("strata: open %q: %w", dir, err)
 		}
-		key = dirKey{root: root, path: abs}
+		key = dirKey{root: root, path: path}
 	}
 	claims.Lock()
 	defer claims.Unlock()
