@@ -78,9 +78,24 @@ func pebblePut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
 // comparer. It measures what Pebble itself costs for the records a Strata
 // commit writes, without anything Strata does around them.
 func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
+	return shapedWorkload(cfg, "pebble, strata records", "Set, "+syncName(wo)+", Strata's key, header and comparer", goroutines,
+		func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) func(g, i int) error {
+			var version atomic.Uint64
+			return func(g, i int) error {
+				k, v := record(g, i, version.Add(1))
+				return db.Set(k, v, wo)
+			}
+		})
+}
+
+// shapedWorkload is a workload writing Strata's records to raw Pebble
+// (openShapedPebble): op returns the operation, given the store and record,
+// which encodes goroutine g's i-th write at a version.
+func shapedWorkload(cfg Config, system, setting string, goroutines int,
+	op func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) func(g, i int) error) Workload {
 	return Workload{
-		System:     "pebble, strata records",
-		Setting:    "Set, " + syncName(wo) + ", Strata's key, header and comparer",
+		System:     system,
+		Setting:    setting,
 		Goroutines: goroutines,
 		Start: func(p Plan) (Instance, error) {
 			in := newWriteInputs(p)
@@ -89,14 +104,8 @@ func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Worklo
 				return Instance{}, err
 			}
 			recs := newStrataRecords(goroutines)
-			var version atomic.Uint64
-			return Instance{
-				Op: func(g, i int) error {
-					k, v := recs.record(g, in, i, version.Add(1))
-					return db.Set(k, v, wo)
-				},
-				Close: closeAndRemove(db.Close, dir),
-			}, nil
+			record := func(g, i int, version uint64) ([]byte, []byte) { return recs.record(g, in, i, version) }
+			return Instance{Op: op(db, record), Close: closeAndRemove(db.Close, dir)}, nil
 		},
 	}
 }
@@ -107,39 +116,26 @@ func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Worklo
 // after it. Against pebbleShapedPut it measures what that order costs
 // Pebble (whose concurrent writers otherwise fill the memtable in parallel).
 func pebbleOrderedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Workload {
-	return Workload{
-		System:     "pebble, strata records in version order",
-		Setting:    "Batch, " + syncName(wo) + ", applied under a mutex, fsync waited outside it",
-		Goroutines: goroutines,
-		Start: func(p Plan) (Instance, error) {
-			in := newWriteInputs(p)
-			db, dir, err := openShapedPebble(cfg)
-			if err != nil {
-				return Instance{}, err
-			}
-			recs := newStrataRecords(goroutines)
+	return shapedWorkload(cfg, "pebble, strata records in version order", "Batch, "+syncName(wo)+", applied under a mutex, fsync waited outside it", goroutines,
+		func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) func(g, i int) error {
 			var mu sync.Mutex
 			var version uint64
-			return Instance{
-				Op: func(g, i int) error {
-					b := db.NewBatch()
-					mu.Lock()
-					version++
-					k, v := recs.record(g, in, i, version)
-					err := b.Set(k, v, nil)
-					if err == nil {
-						err = db.ApplyNoSyncWait(b, wo)
-					}
-					mu.Unlock()
-					if err == nil && wo.Sync {
-						err = b.SyncWait()
-					}
-					return errors.Join(err, b.Close())
-				},
-				Close: closeAndRemove(db.Close, dir),
-			}, nil
-		},
-	}
+			return func(g, i int) error {
+				b := db.NewBatch()
+				mu.Lock()
+				version++
+				k, v := record(g, i, version)
+				err := b.Set(k, v, nil)
+				if err == nil {
+					err = db.ApplyNoSyncWait(b, wo)
+				}
+				mu.Unlock()
+				if err == nil && wo.Sync {
+					err = b.SyncWait()
+				}
+				return errors.Join(err, b.Close())
+			}
+		})
 }
 
 // openShapedPebble opens raw Pebble for Strata's records: the write groups'
