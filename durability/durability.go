@@ -127,8 +127,8 @@ type Manager struct {
 
 	// The background syncer: started by NewManager in Batched mode, and in
 	// the other modes by the first Batched commit (a transaction's
-	// override). loopMu guards starting and stopping it; kick is set
-	// before looping.
+	// override). loopMu guards starting and stopping it; kick and wake are
+	// set before looping.
 	loopMu  sync.Mutex
 	looping atomic.Bool
 	stopped bool
@@ -136,6 +136,11 @@ type Manager struct {
 	stop    chan struct{}
 	done    chan struct{}
 	cfg     BatchedConfig
+	// parked: the syncer found nothing to sync at its last tick, stopped
+	// its ticker and waits on wake, which the next commit sends (see
+	// unpark): an idle database costs no wake-ups.
+	parked atomic.Bool
+	wake   chan struct{}
 }
 
 // NewManager returns a Manager for mode. barrier must make every write
@@ -163,6 +168,7 @@ func (m *Manager) startLoop() {
 		return
 	}
 	m.kick = make(chan struct{}, 1)
+	m.wake = make(chan struct{}, 1)
 	m.stop = make(chan struct{})
 	m.done = make(chan struct{})
 	go m.loop()
@@ -181,7 +187,10 @@ func (m *Manager) Syncs() uint64 { return m.syncs.Load() }
 
 // Synced records that version v was fsynced by its own commit (Strict). WAL
 // order is version order, so every version below v is durable too.
-func (m *Manager) Synced(v uint64) { m.advance(v) }
+func (m *Manager) Synced(v uint64) {
+	m.unpark()
+	m.advance(v)
+}
 
 // Committed records an unsynced commit made in mode: the manager's, or a
 // transaction's override. A Batched commit counts towards MaxPending, which
@@ -189,7 +198,12 @@ func (m *Manager) Synced(v uint64) { m.advance(v) }
 // syncer, so that such commits too become durable about every Interval. Once
 // started, the syncer runs until Stop or Close, and so also syncs the
 // manager's own unsynced commits every Interval.
+//
+// Every commit must be reported, by Committed or Synced, after it is
+// applied: a syncer that found nothing to do at a tick parks until the next
+// report.
 func (m *Manager) Committed(mode Mode) {
+	m.unpark()
 	if mode != Batched {
 		return
 	}
@@ -249,10 +263,49 @@ func (m *Manager) loop() {
 		case <-t.C:
 		case <-m.kick:
 		}
-		if m.applied() > m.barriered.Load() {
-			if _, err := m.Sync(); err != nil {
-				return // the database is failed; nothing more can be made durable
+		if m.applied() <= m.barriered.Load() {
+			if !m.park(t) {
+				return
 			}
+			continue
+		}
+		if _, err := m.Sync(); err != nil {
+			return // the database is failed; nothing more can be made durable
+		}
+	}
+}
+
+// park stops the syncer's ticker until a commit is reported (unpark), then
+// restarts it, so that the commit is synced an Interval later as if the
+// ticker had run. It returns false if the manager stopped meanwhile.
+func (m *Manager) park(t *time.Ticker) bool {
+	t.Stop()
+	m.parked.Store(true)
+	// A commit applied before parked was set may have reported itself
+	// without seeing it; one applied after will see it. (Both are
+	// sequentially consistent atomics: either the commit sees parked, or
+	// this sees the commit.)
+	if m.applied() > m.barriered.Load() && m.parked.CompareAndSwap(true, false) {
+		t.Reset(m.cfg.Interval)
+		return true
+	}
+	// Parked; or an unpark took parked back first, and its wake is on the
+	// way.
+	select {
+	case <-m.stop:
+		return false
+	case <-m.wake:
+	}
+	t.Reset(m.cfg.Interval)
+	return true
+}
+
+// unpark wakes a parked syncer; it costs one atomic load otherwise.
+func (m *Manager) unpark() {
+	if m.parked.Load() && m.parked.CompareAndSwap(true, false) {
+		select {
+		case m.wake <- struct{}{}:
+		default: // a wake is pending already
 		}
 	}
 }

@@ -164,3 +164,92 @@ func TestStrictLoopIssuesBarriersForNewCommits(t *testing.T) {
 	require.Equal(t, n, f.barriers.Load(), "no barrier without a new commit")
 	require.Equal(t, uint64(4), m.Durable())
 }
+
+// A syncer that finds nothing to sync parks: its ticker stops until the
+// next commit is reported, so an idle database costs no wake-ups. Each kind
+// of report wakes it: a Batched commit, a commit in the manager's own mode
+// once an override started the syncer, and a Strict commit that synced
+// itself.
+func TestIdleSyncerParksUntilACommit(t *testing.T) {
+	for _, tc := range []struct {
+		mode   Mode
+		report func(m *Manager, v uint64)
+		done   func(m *Manager, v uint64) bool
+	}{
+		{Batched, func(m *Manager, _ uint64) { m.Committed(Batched) }, func(m *Manager, v uint64) bool { return m.Durable() == v }},
+		{None, func(m *Manager, _ uint64) { m.Committed(None) }, func(m *Manager, v uint64) bool { return m.Durable() == v }},
+		{Strict, func(m *Manager, v uint64) { m.Synced(v) }, func(m *Manager, v uint64) bool { return m.barriered.Load() == v }},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			f := &fakeWAL{}
+			m := NewManager(tc.mode, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
+			defer m.Stop()
+			if tc.mode == None {
+				f.applied.Store(1)
+				m.Committed(Batched) // an override starts the syncer
+				require.Eventually(t, func() bool { return m.Durable() == 1 }, 10*time.Second, time.Millisecond)
+			}
+			require.Eventually(t, m.parked.Load, 10*time.Second, time.Millisecond, "idle: parked")
+			n := f.barriers.Load()
+			time.Sleep(20 * time.Millisecond) // twenty intervals
+			require.True(t, m.parked.Load(), "nothing woke it")
+			require.Equal(t, n, f.barriers.Load())
+
+			first := f.applied.Load() + 1
+			for v := first; v < first+3; v++ {
+				f.applied.Store(v)
+				tc.report(m, v)
+				require.Eventually(t, func() bool { return tc.done(m, v) }, 10*time.Second, time.Millisecond, "version %d synced", v)
+				require.Eventually(t, m.parked.Load, 10*time.Second, time.Millisecond, "parked again")
+			}
+		})
+	}
+}
+
+// A commit reported while the syncer parks is never lost: each of a
+// stream of commits spaced around the interval, so that they land just
+// before, during and after the syncer parks, is synced without a Sync call.
+func TestParkingLosesNoCommit(t *testing.T) {
+	for _, mode := range []Mode{Batched, Strict} {
+		f := &fakeWAL{}
+		m := NewManager(mode, BatchedConfig{Interval: time.Millisecond}, f.barrier, f.applied.Load, 0)
+		for v := uint64(1); v <= 500; v++ {
+			time.Sleep(time.Duration(v%7) * 300 * time.Microsecond)
+			f.applied.Store(v)
+			if mode == Strict {
+				m.Synced(v)
+			} else {
+				m.Committed(Batched)
+			}
+			require.Eventually(t, func() bool { return m.barriered.Load() == v }, 10*time.Second, 100*time.Microsecond, "%s: version %d synced", mode, v)
+		}
+		m.Stop()
+	}
+}
+
+// The window the parking syncer must close: a commit applied and reported
+// after the syncer found nothing to sync, but before it parked. The fake's
+// applied function commits in that window, at the syncer's idle check.
+func TestACommitJustBeforeParkingWakesTheSyncer(t *testing.T) {
+	f := &fakeWAL{}
+	var mp atomic.Pointer[Manager] // set once the syncer runs
+	var inject atomic.Bool
+	applied := func() uint64 {
+		v := f.applied.Load()
+		if m := mp.Load(); m != nil && v <= m.barriered.Load() && inject.CompareAndSwap(true, false) {
+			f.applied.Store(v + 1) // applied after the syncer read v
+			m.Committed(Batched)
+		}
+		return v
+	}
+	m := NewManager(Batched, BatchedConfig{Interval: time.Millisecond}, f.barrier, applied, 0)
+	mp.Store(m)
+	defer m.Stop()
+	require.Eventually(t, m.parked.Load, 10*time.Second, time.Millisecond)
+	inject.Store(true)
+	f.applied.Store(1)
+	m.Committed(Batched)
+	require.Eventually(t, func() bool { return m.Durable() == 2 }, 10*time.Second, time.Millisecond,
+		"the commit made as the syncer parked is synced")
+	require.False(t, inject.Load(), "the commit was made in the window")
+}

@@ -97,9 +97,10 @@ type Options struct {
 	// barrier once per SyncInterval while commits arrive records the store's
 	// progress (a sync mark, see docs/durability.md). The default is 100ms;
 	// a set value must be at least MinSyncInterval (1ms). The syncer wakes
-	// once per interval whether or not commits arrive, so an idle database
-	// spends a little CPU on it: about 2.5 ms per second at the default,
-	// about 50 ms per second at 1ms.
+	// once per interval while commits arrive; at the first tick that finds
+	// nothing new to sync it stops its timer until the next commit, so an
+	// idle database costs no wake-ups (a commit that restarts it is synced
+	// an interval later, as with a running timer).
 	SyncInterval time.Duration
 
 	// MaxPendingCommits is the number of unsynced commits that triggers a
@@ -127,8 +128,9 @@ type Options struct {
 
 // MinSyncInterval is the smallest SyncInterval Options accept. A WAL fsync
 // takes about 0.1 ms or more, so a shorter interval syncs no more often,
-// while the syncer, which wakes once per interval, would keep a core busy;
-// a commit that must not wait for the next sync wants DurabilityStrict.
+// while the syncer, which wakes once per interval while commits arrive,
+// would keep a core busy; a commit that must not wait for the next sync
+// wants DurabilityStrict.
 const MinSyncInterval = time.Millisecond
 
 // maxMemTableSize is Pebble's bound on the memtable size (exclusive):
