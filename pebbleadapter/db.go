@@ -120,6 +120,7 @@ func Open(o Options) (*DB, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
+	o.Dir = memDir(fs, o.Dir)
 	if err := fs.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("strata: create %q: %w", o.Dir, err)
 	}
@@ -242,6 +243,7 @@ func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
+	dir = memDir(fs, dir)
 	path, err := lockPath(fs, dir)
 	if err != nil {
 		return nil, fmt.Errorf("strata: lock %q: %w", dir, err)
@@ -281,6 +283,25 @@ func lockPath(fs vfs.FS, dir string) (string, error) {
 		return dir, nil
 	}
 	return realPath(dir)
+}
+
+// memDir returns dir cleaned (filepath.Clean) on a vfs.MemFS or a wrapper
+// of one, dir as given elsewhere. A MemFS takes "." and ".." for names like
+// any other (its MkdirAll("./db") makes a directory named "."), while Pebble
+// joins the names of its files with filepath.Join, which cleans them: given
+// "./db", Pebble would look for db/LOCK in a directory Open never made.
+// With no symbolic links on a MemFS, the cleaned path is the same
+// directory. Its root, which a MemFS names "" (or "/"), stays so: Clean
+// would make "" ".", which a MemFS does not resolve. (The real disk
+// resolves "." and ".." itself.)
+func memDir(fs vfs.FS, dir string) string {
+	if _, ok := vfs.Root(fs).(*vfs.MemFS); !ok {
+		return dir
+	}
+	if c := filepath.Clean(dir); c != "." {
+		return c
+	}
+	return ""
 }
 
 // realPath returns dir's absolute path on the real disk with symbolic links
@@ -435,6 +456,7 @@ func Exists(dir string, fs vfs.FS) (bool, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
+	dir = memDir(fs, dir)
 	if _, err := fs.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}

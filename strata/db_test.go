@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/strata-db/strata/mvcc"
+	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/strata-db/strata/strata"
 	"github.com/strata-db/strata/value"
 	"github.com/stretchr/testify/require"
@@ -310,6 +311,38 @@ func TestSecondOpenIsLocked(t *testing.T) {
 		require.ErrorIs(t, err, strata.ErrLocked, path)
 		_, err = strata.OpenWith(strata.Options{Path: path, FS: vfs.OnDiskFull(fs, func() {})})
 		require.ErrorIs(t, err, strata.ErrLocked, "%s through a wrapper", path)
+	}
+}
+
+// On a MemFS, whose names "." and ".." are names like any other, a path
+// spelled with them is the directory it names, as on the real disk: a store
+// created under one spelling opens, and reopens, under any other.
+func TestMemFSPathsWithDots(t *testing.T) {
+	ctx := context.Background()
+	run := strata.NewRunID()
+	for _, path := range []string{"./db", "db/.", "a/../db", "/x/./../db", "db//", ".", "a/..", "/"} {
+		fs := vfs.NewMem()
+		db, err := strata.OpenWith(strata.Options{Path: path, FS: fs})
+		require.NoError(t, err, path)
+		require.Equal(t, path, db.Path(), "Path is the path as given")
+		_, err = db.Put(ctx, run, []byte("k"), value.String(path))
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+		dirs := []string{path, "db", "/db"}
+		if c := filepath.Clean(path); c == "." || c == "/" {
+			dirs = []string{path, ".", "/"} // the MemFS's root
+		}
+		for _, again := range dirs {
+			db, err := strata.OpenWith(strata.Options{Path: again, FS: vfs.OnDiskFull(fs, func() {})})
+			require.NoError(t, err, "%s, reopened as %s", path, again)
+			got, err := db.Get(ctx, run, []byte("k"))
+			require.NoError(t, err)
+			require.Equal(t, value.String(path), got.Value, "%s, reopened as %s", path, again)
+			require.NoError(t, db.Close())
+		}
+		ok, err := pebbleadapter.Exists(path, fs)
+		require.NoError(t, err)
+		require.True(t, ok, path)
 	}
 }
 
