@@ -237,6 +237,14 @@ func (t *Txn) appendEvents(evs []preparedEvent) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if !t.eventTailChecked {
+		// The first append sees the stored head (the transaction's own head
+		// write follows its own appends).
+		if err := t.db.checkEventTail(t.rs, t.run, head.Len, t.snap); err != nil {
+			return 0, t.failRead(err)
+		}
+		t.eventTailChecked = true
+	}
 	ws, _, err := chainEvents(t.run, head, time.Now().UnixNano(), evs, nil)
 	if err != nil {
 		return 0, err
@@ -256,6 +264,7 @@ func (t *Txn) appendEvents(evs []preparedEvent) (uint64, error) {
 			return 0, err // unreachable: the whole batch fits
 		}
 	}
+	t.eventsEnd = head.Len + uint64(len(evs))
 	return head.Len, nil
 }
 
@@ -403,6 +412,8 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		return nil, err
 	}
 	defer db.leave()
+	rs := db.runs.acquire(run) // the one commitBuilt uses: for its event tail
+	defer rs.release()
 	var linked []events.Event
 	res, err := db.commitBuilt(ctx, run, func(uint64) ([]mvcc.Write, error) {
 		// Under the run's commit lock every commit of the run is applied:
@@ -415,10 +426,8 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		if err != nil {
 			return nil, err
 		}
-		if head.Len == 0 {
-			if err := db.checkNoOrphanEvents(run, keyenc.MaxVersion); err != nil {
-				return nil, err
-			}
+		if err := db.checkEventTail(rs, run, head.Len, keyenc.MaxVersion); err != nil {
+			return nil, err
 		}
 		// The time is read under the lock, so that direct appends to a run
 		// carry nondecreasing timestamps as long as the clock does.
@@ -435,6 +444,7 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 	if err != nil {
 		return nil, err
 	}
+	rs.eventTail.Store(linked[len(linked)-1].Sequence + 2) // the new head's length, plus one
 	out := make([]Event, len(evs))
 	for i, e := range linked {
 		e.Payload = payloads[i]
@@ -451,17 +461,58 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 // holding the run's commit lock). It costs an iterator, so callers run it
 // only when the head says the log is empty.
 func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
-	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, nil, at) {
+	seq, found, err := db.storedEventFrom(run, 0, at)
+	if err == nil && found {
+		err = fmt.Errorf("%w: run %s stores event %d but its event log head is missing or empty", ErrCorruption, run, seq)
+	}
+	return err
+}
+
+// checkEventTail makes sure run stores no event at or past headLen, where
+// an append is about to write: Strata keeps every stored event below the
+// log's head, so a stored event there means a head rolled back by someone
+// else, and an append must not write over that event (VerifyEvents reports
+// it as an event beyond the head). It looks at version at, as
+// checkNoOrphanEvents does.
+//
+// Appends keep the tail clean, so rs remembers the head length, plus one,
+// that its last check or append left with nothing stored past it: the
+// appends that follow look once per run state, not once each. (What it
+// remembers stays true while the database is open: nothing else writes the
+// store.)
+func (db *Database) checkEventTail(rs *runState, run RunID, headLen, at uint64) error {
+	if rs.eventTail.Load() == headLen+1 {
+		return nil
+	}
+	seq, found, err := db.storedEventFrom(run, headLen, at)
+	if err != nil {
+		return err
+	}
+	if found {
+		return fmt.Errorf("%w: run %s stores event %d, at or past its event log head's length %d: an append would write over it", ErrCorruption, run, seq, headLen)
+	}
+	rs.eventTail.Store(headLen + 1)
+	return nil
+}
+
+// storedEventFrom returns the sequence of the first event key run stores
+// at or past sequence from, at version at. From 0 it looks from the start
+// of the event tag, so that a stored key too short to be a sequence is
+// found too (as ErrCorruption). It costs an iterator.
+func (db *Database) storedEventFrom(run RunID, from, at uint64) (seq uint64, found bool, err error) {
+	var kb [8]byte
+	var start []byte
+	if from > 0 {
+		start = eventKey(&kb, from)
+	}
+	for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, start, at) {
 		if err != nil {
-			return err
+			return 0, false, err
 		}
 		seq, err := eventSeq(e.Key)
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: run %s stores event %d but its event log head is missing or empty", ErrCorruption, run, seq)
+		return seq, err == nil, err
 	}
-	return nil
+	return 0, false, nil
 }
 
 // EventLen returns the number of events in run's log.
@@ -618,10 +669,11 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 		headVers uint64 // the version that wrote the head read
 	)
 	err := db.Transaction(ctx, run, func(t *Txn) (err error) {
-		if h, err = t.eventHead(); err == nil {
-			headVers = t.reads[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]
+		if h, err = t.eventHead(); err != nil {
+			return err
 		}
-		return err
+		headVers = t.reads[string(t.tkey(keyenc.TagRunMeta, eventHeadKey))]
+		return t.checkNewestEvent(h)
 	}, directOp, admittedOp)
 	if err != nil {
 		return events.Anchor{}, err
@@ -636,6 +688,38 @@ func (db *Database) EventAnchor(ctx context.Context, run RunID) (events.Anchor, 
 		}
 	}
 	return a, nil
+}
+
+// checkNewestEvent makes sure the log's newest event, as head names it, is
+// stored, and that its stored hash is both the head's and the hash its
+// fields recompute to: an anchor is kept outside the database as the trust
+// root of later verifications, so EventAnchor must not anchor a hash the
+// log does not hold (a head tampered with, or an event whose stored hash
+// was). It does not walk the chain: VerifyEvents does, and names the fault.
+func (t *Txn) checkNewestEvent(h events.Head) error {
+	if h.Len == 0 {
+		return nil
+	}
+	seq := h.Len - 1
+	var kb [8]byte
+	rec, found, err := t.db.store.Get(keyenc.RunID(t.run), keyenc.TagEvent, eventKey(&kb, seq), t.snap)
+	if err != nil {
+		return err
+	}
+	if !found || rec.Deleted() {
+		return missingEvent(seq)
+	}
+	r, err := decodeEventRecord(seq, rec)
+	if err != nil {
+		return err
+	}
+	if r.Hash != h.Hash {
+		return fmt.Errorf("%w: the event log head's hash %v is not event %d's stored hash %v", ErrCorruption, h.Hash, seq, r.Hash)
+	}
+	if got := events.ComputeHash(t.run, seq, r.Type, r.Timestamp, r.Payload, r.PrevHash); got != r.Hash {
+		return fmt.Errorf("%w: event %d's stored hash %v is not the hash of its fields, %v", ErrCorruption, seq, r.Hash, got)
+	}
+	return nil
 }
 
 // isRecordCorruption reports whether err is a stored record that does not
@@ -657,9 +741,10 @@ func (db *Database) VerifyEvents(ctx context.Context, run RunID, anchor *events.
 	var out events.Verification
 	err := db.readTxn(ctx, run, func(t *Txn) error {
 		v := events.NewVerifier(run, anchor)
-		var kb [8]byte
 		n := 0
-		for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, eventKey(&kb, 0), t.snap) {
+		// From the start of the tag, not from sequence 0's key: a stored
+		// key shorter than a sequence sorts before it.
+		for e, err := range db.store.Scan(keyenc.RunID(run), keyenc.TagEvent, nil, nil, t.snap) {
 			if n++; n%eventCtxEvery == 0 {
 				if err := ctxErr(ctx); err != nil {
 					return err // a verification cut short is no verdict

@@ -648,25 +648,17 @@ func TestEventTamperDetected(t *testing.T) {
 				r.setHead(f.a, events.AppendHead(nil, events.Head{Len: 8, Hash: f.evA[7].Hash}))
 			},
 			none: bad(8, events.ReasonBeyondHead), anchor9: bad(8, events.ReasonBeyondHead), anchor6: bad(8, events.ReasonBeyondHead),
-			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
-				// Reads go by the head: a transaction that appends sees its
-				// own event at 8, in Event and in EventRange alike, not the
-				// stored event 8 behind the head.
-				tx, err := db.Begin(ctx, f.a)
-				require.NoError(t, err)
-				defer tx.End()
-				seq, err := tx.AppendEvent("own", tamperPayload("own", 8))
-				require.NoError(t, err)
-				require.Equal(t, uint64(8), seq)
-				own, err := tx.Event(8)
-				require.NoError(t, err)
-				require.Equal(t, "own", own.Type)
-				evs, err := tx.EventRange(0, 100)
-				require.NoError(t, err)
-				require.Len(t, evs, 9)
-				require.Equal(t, own, evs[8])
-				require.Equal(t, f.evA[7].Hash, evs[7].Hash, "the stored events below the head")
+			after: requireRolledBackHead(8),
+		},
+		{
+			// The head's newest version removed: the one before it, of 9
+			// events, shows through while event 9 is stored.
+			name: "newest head version removed",
+			edit: func(t *testing.T, f *tamperDB, r *rawStore) {
+				require.NoError(t, r.pdb.Delete(r.versions(f.a, keyenc.TagRunMeta, headKey)[0].key, pebble.Sync))
 			},
+			none: bad(9, events.ReasonBeyondHead), anchor9: bad(9, events.ReasonBeyondHead), anchor6: bad(9, events.ReasonBeyondHead),
+			after: requireRolledBackHead(9),
 		},
 		{
 			// A well-formed event 10 written behind the head's back, at an
@@ -681,6 +673,12 @@ func TestEventTamperDetected(t *testing.T) {
 				require.NoError(t, r.pdb.Set(k, append(bytes.Clone(header), rec...), pebble.Sync))
 			},
 			none: bad(10, events.ReasonBeyondHead), anchor9: bad(10, events.ReasonBeyondHead), anchor6: bad(10, events.ReasonBeyondHead),
+			after: func(t *testing.T, f *tamperDB, db *strata.Database) {
+				requireAppendsRefused(t, db, f.a) // they would write over event 10
+				v, err := db.VerifyEvents(ctx, f.a, nil)
+				require.NoError(t, err)
+				requireVerification(t, bad(10, events.ReasonBeyondHead), v, "after the refused appends")
+			},
 		},
 		{
 			name: "undecodable record of event 4 (unknown record version)",
@@ -750,6 +748,113 @@ func TestEventTamperDetected(t *testing.T) {
 			if c.after != nil {
 				c.after(t, f, db)
 			}
+		})
+	}
+}
+
+// requireRolledBackHead checks run A's log whose head was rolled back to n
+// events while later events stay stored: reads go by the head, and no
+// append writes over the stored event n (it stays for VerifyEvents to
+// report, and its sequence is never reused).
+func requireRolledBackHead(n uint64) func(t *testing.T, f *tamperDB, db *strata.Database) {
+	return func(t *testing.T, f *tamperDB, db *strata.Database) {
+		t.Helper()
+		l, err := db.EventLen(ctx, f.a)
+		require.NoError(t, err)
+		require.Equal(t, n, l)
+		_, err = db.Event(ctx, f.a, n)
+		require.ErrorIs(t, err, strata.ErrNotFound, "reads go by the head")
+		evs, err := db.EventRange(ctx, f.a, 0, 100)
+		require.NoError(t, err)
+		require.Len(t, evs, int(n))
+		requireAppendsRefused(t, db, f.a)
+		// A transaction that read the log may still commit other writes.
+		err = db.Transaction(ctx, f.a, func(tx *strata.Txn) error {
+			if _, err := tx.EventLen(); err != nil {
+				return err
+			}
+			return tx.Put([]byte("k"), value.Int(1))
+		})
+		require.NoError(t, err)
+		v, err := db.VerifyEvents(ctx, f.a, nil)
+		require.NoError(t, err)
+		requireVerification(t, bad(n, events.ReasonBeyondHead), v, "after the refused appends")
+		a, err := db.EventAnchor(ctx, f.a)
+		require.NoError(t, err, "the head names a stored event with its hash")
+		require.Equal(t, events.Anchor{Run: f.a, Sequence: n - 1, Hash: f.evA[n-1].Hash}, a)
+	}
+}
+
+// EventAnchor anchors only a hash the log holds: the head's newest event
+// must be stored, with the head's hash, which its fields recompute to.
+// (The anchor is the trust root of later verifications.)
+func TestEventAnchorChecksTheNewestEvent(t *testing.T) {
+	for name, edit := range map[string]func(t *testing.T, f *tamperDB, r *rawStore){
+		"head one longer than the log": func(t *testing.T, f *tamperDB, r *rawStore) {
+			r.setHead(f.a, events.AppendHead(nil, events.Head{Len: tamperLenA + 1, Hash: f.evA[9].Hash}))
+		},
+		"head of 2^64-1 events": func(t *testing.T, f *tamperDB, r *rawStore) {
+			r.setHead(f.a, events.AppendHead(nil, events.Head{Len: math.MaxUint64, Hash: f.evA[9].Hash}))
+		},
+		"head hash flipped": func(t *testing.T, f *tamperDB, r *rawStore) {
+			h := f.evA[9].Hash
+			h[0] ^= 1
+			r.setHead(f.a, events.AppendHead(nil, events.Head{Len: tamperLenA, Hash: h}))
+		},
+		"newest event's hash and the head's replaced alike": func(t *testing.T, f *tamperDB, r *rawStore) {
+			rec := r.record(f.a, 9)
+			rec[recHash] ^= 1
+			r.setRecord(f.a, 9, rec)
+			var h events.Hash
+			copy(h[:], rec[recHash:recHash+32])
+			r.setHead(f.a, events.AppendHead(nil, events.Head{Len: tamperLenA, Hash: h}))
+		},
+		"newest event removed": func(t *testing.T, f *tamperDB, r *rawStore) {
+			r.remove(f.a, keyenc.TagEvent, eventUserKey(9))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newTamperDB(t)
+			f.edit(t, func(r *rawStore) { edit(t, f, r) })
+			db := f.open(t)
+			a, err := db.EventAnchor(ctx, f.a)
+			require.ErrorIs(t, err, strata.ErrCorruption)
+			require.Zero(t, a)
+			v, err := db.VerifyEvents(ctx, f.a, nil)
+			require.NoError(t, err)
+			require.False(t, v.Valid, "verification names the fault")
+			b, err := db.EventAnchor(ctx, f.b)
+			require.NoError(t, err)
+			require.Equal(t, f.anchorB, b, "run B was not touched")
+		})
+	}
+}
+
+// A key under the event tag that is not an 8-byte sequence is corruption
+// wherever it sorts, also before sequence 0's key (an empty key, or fewer
+// than 8 zero bytes): VerifyEvents reports it rather than skip it.
+func TestVerifyEventsSeesKeysBeforeSequenceZero(t *testing.T) {
+	for name, userKey := range map[string][]byte{
+		"empty":        {},
+		"7 zero bytes": make([]byte, 7),
+		"1 byte":       {0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newTamperDB(t)
+			f.edit(t, func(r *rawStore) {
+				key, header, payload := r.newest(f.a, keyenc.TagEvent, eventUserKey(0))
+				d, err := keyenc.DecodeDataKey(key)
+				require.NoError(t, err)
+				k := keyenc.AppendVersioned(nil, d.Run, d.Tag, userKey, d.Version)
+				require.NoError(t, r.pdb.Set(k, append(bytes.Clone(header), payload...), pebble.Sync))
+			})
+			db := f.open(t)
+			v, err := db.VerifyEvents(ctx, f.a, nil)
+			require.ErrorIs(t, err, strata.ErrCorruption)
+			require.Zero(t, v)
+			v, err = db.VerifyEvents(ctx, f.b, &f.anchorB)
+			require.NoError(t, err)
+			requireVerification(t, ok(tamperLenB), v, "run B")
 		})
 	}
 }

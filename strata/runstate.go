@@ -42,6 +42,11 @@ type runState struct {
 	horizon       atomic.Uint64
 	horizonLoaded atomic.Bool
 
+	// eventTail is one more than a length of the run's event log head past
+	// which the run stores no event, as a check or an append found (0:
+	// none known); see Database.checkEventTail.
+	eventTail atomic.Uint64
+
 	// gc holds a token while a GC pass of the run runs: passes take turns.
 	gc chan struct{}
 

@@ -76,6 +76,11 @@ type Txn struct {
 	// noOrphanEvents: checkNoOrphanEvents passed at snap (see eventHead);
 	// the snapshot is fixed, so it need not run again.
 	noOrphanEvents bool
+	// eventTailChecked: checkEventTail passed for the stored head (see
+	// appendEvents); eventsEnd is the log's length after the transaction's
+	// appends (0 if it appended none), which its commit passes on to rs.
+	eventTailChecked bool
+	eventsEnd        uint64
 
 	*txnBuffers // nil once the transaction ended
 	size        int
@@ -537,6 +542,9 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, err
 	}
 	outcome, t.committed, t.version = &t.db.txnCommitted, true, res.version
+	if t.eventsEnd > 0 {
+		t.rs.eventTail.Store(t.eventsEnd + 1) // nothing is stored past the new head
+	}
 	if t.onCommit != nil {
 		t.onCommit(res.version, res.timestamp)
 	}
