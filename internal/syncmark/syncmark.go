@@ -61,8 +61,11 @@ const (
 	slotDamaged
 )
 
-// decodeSlot decodes one slot. A slot of a newer format version,
-// with a valid checksum, is an error: its mark cannot be read.
+// decodeSlot decodes one slot. A slot with a valid checksum but another
+// format version, or reserved bytes (5-7) that are not zero, is an error:
+// it was written by a format this code does not know, so its mark cannot
+// be read. (The checksum is checked first: a slot that fails it is torn,
+// whatever its version byte says.)
 func decodeSlot(b []byte) (uint64, slotState, error) {
 	if len(b) == 0 || bytes.Count(b, []byte{0}) == len(b) {
 		return 0, slotEmpty, nil
@@ -71,9 +74,13 @@ func decodeSlot(b []byte) (uint64, slotState, error) {
 		binary.BigEndian.Uint32(b[16:20]) != crc32.Checksum(b[:16], castagnoli) {
 		return 0, slotDamaged, nil
 	}
-	if b[4] != Version || b[5]|b[6]|b[7] != 0 {
+	if b[4] != Version {
 		return 0, slotDamaged, fmt.Errorf("%w: %s: sync mark format %d, this Strata reads format %d",
 			serr.ErrCorruption, FileName, b[4], Version)
+	}
+	if b[5]|b[6]|b[7] != 0 {
+		return 0, slotDamaged, fmt.Errorf("%w: %s: a slot of format %d whose reserved bytes 5-7 are %x, not zero",
+			serr.ErrCorruption, FileName, Version, b[5:8])
 	}
 	return binary.BigEndian.Uint64(b[8:16]), slotValid, nil
 }

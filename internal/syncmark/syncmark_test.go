@@ -29,6 +29,10 @@ func TestDecode(t *testing.T) {
 	newer := EncodeSlot(9)
 	newer[4] = Version + 1
 	binary.BigEndian.PutUint32(newer[16:], crc32.Checksum(newer[:16], castagnoli))
+	reserved := EncodeSlot(9)
+	reserved[6] = 1
+	binary.BigEndian.PutUint32(reserved[16:], crc32.Checksum(reserved[:16], castagnoli))
+	newerTorn := damaged(newer)
 	for _, tc := range []struct {
 		name    string
 		file    []byte
@@ -48,6 +52,10 @@ func TestDecode(t *testing.T) {
 		{name: "torn third write", file: syncMarkFile(damaged(EncodeSlot(9)), EncodeSlot(7)), mark: 7, next: 0},
 		{name: "both slots damaged", file: syncMarkFile(damaged(EncodeSlot(9)), damaged(EncodeSlot(7))), corrupt: true},
 		{name: "newer format", file: syncMarkFile(newer, nil), corrupt: true},
+		{name: "newer format beside a valid slot", file: syncMarkFile(newer, EncodeSlot(7)), corrupt: true},
+		{name: "reserved bytes set beside a valid slot", file: syncMarkFile(reserved, EncodeSlot(7)), corrupt: true},
+		{name: "newer format, torn: the checksum is checked first", file: syncMarkFile(newerTorn, EncodeSlot(7)), mark: 7, next: 0},
+		{name: "file ending inside slot 1", file: syncMarkFile(EncodeSlot(9), EncodeSlot(7)[:12]), mark: 9, next: 1},
 		{name: "too long", file: make([]byte, MaxFileLen+1), corrupt: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
