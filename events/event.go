@@ -55,7 +55,7 @@ func typeProblem(n int, validUTF8 bool) string {
 
 // ValidatePayload reports whether p can be an event payload: an object whose
 // contents are storable (see value.Value.Validate). The error matches
-// ErrInvalidEvent and serr.ErrInvalidValue.
+// ErrInvalidEvent and strata.ErrInvalidValue.
 func ValidatePayload(p value.Value) error {
 	if err := payloadKind(p); err != nil {
 		return err

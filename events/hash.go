@@ -28,7 +28,7 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 func (h Hash) IsZero() bool { return h == Hash{} }
 
 // ParseHash parses 64 hex digits (either case) into a Hash. The error
-// matches serr.ErrInvalidValue.
+// matches strata.ErrInvalidValue.
 func ParseHash(s string) (Hash, error) {
 	var h Hash
 	if len(s) != 2*len(h) {

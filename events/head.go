@@ -42,7 +42,7 @@ func AppendHead(dst []byte, h Head) []byte {
 
 // DecodeHead parses a stored head record. Anything but exactly 42 bytes, an
 // unknown head or hash version, or a length of 0 with a non-zero hash returns
-// an error matching serr.ErrCorruption.
+// an error matching strata.ErrCorruption.
 func DecodeHead(raw []byte) (Head, error) {
 	if len(raw) != headLen {
 		return Head{}, corruptf("event head is %d bytes, not %d", len(raw), headLen)

@@ -65,7 +65,7 @@ type Record struct {
 // Record.Payload aliases raw. A short record, an unknown record or hash
 // version, a bad or non-minimal type length, a type that is empty, longer
 // than MaxTypeLen or not valid UTF-8, or a payload that does not start as an
-// object returns an error matching serr.ErrCorruption.
+// object returns an error matching strata.ErrCorruption.
 func DecodeRecord(raw []byte) (Record, error) {
 	r, err := decodeRecord(raw)
 	if err != nil {
@@ -134,7 +134,7 @@ func uvarintLen(n uint64) int { return (bits.Len64(n|1) + 6) / 7 }
 
 // Event decodes the payload and returns the event at sequence seq (the
 // sequence is in the event key, not in the record). A payload that does not
-// decode or is not an object returns an error matching serr.ErrCorruption.
+// decode or is not an object returns an error matching strata.ErrCorruption.
 func (r Record) Event(seq uint64) (Event, error) {
 	p, err := value.Decode(r.Payload)
 	if err != nil {

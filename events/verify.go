@@ -97,7 +97,7 @@ type Verification struct {
 }
 
 // Err returns nil for a valid log, else a *ChainError matching
-// ErrChainInvalid and serr.ErrCorruption.
+// ErrChainInvalid and strata.ErrCorruption.
 func (v Verification) Err() error {
 	if v.Valid {
 		return nil

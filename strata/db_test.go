@@ -427,6 +427,8 @@ func TestBuilderAndAccessors(t *testing.T) {
 	require.Equal(t, "", e.Path())
 	require.Equal(t, strata.DurabilityNone, e.DurabilityMode())
 	require.Equal(t, "ephemeral", e.PersistenceMode().String())
+	require.Equal(t, "disk", strata.PersistenceDisk.String())
+	require.Equal(t, "persistence(9)", strata.PersistenceMode(9).String(), "out of range")
 	// Past a version reservation too, whose commit is synced on disk.
 	for e.CurrentVersion() <= mvcc.VersionBlock {
 		_, err = e.Put(ctx, run, []byte("k"), value.Int(1))

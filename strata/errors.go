@@ -46,8 +46,10 @@ var (
 	// retention policy, a negative limit, a nil or invalid TxnOption, a nil
 	// function.
 	ErrInvalidOptions = serr.ErrInvalidOptions
-	// ErrConflict: a commit lost against a concurrent one. The error is a
-	// *ConflictError naming the keys.
+	// ErrConflict: a commit lost against a concurrent one, or a CAS (of a
+	// key or a state cell) whose expected version did not hold, with or
+	// without a concurrent commit. The error is a *ConflictError naming the
+	// keys.
 	ErrConflict = serr.ErrConflict
 )
 

@@ -46,10 +46,13 @@ const (
 
 // String returns "disk" or "ephemeral".
 func (p PersistenceMode) String() string {
-	if p == PersistenceEphemeral {
+	switch p {
+	case PersistenceEphemeral:
 		return "ephemeral"
+	case PersistenceDisk:
+		return "disk"
 	}
-	return "disk"
+	return fmt.Sprintf("persistence(%d)", uint8(p))
 }
 
 // FS is the filesystem interface a database runs on (Pebble's vfs.FS). Tests

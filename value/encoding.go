@@ -30,7 +30,7 @@ func Append(dst []byte, v Value) ([]byte, error) { return AppendLimit(dst, v, ma
 
 // AppendLimit is Append for an encoding of at most limit bytes. A value
 // whose encoding would be longer is refused with an error matching
-// serr.ErrInvalidValue before any of it is encoded, and the refusal costs
+// strata.ErrInvalidValue before any of it is encoded, and the refusal costs
 // at most a walk of limit elements, even for a value that uses one element
 // many times over (value.Array(v, v) nested 40 deep encodes to 2^40
 // copies of v). dst grows once, to its final size.
@@ -89,7 +89,7 @@ func appendValue(dst []byte, v Value) []byte {
 // Decode decodes a canonical encoding. Anything else (trailing bytes,
 // unsorted or duplicate object keys, NaN, invalid UTF-8, nesting deeper than
 // MaxDepth, non-minimal varints) returns an error matching
-// serr.ErrCorruption. Decoded strings and bytes are copies; b may be reused.
+// strata.ErrCorruption. Decoded strings and bytes are copies; b may be reused.
 func Decode(b []byte) (Value, error) {
 	d := decoder{b: b}
 	v, err := d.value(0)

@@ -141,7 +141,7 @@ func (v Value) AsObject() (map[string]Value, bool) { return v.obj, v.kind == Kin
 
 // Validate reports whether v is a valid value: no NaN or infinite float,
 // valid UTF-8 in strings and object keys, and no nesting deeper than
-// MaxDepth. The error matches serr.ErrInvalidValue (strata.ErrInvalidValue).
+// MaxDepth. The error matches strata.ErrInvalidValue.
 // It does not check size: a database's writes also refuse a value whose
 // stored payload exceeds strata.MaxValueSize, without walking more of it
 // than that size (see AppendLimit). Validate walks the whole value, every
