@@ -344,11 +344,16 @@ func (db *Database) commitTxn(t *Txn, ws []mvcc.Write) (commitResult, error) {
 // build gets the version of the run's latest commit and returns the writes,
 // or an error that refuses the commit.
 func (db *Database) commitBuilt(ctx context.Context, run RunID, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
+	rs := db.runs.acquire(run)
+	defer rs.release()
+	return db.commitBuiltIn(ctx, rs, build, mode)
+}
+
+// commitBuiltIn is commitBuilt for a caller that holds the run's state.
+func (db *Database) commitBuiltIn(ctx context.Context, rs *runState, build func(lastInRun uint64) ([]mvcc.Write, error), mode DurabilityMode) (commitResult, error) {
 	r := commitReqPool.Get().(*commitReq)
 	r.build, r.ctx = build, ctx
 	defer commitReqPool.Put(r)
-	rs := db.runs.acquire(run)
-	defer rs.release()
 	return db.submit(rs, r, mode)
 }
 

@@ -412,10 +412,10 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		return nil, err
 	}
 	defer db.leave()
-	rs := db.runs.acquire(run) // the one commitBuilt uses: for its event tail
+	rs := db.runs.acquire(run) // for the commit, and for its event tail
 	defer rs.release()
 	var linked []events.Event
-	res, err := db.commitBuilt(ctx, run, func(uint64) ([]mvcc.Write, error) {
+	res, err := db.commitBuiltIn(ctx, rs, func(uint64) ([]mvcc.Write, error) {
 		// Under the run's commit lock every commit of the run is applied:
 		// the newest head is the one to extend.
 		rec, found, err := db.store.GetLatest(keyenc.RunID(run), keyenc.TagRunMeta, eventHeadKey)

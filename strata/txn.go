@@ -419,8 +419,11 @@ func (t *Txn) refuseSize(size int) error {
 
 // List returns, in order, the keys that start with prefix at the snapshot,
 // overlaid with the transaction's own writes. The whole prefix range is
-// recorded: a key added to, removed from or changed in it by a concurrent
-// commit makes this transaction's commit conflict.
+// recorded: the commit conflicts unless the range holds, just before it,
+// the same keys at the same versions as the listing saw (a key that a
+// concurrent commit added, removed or rewrote; not one added and removed
+// again in between). A range listed over the transaction's own blind write
+// covers that key too: a concurrent write to it conflicts.
 func (t *Txn) List(prefix []byte) ([][]byte, error) {
 	if err := t.check(); err != nil {
 		return nil, err
