@@ -237,14 +237,6 @@ func (t *Txn) appendEvents(evs []preparedEvent) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !t.eventTailChecked {
-		// The first append sees the stored head (the transaction's own head
-		// write follows its own appends).
-		if err := t.db.checkEventTail(t.rs, t.run, head.Len, t.snap); err != nil {
-			return 0, t.failRead(err)
-		}
-		t.eventTailChecked = true
-	}
 	ws, _, err := chainEvents(t.run, head, time.Now().UnixNano(), evs, nil)
 	if err != nil {
 		return 0, err
@@ -263,6 +255,11 @@ func (t *Txn) appendEvents(evs []preparedEvent) (uint64, error) {
 		if err := t.write(w.Tag, w.Key, txnWrite{kind: w.Kind, payload: w.Payload}, false); err != nil {
 			return 0, err // unreachable: the whole batch fits
 		}
+	}
+	if t.eventsEnd == 0 {
+		// The first append sees the stored head (the transaction's own head
+		// write follows its own appends).
+		t.eventsBase = head.Len
 	}
 	t.eventsEnd = head.Len + uint64(len(evs))
 	return head.Len, nil
@@ -426,7 +423,7 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		if err != nil {
 			return nil, err
 		}
-		if err := db.checkEventTail(rs, run, head.Len, keyenc.MaxVersion); err != nil {
+		if err := db.checkEventTail(rs, run, head.Len); err != nil {
 			return nil, err
 		}
 		// The time is read under the lock, so that direct appends to a run
@@ -439,12 +436,12 @@ func (db *Database) appendEvents(ctx context.Context, run RunID, evs []preparedE
 		if size := writesSize(ws); size > MaxTxnSize {
 			return nil, fmt.Errorf("%w: an event batch of %d bytes of writes exceeds %d", ErrTxnTooLarge, size, MaxTxnSize)
 		}
+		appendedEventTail(rs, head.Len+uint64(len(evs)))
 		return ws, nil
 	}, db.dur.Mode())
 	if err != nil {
 		return nil, err
 	}
-	rs.eventTail.Store(linked[len(linked)-1].Sequence + 2) // the new head's length, plus one
 	out := make([]Event, len(evs))
 	for i, e := range linked {
 		e.Payload = payloads[i]
@@ -468,23 +465,28 @@ func (db *Database) checkNoOrphanEvents(run RunID, at uint64) error {
 	return err
 }
 
-// checkEventTail makes sure run stores no event at or past headLen, where
-// an append is about to write: Strata keeps every stored event below the
-// log's head, so a stored event there means a head rolled back by someone
-// else, and an append must not write over that event (VerifyEvents reports
-// it as an event beyond the head). It looks at version at, as
-// checkNoOrphanEvents does.
+// checkEventTail makes sure run stores no event at or past headLen, the
+// length of the run's newest log head, where an append is about to write:
+// Strata keeps every stored event below the log's head, so a stored event
+// there means a head rolled back by someone else, and an append must not
+// write over that event (VerifyEvents reports it as an event beyond the
+// head). The caller holds the run's commit lock, so headLen is the newest
+// head's and no append is under way; the look is at every stored version,
+// those above the visible version included.
 //
 // Appends keep the tail clean, so rs remembers the head length, plus one,
-// that its last check or append left with nothing stored past it: the
-// appends that follow look once per run state, not once each. (What it
-// remembers stays true while the database is open: nothing else writes the
-// store.)
-func (db *Database) checkEventTail(rs *runState, run RunID, headLen, at uint64) error {
-	if rs.eventTail.Load() == headLen+1 {
+// past which the last check or the last append left nothing stored, and
+// the appends that follow look once per run state, not once each. A head
+// of length L with eventTail L+1 has nothing stored past it: a check found
+// nothing at or past some L0 <= L, and the appends since wrote only below L
+// (an append refused after it set eventTail wrote nothing at all). Only
+// the holder of the run's lock sets it, and what it remembers stays true
+// while the database is open: nothing else writes the store.
+func (db *Database) checkEventTail(rs *runState, run RunID, headLen uint64) error {
+	if tail := rs.eventTail.Load(); tail != 0 && tail == headLen+1 {
 		return nil
 	}
-	seq, found, err := db.storedEventFrom(run, headLen, at)
+	seq, found, err := db.storedEventFrom(run, headLen, keyenc.MaxVersion)
 	if err != nil {
 		return err
 	}
@@ -494,6 +496,11 @@ func (db *Database) checkEventTail(rs *runState, run RunID, headLen, at uint64) 
 	rs.eventTail.Store(headLen + 1)
 	return nil
 }
+
+// appendedEventTail records, under the run's commit lock, that an append
+// that passed checkEventTail makes the log's head length end: nothing is
+// stored past it.
+func appendedEventTail(rs *runState, end uint64) { rs.eventTail.Store(end + 1) }
 
 // storedEventFrom returns the sequence of the first event key run stores
 // at or past sequence from, at version at. From 0 it looks from the start

@@ -785,6 +785,34 @@ func requireRolledBackHead(n uint64) func(t *testing.T, f *tamperDB, db *strata.
 	}
 }
 
+// An event planted past the head at a version above the visible one is
+// invisible to reads at any snapshot, but an append would still write over
+// its key: appends look at every stored version. A transaction's append
+// that never commits leaves nothing that lets a later append skip the look.
+func TestAppendsRefuseAnEventStoredAboveTheVisibleVersion(t *testing.T) {
+	f := newTamperDB(t)
+	f.edit(t, func(r *rawStore) {
+		key, header, _ := r.newest(f.a, keyenc.TagEvent, eventUserKey(9))
+		d, err := keyenc.DecodeDataKey(key)
+		require.NoError(t, err)
+		rec, _ := forge(t, f.a, 10, "forged", f.evA[9].Timestamp+1, tamperPayload("a", 10), f.evA[9].Hash)
+		k := keyenc.AppendVersioned(nil, d.Run, d.Tag, eventUserKey(10), d.Version+1000)
+		require.NoError(t, r.pdb.Set(k, append(bytes.Clone(header), rec...), pebble.Sync))
+	})
+	db := f.open(t)
+	require.Less(t, db.CurrentVersion(), f.evA[9].Version+1000, "the planted event is above the visible version")
+	tx, err := db.Begin(ctx, f.a)
+	require.NoError(t, err)
+	seq, err := tx.AppendEvent("x", tamperPayload("a", 10))
+	require.NoError(t, err, "the transaction's snapshot does not show the planted event")
+	require.Equal(t, uint64(tamperLenA), seq)
+	tx.End()
+	requireAppendsRefused(t, db, f.a)
+	n, err := db.EventLen(ctx, f.a)
+	require.NoError(t, err)
+	require.Equal(t, uint64(tamperLenA), n, "nothing was appended")
+}
+
 // EventAnchor anchors only a hash the log holds: the head's newest event
 // must be stored, with the head's hash, which its fields recompute to.
 // (The anchor is the trust root of later verifications.)

@@ -76,11 +76,10 @@ type Txn struct {
 	// noOrphanEvents: checkNoOrphanEvents passed at snap (see eventHead);
 	// the snapshot is fixed, so it need not run again.
 	noOrphanEvents bool
-	// eventTailChecked: checkEventTail passed for the stored head (see
-	// appendEvents); eventsEnd is the log's length after the transaction's
-	// appends (0 if it appended none), which its commit passes on to rs.
-	eventTailChecked bool
-	eventsEnd        uint64
+	// eventsBase is the stored log head's length the transaction's appends
+	// follow, and eventsEnd the log's length after them (0 if it appended
+	// none): its commit checks the tail past eventsBase (checkEventTail).
+	eventsBase, eventsEnd uint64
 
 	*txnBuffers // nil once the transaction ended
 	size        int
@@ -545,9 +544,6 @@ func (t *Txn) Commit() (uint64, error) {
 		return 0, err
 	}
 	outcome, t.committed, t.version = &t.db.txnCommitted, true, res.version
-	if t.eventsEnd > 0 {
-		t.rs.eventTail.Store(t.eventsEnd + 1) // nothing is stored past the new head
-	}
 	if t.onCommit != nil {
 		t.onCommit(res.version, res.timestamp)
 	}
@@ -621,10 +617,22 @@ func (t *Txn) validate(lastInRun uint64) error {
 			}
 		}
 	}
+	if err := c.err(t.run); err != nil {
+		return err
+	}
+	if t.eventsEnd > 0 {
+		// The log head is unchanged since the snapshot (its read passed),
+		// so the appends still follow the newest head: nothing may be
+		// stored where they write.
+		if err := t.db.checkEventTail(t.rs, t.run, t.eventsBase); err != nil {
+			return err
+		}
+		appendedEventTail(t.rs, t.eventsEnd)
+	}
 	// The checks above read the store (the scans of listed prefixes can be
 	// long): the deadline is looked at again as the commit is sequenced,
 	// right after (mvcc.Store.ApplyTo).
-	return c.err(t.run)
+	return nil
 }
 
 // End ends the transaction, discarding its writes if it did not commit. It
