@@ -25,9 +25,11 @@ import (
 // allocation; a key written again, like a run's event log head or a
 // state cell, gets in. A read that finds a key the index does not hold
 // teaches it (see below), so a key read after its first write gets in too.
-// A shard that reaches its share of maxEntries evicts its oldest entry that
-// is not in flight to admit a new one (if it has none, it grows past its
-// share until in-flight entries settle). Event keys are not tracked at all
+// A shard that reaches its share of maxEntries, or of the entries' key
+// bytes (keyBytesPerEntry per entry on average), evicts its oldest entries
+// that are not in flight to admit a new one (if it has none, it grows past
+// its share until in-flight entries settle): long keys make the index hold
+// fewer of them, not more memory. Event keys are not tracked at all
 // (see tracked): they are written once and read in ranges, so they would
 // only push out the keys that are read again.
 //
@@ -76,6 +78,8 @@ type latestIndex struct {
 	seed   maphash.Seed
 	shards [16]latestShard
 	max    int64
+	// maxKeyBytes bounds the sum of the entries' key lengths.
+	maxKeyBytes int64
 	// cached is the sum of the cached records' capacities; records are
 	// cached only while it stays below maxCached.
 	cached    atomic.Int64
@@ -91,6 +95,8 @@ type latestShard struct {
 	// Values are pointers so that updating a known key needs no string
 	// conversion of the key (an allocation per update).
 	m map[string]*latestEntry
+	// keyBytes is the sum of the lengths of m's keys.
+	keyBytes int64
 	// fifo holds the shard's keys in insertion order from index head on:
 	// eviction takes the oldest (first in, first out).
 	fifo []string
@@ -199,10 +205,17 @@ type latestEntry struct {
 // index caches.
 const maxCachedRecord = 512
 
-// newLatestIndex returns an index for a store whose versions up to opened
-// were recovered, and whose highest applied version appliedVersion reports.
+// keyBytesPerEntry is the average key length the index's key bytes are
+// budgeted for: maxEntries entries hold keys of maxEntries*keyBytesPerEntry
+// bytes in all. (A stored key of a 16-byte user key takes 35 bytes.)
+const keyBytesPerEntry = 64
+
+// newLatestIndex returns an index of at most maxEntries entries (and their
+// keys' budget) and maxCachedBytes of cached records, for a store whose
+// versions up to opened were recovered, and whose highest applied version
+// appliedVersion reports.
 func newLatestIndex(maxEntries, maxCachedBytes int64, opened uint64, appliedVersion func() uint64) *latestIndex {
-	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries, maxCached: maxCachedBytes, appliedVersion: appliedVersion}
+	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries, maxKeyBytes: maxEntries * keyBytesPerEntry, maxCached: maxCachedBytes, appliedVersion: appliedVersion}
 	x.floor.Store(opened)
 	for i := range x.shards {
 		x.shards[i].m = map[string]*latestEntry{}
@@ -282,8 +295,10 @@ func (x *latestIndex) writing(prefix []byte) writeTicket {
 		s.untracked.Add(1) // a first write
 		return t
 	}
-	if int64(len(s.m)) >= x.shardMax() {
-		x.evict(s)
+	for !x.fits(s, len(prefix)) {
+		if !x.evict(s) {
+			break // every entry is in flight: grow past the shard's share
+		}
 	}
 	x.add(s, prefix, h, &latestEntry{v: inFlight})
 	return t | ticketTracked
@@ -292,21 +307,34 @@ func (x *latestIndex) writing(prefix []byte) writeTicket {
 // tracks reports whether the write of ticket t is tracked.
 func (t writeTicket) tracks() bool { return t&ticketTracked != 0 }
 
-// shardMax is the number of entries a shard holds before it evicts: the
-// index's bound, spread over the shards.
-func (x *latestIndex) shardMax() int64 { return max(1, x.max/int64(len(x.shards))) }
+// fits reports whether s, within its shares of the index's entries and key
+// bytes, has room for one more entry, of a key of n bytes. The caller holds
+// s.mu.
+func (x *latestIndex) fits(s *latestShard, n int) bool {
+	shards := int64(len(x.shards))
+	return int64(len(s.m)) < max(1, x.max/shards) && s.keyBytes+int64(n) <= max(1, x.maxKeyBytes/shards)
+}
 
 // add inserts a new entry for prefix, of hash h. The caller holds s.mu.
 func (x *latestIndex) add(s *latestShard, prefix []byte, h uint64, e *latestEntry) {
 	k := string(prefix)
 	s.m[k] = e
+	s.keyBytes += int64(len(k))
 	s.fifo = append(s.fifo, k)
 	x.noteMember(s, h)
 }
 
+// remove deletes the entry of key k from s. The caller holds s.mu.
+func (x *latestIndex) remove(s *latestShard, k string, e *latestEntry) {
+	x.cached.Add(-int64(cap(e.rec)))
+	s.keyBytes -= int64(len(k))
+	delete(s.m, k) // its fifo slot, if any, stays; evict skips it
+}
+
 // evict removes the oldest entry of s that is not in flight, if there is
-// one, after raising the floor above its version. The caller holds s.mu.
-func (x *latestIndex) evict(s *latestShard) {
+// one, after raising the floor above its version, and reports whether it
+// removed one. The caller holds s.mu.
+func (x *latestIndex) evict(s *latestShard) (removed bool) {
 	for tries := len(s.fifo) - s.head; tries > 0; tries-- {
 		k := s.fifo[s.head]
 		s.fifo[s.head] = ""
@@ -320,14 +348,15 @@ func (x *latestIndex) evict(s *latestShard) {
 			continue
 		}
 		raiseTo(&x.floor, x.appliedVersion())
-		x.cached.Add(-int64(cap(e.rec)))
-		delete(s.m, k)
+		x.remove(s, k, e)
+		removed = true
 		break
 	}
 	if s.head > 1024 && s.head > len(s.fifo)/2 {
 		s.fifo = append(s.fifo[:0], s.fifo[s.head:]...)
 		s.head = 0
 	}
+	return removed
 }
 
 // applied records that version v of prefix was applied, with its stored
@@ -364,8 +393,7 @@ func (x *latestIndex) abandoned(prefix []byte, t writeTicket) {
 	s.mu.Lock()
 	if e := s.m[string(prefix)]; e != nil && e.v == inFlight {
 		raiseTo(&x.floor, x.appliedVersion())
-		x.cached.Add(-int64(cap(e.rec)))
-		delete(s.m, string(prefix)) // its fifo slot stays; evict skips it
+		x.remove(s, string(prefix), e)
 	}
 	s.mu.Unlock()
 }
@@ -425,7 +453,7 @@ func (x *latestIndex) fill(prefix []byte, v uint64, kind keyenc.Kind, ts int64, 
 func (x *latestIndex) read(prefix []byte, at, v uint64, rec Record, withRec bool) {
 	s, h := x.shardHash(prefix)
 	s.mu.Lock()
-	if (!s.mayHold(h) || s.m[string(prefix)] == nil) && int64(len(s.m)) < x.shardMax() &&
+	if (!s.mayHold(h) || s.m[string(prefix)] == nil) && x.fits(s, len(prefix)) &&
 		s.untracked.Load() == 0 && at >= s.untrackedMark.Load() && at >= x.floor.Load() {
 		e := &latestEntry{v: v}
 		if v != 0 && withRec {

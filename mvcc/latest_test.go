@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -621,5 +622,54 @@ func TestRefusedCommitLeavesTheIndexSound(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, v, string(rec.Payload))
 		}
+	}
+}
+
+// The index's keys count against its budget: long keys make it hold fewer
+// entries, never more than keyBytesPerEntry bytes of keys per entry it may
+// hold (a 4 KiB key would otherwise make each entry cost 4 KiB more than
+// the index is sized for). Reads stay exact.
+func TestLatestIndexBoundsKeyBytes(t *testing.T) {
+	s := openMemStore(t)
+	const entries = 1024
+	s.latest = newLatestIndex(entries, 1<<20, s.Applied(), s.applied.Load)
+	run := keyenc.RunID{1}
+	key := func(i int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'k'}, 4000), "%d", i) }
+	const n = 600 // 2.4 MB of keys, against a budget of 64 KiB
+	for i := range n {
+		c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: key(i), Kind: keyenc.KindBytes, Payload: []byte{byte(i)}}}, false)
+		require.NoError(t, err)
+		require.NoError(t, c.Publish())
+	}
+	keyBytes := func() (sum int64, held int) {
+		for i := range s.latest.shards {
+			sh := &s.latest.shards[i]
+			sh.mu.Lock()
+			sum += sh.keyBytes
+			held += len(sh.m)
+			var lens int64
+			for k := range sh.m {
+				lens += int64(len(k))
+			}
+			require.Equal(t, lens, sh.keyBytes, "shard %d counts its keys' bytes", i)
+			sh.mu.Unlock()
+		}
+		return sum, held
+	}
+	for round := range 3 { // reads teach the index, writes of known keys keep their entries
+		for i := range n {
+			rec, found, err := s.GetLatest(run, keyenc.TagKV, key(i))
+			require.NoError(t, err)
+			require.True(t, found)
+			require.Equal(t, []byte{byte(i)}, rec.Payload)
+			if round == 1 {
+				c, err := s.Apply([]Write{{Run: run, Tag: keyenc.TagKV, Key: key(i), Kind: keyenc.KindBytes, Payload: []byte{byte(i)}}}, false)
+				require.NoError(t, err)
+				require.NoError(t, c.Publish())
+			}
+		}
+		sum, held := keyBytes()
+		require.LessOrEqual(t, sum, int64(entries*keyBytesPerEntry), "round %d: %d entries", round, held)
+		require.Positive(t, held, "round %d: the index still holds some keys", round)
 	}
 }

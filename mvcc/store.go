@@ -59,7 +59,8 @@ const DefaultIndexMemory = 64 << 20
 // latestIndexSize returns the entries and record bytes of a latest index
 // whose budget is memory: an entry per 256 bytes (at least 1,024, at most
 // LatestIndexEntries) and half of it for records (at most
-// LatestCacheBytes). Its heap is then about 1.3 times memory, up to about
+// LatestCacheBytes), its entries' keys within keyBytesPerEntry bytes per
+// entry on average. Its heap is then about 1.3 times memory, up to about
 // 85 MB.
 func latestIndexSize(memory int64) (entries, recordBytes int64) {
 	return min(max(memory/256, 1024), LatestIndexEntries), min(memory/2, LatestCacheBytes)

@@ -119,9 +119,11 @@ type Options struct {
 
 	// CacheSize is the block cache size in bytes. The default is 64 MiB.
 	// It also sizes the index of newest versions that serves point reads:
-	// an entry per 256 bytes of CacheSize (1,024 to 262,144 entries) and
-	// records up to half of it (at most 32 MiB), which take about 1.3 times
-	// CacheSize of Go heap, up to about 85 MB.
+	// an entry per 256 bytes of CacheSize (1,024 to 262,144 entries), their
+	// keys within 64 bytes per entry on average (longer keys make it hold
+	// fewer entries), and records up to half of CacheSize (at most 32 MiB),
+	// which take about 1.3 times CacheSize of Go heap, up to about 85 MB,
+	// whatever the keys' length.
 	CacheSize int64
 
 	// Logger receives Strata's and Pebble's log lines. The default is
