@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-db/strata/pebbleadapter"
@@ -185,5 +189,45 @@ func TestStoreFileNames(t *testing.T) {
 		"LOCK.old", "OPTIONS-000008 copy", "marker.format-version.x.024", "",
 	} {
 		require.False(t, pebbleadapter.IsStoreFile(name), name)
+	}
+}
+
+// A database that fails as it closes (its last WAL sync, here) fails the
+// command: closeInto joins Close's error to the command's, keeping both.
+func TestCloseIntoJoinsACloseFailure(t *testing.T) {
+	var failSyncs atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if failSyncs.Load() {
+				return errorfs.ErrInjected
+			}
+		}
+		return nil
+	}))
+	open := func() *strata.Database {
+		db, err := strata.OpenWith(strata.Options{Path: "db", FS: fs, Durability: strata.DurabilityNone})
+		require.NoError(t, err)
+		return db
+	}
+
+	db := open()
+	var err error
+	closeInto(db, &err)
+	require.NoError(t, err, "a clean close adds nothing")
+
+	cmdErr := errors.New("the command's own error")
+	for _, first := range []error{nil, cmdErr} {
+		failSyncs.Store(false)
+		db := open()
+		_, perr := db.Put(context.Background(), strata.NewRunID(), []byte("k"), value.Int(1))
+		require.NoError(t, perr)
+		failSyncs.Store(true) // Close syncs what None mode left unsynced
+		err := first
+		closeInto(db, &err)
+		require.ErrorIs(t, err, errorfs.ErrInjected, "the close failure is reported")
+		if first != nil {
+			require.ErrorIs(t, err, cmdErr, "and the command's error kept")
+		}
 	}
 }
