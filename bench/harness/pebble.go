@@ -93,6 +93,16 @@ func pebbleShapedPut(cfg Config, wo *pebble.WriteOptions, goroutines int) Worklo
 // which encodes goroutine g's i-th write at a version.
 func shapedWorkload(cfg Config, system, setting string, goroutines int,
 	op func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) func(g, i int) error) Workload {
+	return stoppedShapedWorkload(cfg, system, setting, goroutines,
+		func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) (func(g, i int) error, func() error) {
+			return op(db, record), func() error { return nil }
+		})
+}
+
+// stoppedShapedWorkload is shapedWorkload whose op comes with work of its
+// own in the background: stop ends it, before the store closes.
+func stoppedShapedWorkload(cfg Config, system, setting string, goroutines int,
+	op func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) (func(g, i int) error, func() error)) Workload {
 	return Workload{
 		System:     system,
 		Setting:    setting,
@@ -105,9 +115,62 @@ func shapedWorkload(cfg Config, system, setting string, goroutines int,
 			}
 			recs := newStrataRecords(goroutines)
 			record := func(g, i int, version uint64) ([]byte, []byte) { return recs.record(g, in, i, version) }
-			return Instance{Op: op(db, record), Close: closeAndRemove(db.Close, dir)}, nil
+			run, stop := op(db, record)
+			return Instance{Op: run, Close: func() error { return errors.Join(stop(), closeAndRemove(db.Close, dir)()) }}, nil
 		},
 	}
+}
+
+// pebbleBatchedPut is pebbleShapedPut with NoSync writes and the syncs of
+// Strata's Batched mode at its defaults: a background goroutine issues a
+// synced, empty LogData (a WAL fsync covering every write before it) once
+// DefaultMaxPendingCommits writes are pending, or DefaultSyncInterval after
+// the last sync, as Strata's syncer does. It measures what Pebble costs for
+// the records and the fsyncs of Batched commits, without Strata.
+func pebbleBatchedPut(cfg Config) Workload {
+	setting := fmt.Sprintf("Set, NoSync, Strata's key, header and comparer; a WAL fsync per %d writes or %v",
+		strata.DefaultMaxPendingCommits, strata.DefaultSyncInterval)
+	return stoppedShapedWorkload(cfg, pebbleBatchedSystem, setting, 1,
+		func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) (func(g, i int) error, func() error) {
+			var (
+				version, pending atomic.Int64
+				kick             = make(chan struct{}, 1)
+				stop             = make(chan struct{})
+				done             = make(chan error, 1)
+			)
+			go func() {
+				t := time.NewTicker(strata.DefaultSyncInterval)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						done <- nil
+						return
+					case <-t.C:
+					case <-kick:
+					}
+					pending.Store(0)
+					if err := db.LogData(nil, pebble.Sync); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			op := func(g, i int) error {
+				k, v := record(g, i, uint64(version.Add(1)))
+				if err := db.Set(k, v, pebble.NoSync); err != nil {
+					return err
+				}
+				if pending.Add(1) >= strata.DefaultMaxPendingCommits {
+					select {
+					case kick <- struct{}{}:
+					default:
+					}
+				}
+				return nil
+			}
+			return op, func() error { close(stop); return <-done }
+		})
 }
 
 // pebbleOrderedPut is pebbleShapedPut with the versions in WAL order, as

@@ -15,6 +15,10 @@ const (
 // writer (the targeted one shares one run).
 const runPerWriterSystem = "strata, a run per writer"
 
+// pebbleBatchedSystem names txn-put-batched's reference workload: raw Pebble
+// writing Strata's records with the fsyncs of Batched mode.
+const pebbleBatchedSystem = "pebble, strata records, batched syncs"
+
 // contendedGoroutines is the number of goroutines incrementing the one key
 // of txn-contended.
 const contendedGoroutines = 4
@@ -25,7 +29,11 @@ const contendedGoroutines = 4
 func txnGroups() []Group {
 	put := func(mode strata.DurabilityMode) func(Config) []Workload {
 		return func(cfg Config) []Workload {
-			return []Workload{strataTxnPut(cfg, mode, 1, false), pebblePut(cfg, pebble.NoSync, 1), badgerPut(false, 1), pebbleShapedPut(cfg, pebble.NoSync, 1)}
+			ws := []Workload{strataTxnPut(cfg, mode, 1, false), pebblePut(cfg, pebble.NoSync, 1), badgerPut(false, 1), pebbleShapedPut(cfg, pebble.NoSync, 1)}
+			if mode == strata.DurabilityBatched {
+				ws = append(ws, pebbleBatchedPut(cfg))
+			}
+			return ws
 		}
 	}
 	strict := func(goroutines int, withBadger bool) func(Config) []Workload {
