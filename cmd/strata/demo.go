@@ -29,9 +29,12 @@ func newDemo() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Write a run, read it back, reopen the database and verify it",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _ := cmd.Flags().GetString("db")
+			path, err := dbPath(cmd)
+			if err != nil {
+				return err
+			}
 			m, err := durability.ParseMode(mode)
 			if err != nil {
 				return err
@@ -82,9 +85,14 @@ func removeDatabase(path string) error {
 	if err != nil || len(files) == 0 {
 		return err // nothing to delete, or a refusal
 	}
+	// Check whose files they are before locking, so that a refusal leaves
+	// the directory as it was (taking the lock creates Pebble's LOCK file).
+	if err := checkStrataFiles(path); err != nil {
+		return err
+	}
 	// Take the directory's lock (ErrLocked while a database has it open),
-	// then look again, check whose files they are, and delete them: until
-	// the lock is released, no database can open the directory.
+	// then look again, check again, and delete them: until the lock is
+	// released, no database can open the directory.
 	lock, err := pebbleadapter.LockDirectory(path, nil)
 	if err != nil {
 		return fmt.Errorf("%w; --fresh refuses to delete it", err)
@@ -127,8 +135,8 @@ func removeStoreLocked(path string) error {
 	if err != nil || len(files) == 0 {
 		return err
 	}
-	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
-		return fmt.Errorf("%w; --fresh refuses to delete it (if the files are a Strata database of yours, delete them yourself)", err)
+	if err := checkStrataFiles(path); err != nil {
+		return err
 	}
 	last := func(name string) int { // OPTIONS files after everything else
 		if strings.HasPrefix(name, "OPTIONS-") {
@@ -141,6 +149,15 @@ func removeStoreLocked(path string) error {
 		if err := os.Remove(filepath.Join(path, name)); err != nil {
 			return fmt.Errorf("--fresh: %w", err)
 		}
+	}
+	return nil
+}
+
+// checkStrataFiles refuses, for --fresh, the store files of the directory
+// path unless their OPTIONS record Strata's comparer.
+func checkStrataFiles(path string) error {
+	if err := pebbleadapter.CheckComparer(path, nil); err != nil {
+		return fmt.Errorf("%w; --fresh refuses to delete it (if the files are a Strata database of yours, delete them yourself)", err)
 	}
 	return nil
 }
@@ -232,8 +249,8 @@ func runDemo(ctx context.Context, out io.Writer, path string, mode strata.Durabi
 		return err
 	}
 	want := db.CurrentVersion()
-	fmt.Fprintf(out, "read back %d keys: ok; counter at 100 after 100 CAS and one refused stale CAS; %d events chained, anchor %d:%s; flushed, durable version %d\n",
-		n, nEvents, anchor.Sequence, anchor.Hash.String()[:16], durable)
+	fmt.Fprintf(out, "read back %d of %d keys, the deleted one absent: ok; counter at 100 after 100 CAS and one refused stale CAS; %d events chained, anchor %d:%s; flushed, durable version %d\n",
+		n-1, n, nEvents, anchor.Sequence, anchor.Hash.String()[:16], durable)
 	if err := db.Close(); err != nil {
 		return err
 	}

@@ -2,12 +2,14 @@
 //
 //	strata demo   write, read back, reopen and verify a run (the quick tour)
 //	strata info   print an existing database's versions and storage metrics
+//	strata completion  print a shell completion script (cobra's)
 //
 // The database path comes from --db, else the STRATA_DB environment
 // variable, else ./strata-data.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,6 +31,23 @@ func main() {
 
 // hasDatabase reports whether path holds a database, without opening it.
 func hasDatabase(path string) (bool, error) { return pebbleadapter.Exists(path, nil) }
+
+// noArgs refuses positional arguments: the commands take flags only.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%s takes no arguments, got %q (the database path is given with --db)", cmd.CommandPath(), strings.Join(args, " "))
+	}
+	return nil
+}
+
+// dbPath returns the --db flag's path, refusing an empty one.
+func dbPath(cmd *cobra.Command) (string, error) {
+	path, err := cmd.Flags().GetString("db")
+	if err == nil && path == "" {
+		err = errors.New("--db needs a path (or unset it, for $STRATA_DB or ./strata-data)")
+	}
+	return path, err
+}
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{

@@ -93,6 +93,14 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	require.NoError(t, pdb.Set([]byte("theirs"), []byte("data"), pebble.Sync))
 	require.NoError(t, pdb.Close())
 	require.ErrorIs(t, run("demo", "--db", foreign, "--fresh", "-n", "10"), strata.ErrCorruption)
+	// A refusal leaves the directory as it was: not even a LOCK file.
+	junk := filepath.Join(base, "junk")
+	require.NoError(t, os.MkdirAll(junk, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(junk, "000001.log"), []byte("not a WAL"), 0o644))
+	require.ErrorIs(t, run("demo", "--db", junk, "--fresh", "-n", "10"), strata.ErrCorruption)
+	entries, err := os.ReadDir(junk)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "--fresh refused but changed the directory")
 	pdb, err = pebble.Open(foreign, &pebble.Options{Logger: quietPebble{}})
 	require.NoError(t, err)
 	v, closer, err := pdb.Get([]byte("theirs"))
@@ -143,7 +151,7 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 	// and the lock) can be run again; so can one on a lone LOCK file.
 	half := filepath.Join(base, "half")
 	require.NoError(t, run("demo", "--db", half, "-n", "10"))
-	entries, err := os.ReadDir(half)
+	entries, err = os.ReadDir(half)
 	require.NoError(t, err)
 	for _, e := range entries {
 		if name := e.Name(); name != pebbleadapter.LockFileName && !strings.HasPrefix(name, "OPTIONS-") {
