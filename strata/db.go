@@ -184,7 +184,9 @@ func (db *Database) CurrentVersion() uint64 { return db.store.Visible() }
 
 // DurableVersion returns the highest version known to survive a crash. In
 // Batched mode it trails CurrentVersion by at most one sync interval plus
-// the sync's latency; in Strict mode it covers every acknowledged commit.
+// the sync's latency; in Strict mode it covers every acknowledged commit
+// made in Strict (one that overrode it with WithDurability is made durable
+// by the next background barrier, within about SyncInterval).
 func (db *Database) DurableVersion() uint64 { return db.dur.Durable() }
 
 // Flush makes every acknowledged commit durable (one WAL fsync) and returns

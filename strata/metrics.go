@@ -48,7 +48,7 @@ func ratio(a, b int64) float64 {
 
 // StorageMetrics are selected Pebble metrics.
 type StorageMetrics struct {
-	DiskSpaceUsage   uint64 // bytes of all live files
+	DiskSpaceUsage   uint64 // the sizes of Pebble's files: tables, WALs (in use, and done with but kept for reuse or deletion), manifest, OPTIONS; not WAL space preallocated past a file's size
 	WALBytesWritten  uint64 // physical bytes written to the WAL
 	WALFiles         int64  // live WAL files
 	MemTableSize     uint64 // bytes allocated by memtables

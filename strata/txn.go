@@ -19,7 +19,9 @@ import (
 )
 
 // MaxTxnSize is the largest write set a transaction may commit: the sum of
-// its keys' and values' sizes, in bytes.
+// its keys' sizes and its values' encoded sizes (a Value in its canonical
+// encoding, see format.md), in bytes; a key written twice counts once, with
+// its last value.
 const MaxTxnSize = 64 << 20
 
 var (
@@ -50,6 +52,9 @@ var (
 // expectation still holds. Otherwise it fails with a *ConflictError
 // (errors.Is(err, ErrConflict)) naming the keys, and writes nothing.
 // Writes of keys the transaction did not read (blind writes) never conflict.
+// A deleted key reads as absent (version 0), so a key read as absent that
+// other commits created and deleted again meanwhile does not conflict: what
+// the transaction read still holds when it commits.
 // A transaction that wrote nothing commits without a version, a WAL record
 // or an fsync, and never conflicts.
 //
@@ -59,8 +64,9 @@ var (
 // using it as it ends (End, Commit, or the return of Transaction's
 // function), since its pooled buffers then pass to another transaction.
 // From Begin until Commit or End it counts as an operation in flight:
-// Shutdown and Close wait for it. Always End a transaction from Begin (End
-// after Commit is a no-op); the closure API does it for you.
+// Shutdown and Close wait for it, so the goroutine that holds it must not
+// call them. Always End a transaction from Begin (End after Commit is a
+// no-op); the closure API does it for you, also when its function panics.
 type Txn struct {
 	db   *Database
 	ctx  context.Context

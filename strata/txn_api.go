@@ -83,7 +83,8 @@ func (c *txnConfig) validate() error {
 
 // Transaction runs fn in a transaction on run and commits it if fn returns
 // nil; if fn returns an error, the transaction is discarded and the error
-// returned. See Txn for the isolation it gives.
+// returned. If fn panics, the transaction is discarded (unless fn committed
+// it) and the panic continues. See Txn for the isolation it gives.
 func (db *Database) Transaction(ctx context.Context, run RunID, fn func(*Txn) error, opts ...TxnOption) error {
 	_, err := db.TransactionWithVersion(ctx, run, fn, opts...)
 	return err

@@ -380,6 +380,43 @@ func TestClosureAbortsOnError(t *testing.T) {
 	require.Equal(t, strata.TxnMetrics{Active: 0, Started: 1, Committed: 0, Aborted: 1}, m)
 }
 
+// A panic in the closure ends the transaction, writes nothing, is not
+// retried and goes on up the stack; a commit the closure made before it
+// stands.
+func TestClosurePanicDiscardsTheTransaction(t *testing.T) {
+	db, run := openTxnDB(t)
+	attempts := 0
+	require.PanicsWithValue(t, "boom", func() {
+		_ = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+			attempts++
+			require.NoError(t, tx.Put([]byte("x"), value.Int(1)))
+			panic("boom")
+		}, strata.WithRetry(strata.RetryConfig{}))
+	})
+	require.Equal(t, 1, attempts)
+	_, err := db.Get(ctx, run, []byte("x"))
+	require.ErrorIs(t, err, strata.ErrNotFound)
+	require.Equal(t, strata.TxnMetrics{Started: 1, Aborted: 1}, db.Metrics().Transactions)
+
+	require.Panics(t, func() {
+		_ = db.Transaction(ctx, run, func(tx *strata.Txn) error {
+			require.NoError(t, tx.Put([]byte("y"), value.Int(2)))
+			_, err := tx.Commit()
+			require.NoError(t, err)
+			panic("after the commit")
+		})
+	})
+	got, err := db.Get(ctx, run, []byte("y"))
+	require.NoError(t, err)
+	require.Equal(t, value.Int(2), got.Value)
+	require.Equal(t, strata.TxnMetrics{Started: 2, Committed: 1, Aborted: 1}, db.Metrics().Transactions)
+
+	// Nothing is left open: Shutdown does not wait for either.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, db.Shutdown(sctx))
+}
+
 // putIn commits a transaction that puts key, with opts, and returns its
 // version.
 func putIn(t *testing.T, db *strata.Database, run strata.RunID, key string, opts ...strata.TxnOption) uint64 {
