@@ -390,7 +390,10 @@ func (db *Database) StateDelete(ctx context.Context, run RunID, name string) (bo
 }
 
 // StateTransition reads the cell name, computes its next value with fn and
-// writes it, atomically; on a conflict it starts again with the new value.
+// writes it, atomically; on a conflict it starts again with the new value,
+// up to 200 times with a short backoff (out of attempts, the last
+// *ConflictError is returned; if ctx ends during a backoff, the errors.Join
+// of that conflict and ctx's error).
 // fn may therefore run several times and must be pure: no side effects, the
 // same result for the same state. An error from fn aborts and is returned
 // as it is, never retried (even one that matches ErrConflict).
