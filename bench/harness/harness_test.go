@@ -2,7 +2,9 @@ package harness
 
 import (
 	"bytes"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -143,5 +145,52 @@ func TestLookup(t *testing.T) {
 	}
 	if _, err := Lookup([]string{"nope"}); err == nil {
 		t.Fatal("Lookup of an unknown group succeeded")
+	}
+}
+
+// The reference syncer of txn-put-batched syncs once per maxPending
+// writes, and on its interval when writes trickle in.
+func TestBatchedSyncerSyncs(t *testing.T) {
+	var syncs atomic.Int64
+	s := startBatchedSyncer(func() error { syncs.Add(1); return nil }, 10, time.Hour)
+	waitFor := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); syncs.Load() < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d syncs, want %d", syncs.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for round := int64(1); round <= 3; round++ {
+		for range 9 {
+			s.wrote()
+		}
+		time.Sleep(5 * time.Millisecond)
+		if got := syncs.Load(); got != round-1 {
+			t.Fatalf("%d syncs before the 10th pending write, want %d", got, round-1)
+		}
+		s.wrote()
+		waitFor(round)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	syncs.Store(0)
+	s = startBatchedSyncer(func() error { syncs.Add(1); return nil }, 1<<40, time.Millisecond)
+	s.wrote()
+	waitFor(2)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	boom := errors.New("boom")
+	syncs.Store(0)
+	s = startBatchedSyncer(func() error { syncs.Add(1); return boom }, 1, time.Hour)
+	s.wrote()
+	waitFor(1)
+	if err := s.close(); !errors.Is(err, boom) {
+		t.Fatalf("close = %v, want the sync's error", err)
 	}
 }

@@ -132,45 +132,69 @@ func pebbleBatchedPut(cfg Config) Workload {
 		strata.DefaultMaxPendingCommits, strata.DefaultSyncInterval)
 	return stoppedShapedWorkload(cfg, pebbleBatchedSystem, setting, 1,
 		func(db *pebble.DB, record func(g, i int, version uint64) ([]byte, []byte)) (func(g, i int) error, func() error) {
-			var (
-				version, pending atomic.Int64
-				kick             = make(chan struct{}, 1)
-				stop             = make(chan struct{})
-				done             = make(chan error, 1)
-			)
-			go func() {
-				t := time.NewTicker(strata.DefaultSyncInterval)
-				defer t.Stop()
-				for {
-					select {
-					case <-stop:
-						done <- nil
-						return
-					case <-t.C:
-					case <-kick:
-					}
-					pending.Store(0)
-					if err := db.LogData(nil, pebble.Sync); err != nil {
-						done <- err
-						return
-					}
-				}
-			}()
+			var version atomic.Uint64
+			syncer := startBatchedSyncer(func() error { return db.LogData(nil, pebble.Sync) },
+				strata.DefaultMaxPendingCommits, strata.DefaultSyncInterval)
 			op := func(g, i int) error {
-				k, v := record(g, i, uint64(version.Add(1)))
+				k, v := record(g, i, version.Add(1))
 				if err := db.Set(k, v, pebble.NoSync); err != nil {
 					return err
 				}
-				if pending.Add(1) >= strata.DefaultMaxPendingCommits {
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
-				}
+				syncer.wrote()
 				return nil
 			}
-			return op, func() error { close(stop); return <-done }
+			return op, syncer.close
 		})
+}
+
+// batchedSyncer calls sync from a goroutine of its own once maxPending
+// writes are pending, or interval after its last call, as Strata's Batched
+// syncer does.
+type batchedSyncer struct {
+	maxPending int64
+	pending    atomic.Int64
+	kick       chan struct{}
+	stop       chan struct{}
+	done       chan error
+}
+
+func startBatchedSyncer(sync func() error, maxPending int64, interval time.Duration) *batchedSyncer {
+	s := &batchedSyncer{maxPending: maxPending, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				s.done <- nil
+				return
+			case <-t.C:
+			case <-s.kick:
+			}
+			s.pending.Store(0)
+			if err := sync(); err != nil {
+				s.done <- err
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// wrote counts a write, and wakes the syncer once maxPending are pending.
+func (s *batchedSyncer) wrote() {
+	if s.pending.Add(1) >= s.maxPending {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close stops the syncer and returns the error of its last sync, if any.
+func (s *batchedSyncer) close() error {
+	close(s.stop)
+	return <-s.done
 }
 
 // pebbleOrderedPut is pebbleShapedPut with the versions in WAL order, as
