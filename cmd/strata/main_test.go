@@ -56,6 +56,11 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 		return root.Execute()
 	}
 	base := t.TempDir()
+	// Flags only, and a path that is not empty.
+	require.ErrorContains(t, run("info", "--db", base, "extra"), "strata info takes no arguments")
+	require.ErrorContains(t, run("demo", "--db", base, "extra"), "strata demo takes no arguments")
+	require.ErrorContains(t, run("info", "--db", ""), "--db needs a path")
+	require.ErrorContains(t, run("demo", "--db", ""), "--db needs a path")
 	other := filepath.Join(base, "other")
 	require.NoError(t, os.MkdirAll(other, 0o755))
 	notes := filepath.Join(other, "notes.txt")
