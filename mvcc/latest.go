@@ -77,9 +77,9 @@ import (
 type latestIndex struct {
 	seed   maphash.Seed
 	shards [16]latestShard
-	max    int64
-	// maxKeyBytes bounds the sum of the entries' key lengths.
-	maxKeyBytes int64
+	// shardEntries and shardKeyBytes are each shard's share of the index's
+	// entries and of the sum of their keys' lengths.
+	shardEntries, shardKeyBytes int64
 	// cached is the sum of the cached records' capacities; records are
 	// cached only while it stays below maxCached.
 	cached    atomic.Int64
@@ -215,7 +215,10 @@ const keyBytesPerEntry = 64
 // versions up to opened were recovered, and whose highest applied version
 // appliedVersion reports.
 func newLatestIndex(maxEntries, maxCachedBytes int64, opened uint64, appliedVersion func() uint64) *latestIndex {
-	x := &latestIndex{seed: maphash.MakeSeed(), max: maxEntries, maxKeyBytes: maxEntries * keyBytesPerEntry, maxCached: maxCachedBytes, appliedVersion: appliedVersion}
+	x := &latestIndex{seed: maphash.MakeSeed(), maxCached: maxCachedBytes, appliedVersion: appliedVersion}
+	shards := int64(len(x.shards))
+	x.shardEntries = max(1, maxEntries/shards)
+	x.shardKeyBytes = max(1, maxEntries*keyBytesPerEntry/shards)
 	x.floor.Store(opened)
 	for i := range x.shards {
 		x.shards[i].m = map[string]*latestEntry{}
@@ -311,8 +314,7 @@ func (t writeTicket) tracks() bool { return t&ticketTracked != 0 }
 // bytes, has room for one more entry, of a key of n bytes. The caller holds
 // s.mu.
 func (x *latestIndex) fits(s *latestShard, n int) bool {
-	shards := int64(len(x.shards))
-	return int64(len(s.m)) < max(1, x.max/shards) && s.keyBytes+int64(n) <= max(1, x.maxKeyBytes/shards)
+	return int64(len(s.m)) < x.shardEntries && s.keyBytes+int64(n) <= x.shardKeyBytes
 }
 
 // add inserts a new entry for prefix, of hash h. The caller holds s.mu.
