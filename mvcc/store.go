@@ -154,7 +154,7 @@ type Commit struct {
 // one run.
 func (s *Store) Apply(ws []Write, sync bool) (*Commit, error) {
 	c := new(Commit)
-	if err := s.ApplyTo(nil, c, ws, sync); err != nil {
+	if err := s.ApplyTo(context.Background(), c, ws, sync); err != nil {
 		return nil, err
 	}
 	return c, nil
