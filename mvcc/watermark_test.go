@@ -232,14 +232,20 @@ func TestWALSyncFailureWakesLaterCommits(t *testing.T) {
 // commits), while a reader keeps taking snapshots at Visible() and checks
 // that a snapshot S holds exactly the versions 1..S, each at its own key: no
 // snapshot ever contains version N+1 without version N. A synced commit
-// additionally checks, when its SyncWait returns, that it was not visible
-// before (recorded just before SyncWait is called).
+// additionally checks, before its own SyncWait, that it is not visible
+// unless the fsync of a later synced commit (which covers it: the WAL is
+// synced in order) has been waited for.
 func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 	ts := newStore(t)
 	const writers, perWriter = 8, 500
 	const total = writers * perWriter
 	sp := space{runA, keyenc.TagKV}
 
+	// syncWaited is the highest version of a synced commit whose SyncWait
+	// has begun. Only a SyncWait confirms a fsync here, and it raises the
+	// visible version after it began; so a synced commit that is visible
+	// before its own SyncWait needs a higher version in syncWaited.
+	var syncWaited atomic.Uint64
 	var writersDone atomic.Bool
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -253,9 +259,15 @@ func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 					return
 				}
 				if sync && ts.s.Visible() >= c.Version {
-					t.Errorf("synced commit %d visible before its fsync was confirmed", c.Version)
+					if w := syncWaited.Load(); w <= c.Version {
+						t.Errorf("synced commit %d visible before any fsync covering it was confirmed (highest synced commit waited for: %d)", c.Version, w)
+					}
 				}
 				runtime.Gosched()
+				if c.Synced() {
+					for w := syncWaited.Load(); w < c.Version && !syncWaited.CompareAndSwap(w, c.Version); w = syncWaited.Load() {
+					}
+				}
 				if err := c.SyncWait(); err != nil {
 					t.Error(err)
 					return
