@@ -154,7 +154,7 @@ func (o *Options) Validate() error {
 	case !o.Ephemeral && o.Path == "":
 		errs = append(errs, errors.New("a path is required unless Ephemeral is set"))
 	case o.Ephemeral && o.FS != nil:
-		errs = append(errs, errors.New("Ephemeral cannot be combined with an FS"))
+		errs = append(errs, errors.New("an FS cannot be combined with Ephemeral"))
 	}
 	if !o.Durability.Valid() {
 		errs = append(errs, fmt.Errorf("unknown durability mode %d", o.Durability))
