@@ -265,8 +265,7 @@ func TestConcurrentCommitsNeverExposeAGap(t *testing.T) {
 				}
 				runtime.Gosched()
 				if c.Synced() {
-					for w := syncWaited.Load(); w < c.Version && !syncWaited.CompareAndSwap(w, c.Version); w = syncWaited.Load() {
-					}
+					mvcc.RaiseTo(&syncWaited, c.Version)
 				}
 				if err := c.SyncWait(); err != nil {
 					t.Error(err)
