@@ -161,7 +161,7 @@ type batchedSyncer struct {
 func startBatchedSyncer(sync func() error, maxPending int64, interval time.Duration) *batchedSyncer {
 	s := &batchedSyncer{maxPending: maxPending, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan error, 1)}
 	go func() {
-		t := time.NewTicker(interval)
+		t := time.NewTimer(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -176,6 +176,7 @@ func startBatchedSyncer(sync func() error, maxPending int64, interval time.Durat
 				s.done <- err
 				return
 			}
+			t.Reset(interval) // the next sync at the latest interval after this one
 		}
 	}()
 	return s
