@@ -19,9 +19,10 @@ import (
 )
 
 // MaxTxnSize is the largest write set a transaction may commit: the sum of
-// its keys' sizes and its values' encoded sizes (a Value in its canonical
-// encoding, see format.md), in bytes; a key written twice counts once, with
-// its last value.
+// its keys' sizes and the sizes of the payloads its values are stored as
+// (a top-level Bytes value in the KV at its raw length, any other Value in
+// its canonical encoding, see format.md), in bytes; a key written twice
+// counts once, with its last value.
 const MaxTxnSize = 64 << 20
 
 var (
@@ -461,7 +462,7 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 		keys[string(e.Key)] = keep == nil || keep(e.Key, e.Record)
 	}
 	if !t.listed(tag, prefix) {
-		t.scans = append(t.scans, scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
+		t.recordScan(scanRead{tag: tag, prefix: bytes.Clone(prefix), seen: seen})
 	}
 	for i, e := range t.writes.list {
 		if i%1024 == 1023 {
@@ -494,12 +495,55 @@ func (t *Txn) list(tag keyenc.Tag, prefix []byte, keep func(key []byte, rec mvcc
 // range covers prefix's too, since the snapshot is the same, so a list
 // repeated in one transaction is checked once.
 func (t *Txn) listed(tag keyenc.Tag, prefix []byte) bool {
-	for _, s := range t.scans {
-		if s.tag == tag && bytes.HasPrefix(prefix, s.prefix) {
+	if t.scanIdx == nil {
+		for _, s := range t.scans {
+			if s.tag == tag && bytes.HasPrefix(prefix, s.prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	// Past scanIndexFrom recorded ranges, look up each of prefix's own
+	// prefixes that has the length of a recorded one, so that many lists
+	// in one transaction do not cost a quadratic time.
+	tk := t.tkey(tag, prefix)
+	for _, n := range t.scanLens {
+		if n > len(prefix) {
+			break
+		}
+		if _, ok := t.scanIdx[string(tk[:1+n])]; ok {
 			return true
 		}
 	}
 	return false
+}
+
+// scanIndexFrom is the number of recorded ranges from which listed looks
+// them up in an index instead of going through them all.
+const scanIndexFrom = 32
+
+// recordScan records a listed range, indexing it once the transaction has
+// recorded scanIndexFrom of them.
+func (t *Txn) recordScan(s scanRead) {
+	t.scans = append(t.scans, s)
+	switch {
+	case len(t.scans) == scanIndexFrom:
+		t.scanIdx = make(map[string]struct{}, 2*scanIndexFrom)
+		for _, s := range t.scans {
+			t.indexScan(s)
+		}
+	case len(t.scans) > scanIndexFrom:
+		t.indexScan(s)
+	}
+}
+
+// indexScan adds s to the index of recorded ranges: its tagged prefix, and
+// its length to the sorted set of lengths.
+func (t *Txn) indexScan(s scanRead) {
+	t.scanIdx[string(t.tkey(s.tag, s.prefix))] = struct{}{}
+	if i, found := slices.BinarySearch(t.scanLens, len(s.prefix)); !found {
+		t.scanLens = slices.Insert(t.scanLens, i, len(s.prefix))
+	}
 }
 
 // scanVersions returns key -> version of every live key of (run, tag) under

@@ -167,13 +167,18 @@ func (db *Database) runOnce(ctx context.Context, run RunID, fn func(*Txn) error,
 	return v, err == nil, err
 }
 
-// backoff returns the jittered delay before retry number attempt+1.
+// backoff returns the jittered delay before retry number attempt+1: a
+// uniform draw from [0, min(BaseDelay<<attempt, MaxDelay)]. Any positive
+// delays are valid, math.MaxInt64 included, so the doubling is compared
+// with MaxDelay before it is done (it cannot overflow) and the draw is
+// made in uint64 (MaxInt64+1 fits there).
 func backoff(c RetryConfig, attempt int) time.Duration {
-	d := c.BaseDelay << min(attempt, 30)
-	if d <= 0 || d > c.MaxDelay {
-		d = c.MaxDelay
+	shift := min(attempt, 62)
+	d := c.MaxDelay
+	if c.BaseDelay <= c.MaxDelay>>shift {
+		d = c.BaseDelay << shift
 	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
+	return time.Duration(rand.Uint64N(uint64(d) + 1))
 }
 
 // sleepCtx waits for d, or until ctx ends: it returns ctx's error if ctx

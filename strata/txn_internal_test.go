@@ -3,6 +3,7 @@ package strata
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,26 @@ func TestBackoffBounds(t *testing.T) {
 		require.Greater(t, top, bound/2, "attempt %d: draws spread up to the bound", attempt)
 	}
 	require.LessOrEqual(t, backoff(c, 1000), c.MaxDelay, "no overflow on a huge attempt number")
+
+	// Delays up to math.MaxInt64 are valid: the doubling never wraps (to
+	// a negative or a smaller delay), and the draw takes the whole range.
+	huge := RetryConfig{MaxRetries: 3, BaseDelay: math.MaxInt64 / 3, MaxDelay: math.MaxInt64}
+	require.NotPanics(t, func() {
+		for attempt := range 70 {
+			require.GreaterOrEqual(t, backoff(huge, attempt), time.Duration(0))
+		}
+		huge.BaseDelay = math.MaxInt64
+		require.GreaterOrEqual(t, backoff(huge, 0), time.Duration(0))
+	})
+	// Uncapped doubling: the bound at attempt 1 is 2*BaseDelay, not a
+	// wrapped product.
+	wide := RetryConfig{MaxRetries: 3, BaseDelay: math.MaxInt64 / 4, MaxDelay: math.MaxInt64}
+	var top time.Duration
+	for range 200 {
+		top = max(top, backoff(wide, 1))
+	}
+	require.Greater(t, top, wide.BaseDelay, "attempt 1 draws up to twice BaseDelay")
+	require.LessOrEqual(t, top, 2*wide.BaseDelay)
 	d := RetryConfig{}.withDefaults()
 	require.Equal(t, RetryConfig{MaxRetries: DefaultMaxRetries, BaseDelay: DefaultBaseDelay, MaxDelay: DefaultMaxDelay}, d)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -675,6 +676,23 @@ func TestRetryContextEndsAtBackoff(t *testing.T) {
 	}
 }
 
+// Any positive delays are valid retry settings, math.MaxInt64 ("no cap")
+// included: the backoff waits (here until the context ends) instead of
+// overflowing.
+func TestRetryHugeDelays(t *testing.T) {
+	db, run := openTxnDB(t)
+	c, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	attempts := 0
+	err := db.Transaction(c, run, func(tx *strata.Txn) error {
+		attempts++
+		return &strata.ConflictError{Run: run, Reason: "forced"}
+	}, strata.WithRetry(strata.RetryConfig{MaxRetries: 1, BaseDelay: math.MaxInt64, MaxDelay: math.MaxInt64}))
+	require.ErrorIs(t, err, strata.ErrConflict)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Equal(t, 1, attempts)
+}
+
 func TestTxnTooLarge(t *testing.T) {
 	db, run := openTxnDB(t)
 	big := value.Bytes(make([]byte, strata.MaxValueSize))
@@ -790,6 +808,109 @@ func TestTxnContextsArePooled(t *testing.T) {
 	require.NotZero(t, v)
 	_, err = db.Get(ctx, run, []byte("x"))
 	require.ErrorIs(t, err, strata.ErrNotFound)
+}
+
+// A transaction whose entries (writes, reads, CAS expectations, listed
+// ranges) passed 4,096 does not give its context back to the pool; one
+// with a few does.
+func TestLargeTxnContextIsNotPooled(t *testing.T) {
+	const n = 4097
+	for _, tc := range []struct {
+		name string
+		fill func(tx *strata.Txn, n int) error
+	}{
+		{"writes", func(tx *strata.Txn, n int) error {
+			for i := range n {
+				if err := tx.Put(fmt.Appendf(nil, "w%d", i), value.Int(1)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"reads", func(tx *strata.Txn, n int) error {
+			for i := range n {
+				if _, err := tx.Exists(fmt.Appendf(nil, "r%d", i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"CAS expectations on one key", func(tx *strata.Txn, n int) error {
+			for i := range n {
+				if err := tx.CAS([]byte("c"), uint64(i+1), value.Int(1)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"listed ranges", func(tx *strata.Txn, n int) error {
+			for i := range n {
+				if _, err := tx.List(fmt.Appendf(nil, "l%d/", i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, run := openTxnDB(t)
+			db.WarmupTxns(1)
+			tx := begin(t, db, run)
+			require.Equal(t, 0, db.TxnPoolStats().Pooled, "the transaction holds the pooled context")
+			require.NoError(t, tc.fill(tx, n))
+			tx.End()
+			require.Equal(t, strata.TxnPoolStats{Pooled: 0, Created: 1}, db.TxnPoolStats(), "a context past 4,096 entries is dropped")
+
+			tx = begin(t, db, run)
+			require.NoError(t, tc.fill(tx, 8))
+			tx.End()
+			require.Equal(t, strata.TxnPoolStats{Pooled: 1, Created: 2}, db.TxnPoolStats(), "a small transaction's context is kept")
+		})
+	}
+}
+
+// Past a few dozen listed ranges a transaction indexes them; the ranges it
+// records and checks stay the same: a list under a recorded range adds
+// nothing, and a change in any recorded range, recorded before or after
+// the index, conflicts.
+func TestManyListedRangesConflict(t *testing.T) {
+	for _, changed := range []string{"p05/x", "p05/xy/z", "p39/", "q/1", "s/1"} {
+		t.Run(changed, func(t *testing.T) {
+			db, run := openTxnDB(t)
+			tx := begin(t, db, run)
+			for i := range 40 {
+				_, err := tx.List(fmt.Appendf(nil, "p%02d/", i))
+				require.NoError(t, err)
+			}
+			_, err := tx.List([]byte("p05/x")) // covered by p05/
+			require.NoError(t, err)
+			_, err = tx.List([]byte("q/"))
+			require.NoError(t, err)
+			_, err = tx.StateList("s/")
+			require.NoError(t, err)
+			require.NoError(t, tx.Put([]byte("out"), value.Int(1)))
+			if changed == "s/1" {
+				_, err = db.StateSet(ctx, run, changed, value.Int(1))
+				require.NoError(t, err)
+			} else {
+				put(t, db, run, changed, 1)
+			}
+			_, err = tx.Commit()
+			require.ErrorIs(t, err, strata.ErrConflict)
+		})
+	}
+	// Unchanged ranges commit, and a write outside them does not conflict.
+	db, run := openTxnDB(t)
+	tx := begin(t, db, run)
+	for i := range 40 {
+		_, err := tx.List(fmt.Appendf(nil, "p%02d/", i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Put([]byte("out"), value.Int(1)))
+	put(t, db, run, "p40/", 1)
+	put(t, db, run, "p0", 1)
+	_, err := tx.Commit()
+	require.NoError(t, err)
 }
 
 func TestTxnMetricsRates(t *testing.T) {

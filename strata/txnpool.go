@@ -28,10 +28,15 @@ type txnBuffers struct {
 	// differ from the first one in cas (each must hold at commit).
 	casMore []casExpectation
 	scans   []scanRead
-	ws      []mvcc.Write // the write set handed to the commit, reused
-	req     commitReq    // the commit request, reused
-	kbuf    []byte       // scratch for tagged map keys
-	vbuf    []byte       // scratch for encoding structured values
+	// scanIdx holds the tagged prefixes of scans once there are
+	// scanIndexFrom of them (nil before), and scanLens their distinct
+	// lengths in order: listed's index.
+	scanIdx  map[string]struct{}
+	scanLens []int
+	ws       []mvcc.Write // the write set handed to the commit, reused
+	req      commitReq    // the commit request, reused
+	kbuf     []byte       // scratch for tagged map keys
+	vbuf     []byte       // scratch for encoding structured values
 
 	// arena holds copies of small payloads and write-set keys. It is
 	// allocated once per context and never grows: what does not fit is
@@ -132,7 +137,7 @@ func (p *txnPool) add() *txnBuffers {
 // pool is full.
 func (p *txnPool) put(b *txnBuffers) {
 	b.pin.Store(0)
-	keep := b.writes.len()+len(b.reads)+len(b.cas) <= maxPooledEntries
+	keep := b.writes.len()+len(b.reads)+len(b.cas)+len(b.casMore)+len(b.scans) <= maxPooledEntries
 	if keep {
 		b.writes.reset()
 		clear(b.reads)
@@ -141,6 +146,8 @@ func (p *txnPool) put(b *txnBuffers) {
 		b.casMore = b.casMore[:0]
 		clear(b.scans)
 		b.scans = b.scans[:0]
+		b.scanIdx = nil
+		b.scanLens = b.scanLens[:0]
 		clear(b.ws)
 		b.ws = b.ws[:0]
 		b.arena = b.arena[:0]
