@@ -966,6 +966,26 @@ func TestStoredRecordKindsChecked(t *testing.T) {
 		_, err = db.StateSet(ctx, f.a, "cell", value.Int(2))
 		require.ErrorIs(t, err, strata.ErrCorruption)
 	})
+	t.Run("state cell whose value does not decode", func(t *testing.T) {
+		f := setup(t)
+		f.edit(t, func(r *rawStore) {
+			_, _, rec := r.newest(f.a, keyenc.TagState, []byte("cell"))
+			r.setNewest(f.a, keyenc.TagState, []byte("cell"), append(bytes.Clone(rec), 0)) // a trailing byte
+		})
+		db := f.open(t)
+		_, err := db.StateRead(ctx, f.a, "cell")
+		require.ErrorIs(t, err, strata.ErrCorruption)
+		// A transaction that ignores the failed read cannot commit, as
+		// with a KV record that does not decode.
+		err = db.Transaction(ctx, f.a, func(tx *strata.Txn) error {
+			_, rerr := tx.StateRead("cell")
+			require.ErrorIs(t, rerr, strata.ErrCorruption)
+			return tx.Put([]byte("derived"), value.Int(1))
+		})
+		require.ErrorIs(t, err, strata.ErrCorruption)
+		_, err = db.Get(ctx, f.a, []byte("derived"))
+		require.ErrorIs(t, err, strata.ErrNotFound)
+	})
 	t.Run("retention record deleted by a tombstone", func(t *testing.T) {
 		f := setup(t)
 		f.edit(t, func(r *rawStore) {

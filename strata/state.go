@@ -193,7 +193,9 @@ func (t *Txn) StateRead(name string) (State, error) {
 	}
 	v, err := value.Decode(r.value)
 	if err != nil {
-		return State{}, fmt.Errorf("state cell %q: %w", name, err)
+		// A stored cell whose value does not decode is a failed read, as
+		// Get's record that does not decode: the transaction cannot commit.
+		return State{}, t.failRead(fmt.Errorf("state cell %q: %w", name, err))
 	}
 	return State{Name: name, Value: v, Counter: r.counter, Version: rec.Version, Timestamp: commitTime(rec)}, nil
 }
