@@ -104,6 +104,9 @@ type DB struct {
 
 	marksMu sync.Mutex // orders sync barriers; guards marks
 	marks   syncMarks
+	// closeFlushed: Close's flush left no WAL but the live one holding
+	// data (see removeRecycledWALs).
+	closeFlushed bool
 
 	// claim holds the directory for this process (see claimDir) until
 	// Pebble has closed.
@@ -728,7 +731,11 @@ func (d *DB) closePebble() error {
 		return f
 	}
 	defer d.claim.release()
-	return d.mapError(d.pdb.Close())
+	err := d.mapError(d.pdb.Close())
+	if err == nil && d.closeFlushed {
+		d.removeRecycledWALs() // before another process may open the directory
+	}
+	return err
 }
 
 // StorageCorruptionError is Pebble failing to read back its own bytes: a

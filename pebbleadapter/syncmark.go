@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -209,7 +211,9 @@ func (d *DB) closeSyncMark() {
 		return
 	}
 	d.recordSyncMark(true)
-	d.flushForClose()
+	// Once the flush emptied every WAL, the ones Pebble keeps to recycle
+	// are removed after it closes (removeRecycledWALs).
+	d.closeFlushed = d.flushForClose() && d.pdb.Metrics().WAL.Files == 1
 }
 
 // flushForClose flushes the memtable, so that the last mark lives in a table
@@ -225,7 +229,8 @@ func (d *DB) closeSyncMark() {
 // the disk keeps the WAL that holds the commits and a MANIFEST that names
 // no table of the overlay. (Otherwise a memtable rotation here, waiting
 // for room that only the failing flush makes, would never return.)
-func (d *DB) flushForClose() {
+// It reports whether the flush completed.
+func (d *DB) flushForClose() bool {
 	d.closeFlush.Store(true)
 	select { // forget an error from before (the channel holds one signal)
 	case <-d.bgSignal:
@@ -235,12 +240,78 @@ func (d *DB) flushForClose() {
 	if err == nil {
 		select {
 		case <-flushed:
-			return
+			return true
 		case <-d.bgSignal:
 			err = errors.New("a storage background error (logged) stopped it")
 		}
 	}
 	d.log.Error().Err(err).Msg("strata: the memtable could not be flushed at Close; the WAL keeps its commits")
+	return false
+}
+
+// removeRecycledWALs removes, after Pebble closed a store that Close
+// flushed whole, every WAL but the newest. Pebble keeps a few obsolete WALs
+// to reuse their files, and each still holds the commits it logged, the
+// last one Close's final sync mark. A MANIFEST that lost its last edits
+// would name an older WAL as the first to replay, and Pebble would then
+// replay those kept files: the store would open with the final mark and
+// without the tables of every WAL deleted in between, and the sync mark
+// check would not see the loss. Without them that MANIFEST recovers an
+// older mark and is refused. The newest WAL is the live one (a reused file
+// is renamed to a new, higher number), and Close's flush left it empty.
+// A failure is logged: the store keeps every commit either way, only the
+// check is weaker.
+func (d *DB) removeRecycledWALs() {
+	m := &d.marks
+	if m.fs == nil {
+		return
+	}
+	// Pebble let go of its lock file on Close: take it again, so that no
+	// other process opens the store (and reuses these files) meanwhile.
+	lock, err := m.fs.Lock(m.fs.PathJoin(m.dir, "LOCK"))
+	if err != nil {
+		d.log.Warn().Err(err).Msg("strata: cannot lock the store again to remove recycled WALs")
+		return
+	}
+	defer lock.Close()
+	names, err := m.fs.List(m.dir)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("strata: cannot list the store to remove recycled WALs")
+		return
+	}
+	newest, wals := uint64(0), map[string]uint64{}
+	for _, name := range names {
+		if !walFileName.MatchString(name) {
+			continue
+		}
+		num, err := strconv.ParseUint(name[:strings.IndexAny(name, "-.")], 10, 64)
+		if err != nil {
+			continue // not a number Pebble would write
+		}
+		wals[name] = num
+		newest = max(newest, num)
+	}
+	removed := false
+	for name, num := range wals {
+		if num == newest {
+			continue
+		}
+		if err := m.fs.Remove(m.fs.PathJoin(m.dir, name)); err != nil {
+			d.log.Warn().Err(err).Str("file", name).Msg("strata: cannot remove a recycled WAL")
+			continue
+		}
+		removed = true
+	}
+	if !removed {
+		return
+	}
+	dir, err := m.fs.OpenDir(m.dir)
+	if err == nil {
+		err = errors.Join(dir.Sync(), dir.Close())
+	}
+	if err != nil {
+		d.log.Warn().Err(err).Msg("strata: cannot sync the store's directory after removing recycled WALs")
+	}
 }
 
 // applySyncBarrier writes the next sync mark in a synced batch and waits
