@@ -62,6 +62,19 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("db", def, "database directory ($STRATA_DB if set, else ./strata-data)")
 	root.AddCommand(newDemo(), newInfo())
+	// Cobra's completion command prints its help and exits 0 when the
+	// shell is missing or unknown: a script saving its output would save
+	// the help text. It fails instead.
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c.Name() == "completion" {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("completion needs a shell: bash, zsh, fish or powershell")
+			}
+			return fmt.Errorf("unknown shell %q: bash, zsh, fish or powershell", args[0])
+		}
+	}
 	// Cobra's own help command exits 0 for an unknown topic.
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",

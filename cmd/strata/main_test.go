@@ -175,6 +175,9 @@ func TestCommandsRefuseBadTargets(t *testing.T) {
 
 	require.ErrorContains(t, run("help", "bogus"), "unknown help topic")
 	require.NoError(t, run("help", "demo"))
+	require.ErrorContains(t, run("completion"), "completion needs a shell")
+	require.ErrorContains(t, run("completion", "bahs"), `unknown shell "bahs"`)
+	require.NoError(t, run("completion", "bash"))
 	require.Error(t, run("demo", "--db", filepath.Join(base, "db"), "extra"))
 	require.ErrorContains(t, run("demo", "--db", filepath.Join(base, "db"), "--keys", "-5"), "at least 1")
 }
