@@ -199,8 +199,9 @@ type GCStats struct {
 	Removed int64 // versions removed (of those and of the event log head)
 	// Horizon is the run's GC horizon after the pass, also after a pass
 	// that ended with an error once it had begun (its deadline, say), since
-	// what it removed already raised it. It is 0 when the pass did not
-	// begin (or the horizon could not be read after a storage failure).
+	// what it removed already raised it. It is 0 while no pass of the run
+	// has removed anything yet, and when the pass did not begin (or the
+	// horizon could not be read after a storage failure).
 	Horizon uint64
 }
 

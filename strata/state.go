@@ -331,7 +331,8 @@ func (db *Database) StateInit(ctx context.Context, run RunID, name string, v Val
 }
 
 // StateRead returns the cell name at the current visible version, or
-// ErrNotFound. A read that meets a concurrent GC pass reads again.
+// ErrNotFound. It reads in a read transaction, whose snapshot a concurrent
+// GC pass leaves alone.
 func (db *Database) StateRead(ctx context.Context, run RunID, name string) (State, error) {
 	if err := checkStateName(run, name); err != nil {
 		return State{}, err
