@@ -1096,22 +1096,46 @@ func currentManifest(t *testing.T, fs vfs.FS) string {
 func TestManifestDamageAfterCleanCloseFailsOpen(t *testing.T) {
 	const n = 200
 	base := closedStore(t, n)
-	manifest := currentManifest(t, base)
-	st, err := base.Stat(manifest)
-	require.NoError(t, err)
-	refused := 0
-	for off := int64(0); off < st.Size(); off++ {
-		if refusedDamage(t, copyStore(t, base), manifest, off, n) {
-			refused++
-		}
-	}
+	refused, size := flipEveryManifestByte(t, base, func() vfs.FS { return copyStore(t, base) }, n)
 	// How many flips are refused depends on what the MANIFEST holds when
 	// Close returns (whether a compaction's edit and the WAL's deletion
 	// came before it): a flip that drops edits whose files are all still
 	// there loses nothing and is tolerated. Locally all 358 were refused;
 	// one CI run under -race refused 157 of 264.
 	require.Positive(t, refused)
-	t.Logf("%d of %d flipped bytes refused, none lost a commit", refused, st.Size())
+	t.Logf("%d of %d flipped bytes refused, none lost a commit", refused, size)
+}
+
+// flipEveryManifestByte flips each byte of the current MANIFEST of the
+// store "db" on fs in turn, each on a fresh image, and checks that Open
+// refuses the image or reads every commit back (refusedDamage). It returns
+// how many flips were refused, and the MANIFEST's size.
+func flipEveryManifestByte(t *testing.T, fs vfs.FS, image func() vfs.FS, n int) (refused int, size int64) {
+	t.Helper()
+	manifest := currentManifest(t, fs)
+	st, err := fs.Stat(manifest)
+	require.NoError(t, err)
+	for off := int64(0); off < st.Size(); off++ {
+		if refusedDamage(t, image(), manifest, off, n) {
+			refused++
+		}
+	}
+	return refused, st.Size()
+}
+
+// writeFlushingStore writes n commits of about 60 bytes each to a new
+// database at opts.Path with the smallest memtable, so that it flushes
+// several times, and closes it.
+func writeFlushingStore(t *testing.T, opts strata.Options, n int) {
+	t.Helper()
+	opts.MemTableSize = strata.MinMemTableSize
+	db, err := strata.OpenWith(opts)
+	require.NoError(t, err)
+	for i := range n {
+		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.String("a value of some forty bytes, to flush"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
 }
 
 // The same in a store written in one session whose memtable flushed several
@@ -1128,13 +1152,7 @@ func TestManifestDamageAfterCleanCloseFailsOpen(t *testing.T) {
 func TestManifestDamageAfterFlushesInOneSessionFailsOpen(t *testing.T) {
 	const n = 1500
 	base := vfs.NewCrashableMem()
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: base, MemTableSize: strata.MinMemTableSize})
-	require.NoError(t, err)
-	for i := range n {
-		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.String("a value of some forty bytes, to flush"))
-		require.NoError(t, err)
-	}
-	require.NoError(t, db.Close())
+	writeFlushingStore(t, strata.Options{Path: "db", FS: base}, n)
 	afterClose := base.CrashClone(vfs.CrashCloneCfg{}) // what is synced
 	names, err := afterClose.List("db")
 	require.NoError(t, err)
@@ -1146,17 +1164,9 @@ func TestManifestDamageAfterFlushesInOneSessionFailsOpen(t *testing.T) {
 	}
 	require.Equal(t, 1, wals, "only the live WAL is left: %v", names)
 
-	manifest := currentManifest(t, afterClose)
-	st, err := afterClose.Stat(manifest)
-	require.NoError(t, err)
-	refused := 0
-	for off := int64(0); off < st.Size(); off++ {
-		if refusedDamage(t, base.CrashClone(vfs.CrashCloneCfg{}), manifest, off, n) {
-			refused++
-		}
-	}
+	refused, size := flipEveryManifestByte(t, afterClose, func() vfs.FS { return base.CrashClone(vfs.CrashCloneCfg{}) }, n)
 	require.Positive(t, refused)
-	t.Logf("%d of %d flipped bytes refused, none lost a commit", refused, st.Size())
+	t.Logf("%d of %d flipped bytes refused, none lost a commit", refused, size)
 }
 
 // On the real disk too, Close leaves only the live WAL, and the store
@@ -1164,17 +1174,11 @@ func TestManifestDamageAfterFlushesInOneSessionFailsOpen(t *testing.T) {
 func TestCloseLeavesOnlyTheLiveWALOnDisk(t *testing.T) {
 	const n = 1500
 	dir := t.TempDir()
-	db, err := strata.OpenWith(strata.Options{Path: dir, MemTableSize: strata.MinMemTableSize})
-	require.NoError(t, err)
-	for i := range n {
-		_, err := db.Put(ctx, walDamageRun, fmt.Appendf(nil, "k%03d", i), value.String("a value of some forty bytes, to flush"))
-		require.NoError(t, err)
-	}
-	require.NoError(t, db.Close())
+	writeFlushingStore(t, strata.Options{Path: dir}, n)
 	wals, err := filepath.Glob(filepath.Join(dir, "*.log"))
 	require.NoError(t, err)
 	require.Len(t, wals, 1)
-	db, err = strata.Open(dir)
+	db, err := strata.Open(dir)
 	require.NoError(t, err)
 	defer db.Close()
 	for i := range n {
