@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/wal"
 	"github.com/strata-db/strata/internal/serr"
 	"github.com/strata-db/strata/internal/syncmark"
 	"github.com/strata-db/strata/keyenc"
@@ -274,33 +273,21 @@ func (d *DB) removeRecycledWALs() {
 		return
 	}
 	defer lock.Close()
-	names, err := m.fs.List(m.dir)
+	logs, err := wal.Scan(wal.Dir{FS: m.fs, Dirname: m.dir}) // in increasing number
 	if err != nil {
 		d.log.Warn().Err(err).Msg("strata: cannot list the store to remove recycled WALs")
 		return
 	}
-	newest, wals := uint64(0), map[string]uint64{}
-	for _, name := range names {
-		if !walFileName.MatchString(name) {
-			continue
-		}
-		num, err := strconv.ParseUint(name[:strings.IndexAny(name, "-.")], 10, 64)
-		if err != nil {
-			continue // not a number Pebble would write
-		}
-		wals[name] = num
-		newest = max(newest, num)
-	}
 	removed := false
-	for name, num := range wals {
-		if num == newest {
-			continue
+	for _, ll := range logs[:max(len(logs)-1, 0)] {
+		for i := range ll.NumSegments() {
+			fs, path := ll.SegmentLocation(i)
+			if err := fs.Remove(path); err != nil {
+				d.log.Warn().Err(err).Str("file", path).Msg("strata: cannot remove a recycled WAL")
+				continue
+			}
+			removed = true
 		}
-		if err := m.fs.Remove(m.fs.PathJoin(m.dir, name)); err != nil {
-			d.log.Warn().Err(err).Str("file", name).Msg("strata: cannot remove a recycled WAL")
-			continue
-		}
-		removed = true
 	}
 	if !removed {
 		return
