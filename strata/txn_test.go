@@ -815,54 +815,35 @@ func TestTxnContextsArePooled(t *testing.T) {
 // with a few does.
 func TestLargeTxnContextIsNotPooled(t *testing.T) {
 	const n = 4097
+	// Each case's add gives the transaction one entry of its kind, numbered i.
 	for _, tc := range []struct {
 		name string
-		fill func(tx *strata.Txn, n int) error
+		add  func(tx *strata.Txn, i int) error
 	}{
-		{"writes", func(tx *strata.Txn, n int) error {
-			for i := range n {
-				if err := tx.Put(fmt.Appendf(nil, "w%d", i), value.Int(1)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"reads", func(tx *strata.Txn, n int) error {
-			for i := range n {
-				if _, err := tx.Exists(fmt.Appendf(nil, "r%d", i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"CAS expectations on one key", func(tx *strata.Txn, n int) error {
-			for i := range n {
-				if err := tx.CAS([]byte("c"), uint64(i+1), value.Int(1)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"listed ranges", func(tx *strata.Txn, n int) error {
-			for i := range n {
-				if _, err := tx.List(fmt.Appendf(nil, "l%d/", i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"writes", func(tx *strata.Txn, i int) error { return tx.Put(fmt.Appendf(nil, "w%d", i), value.Int(1)) }},
+		{"reads", func(tx *strata.Txn, i int) error { _, err := tx.Exists(fmt.Appendf(nil, "r%d", i)); return err }},
+		{"CAS expectations on one key", func(tx *strata.Txn, i int) error { return tx.CAS([]byte("c"), uint64(i+1), value.Int(1)) }},
+		{"listed ranges", func(tx *strata.Txn, i int) error { _, err := tx.List(fmt.Appendf(nil, "l%d/", i)); return err }},
 	} {
+		fill := func(tx *strata.Txn, n int) error {
+			for i := range n {
+				if err := tc.add(tx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			db, run := openTxnDB(t)
 			db.WarmupTxns(1)
 			tx := begin(t, db, run)
 			require.Equal(t, 0, db.TxnPoolStats().Pooled, "the transaction holds the pooled context")
-			require.NoError(t, tc.fill(tx, n))
+			require.NoError(t, fill(tx, n))
 			tx.End()
 			require.Equal(t, strata.TxnPoolStats{Pooled: 0, Created: 1}, db.TxnPoolStats(), "a context past 4,096 entries is dropped")
 
 			tx = begin(t, db, run)
-			require.NoError(t, tc.fill(tx, 8))
+			require.NoError(t, fill(tx, 8))
 			tx.End()
 			require.Equal(t, strata.TxnPoolStats{Pooled: 1, Created: 2}, db.TxnPoolStats(), "a small transaction's context is kept")
 		})
