@@ -16,6 +16,7 @@ import (
 	"github.com/strata-db/strata/keyenc"
 	"github.com/strata-db/strata/pebbleadapter"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -351,5 +352,52 @@ func TestOpenOfANewStoreSurvivesAFailingDirectorySync(t *testing.T) {
 		require.NoError(t, b.SyncWait())
 		b.Close()
 		require.NoError(t, db.Close())
+	}
+}
+
+// A failed Open leaves nothing running. Pebble's Open, when it returns an
+// error after it has replayed the WALs, leaves the store it built behind,
+// with a goroutine of its compaction scheduler and the open MANIFEST; it
+// does so when the format version marker of a new store cannot be
+// created. The fence takes that error for a failure of the store, so that
+// Pebble's Open completes and the adapter's closes it. Every creation,
+// write and sync of a file inside pebble.Open fails in turn, for a new store
+// and for an existing one: each Open fails or succeeds with no goroutine
+// left over from it, and the next Open, without the fault, succeeds.
+func TestFailedOpenLeavesNoGoroutine(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		for _, kind := range []errorfs.OpKind{errorfs.OpCreate, errorfs.OpFileWrite, errorfs.OpFileSync} {
+			for n := int64(0); ; n++ {
+				mem := vfs.NewMem()
+				if existing {
+					db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: mem})
+					require.NoError(t, err)
+					require.NoError(t, db.Close())
+				}
+				var seen atomic.Int64
+				inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+					if op.Kind == kind && strings.Contains(string(debug.Stack()), "pebble/v2.Open(") && seen.Add(1) == n+1 {
+						return errorfs.ErrInjected
+					}
+					return nil
+				})
+				before := goleak.IgnoreCurrent()
+				db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(mem, inj)})
+				if err == nil {
+					require.NoError(t, db.Close())
+				}
+				goleak.VerifyNone(t, before)
+				if seen.Load() <= n {
+					require.NoError(t, err, "no fault fired")
+					require.Positive(t, n, "pebble.Open creates, writes and syncs files")
+					break
+				}
+				require.ErrorIs(t, err, errorfs.ErrInjected, "%v %d (existing store: %v)", kind, n+1, existing)
+
+				db, err = pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: mem})
+				require.NoError(t, err, "reopening after %v %d failed", kind, n+1)
+				require.NoError(t, db.Close())
+			}
+		}
 	}
 }

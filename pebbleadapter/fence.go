@@ -27,14 +27,17 @@ import (
 // any cause, its files on disk stay as they were at the failure. Pebble is
 // opened on fenceFS, the caller's filesystem with these rules:
 //
-//   - WAL and MANIFEST files are fenced: the first error of a write, a
-//     sync, a stat or a close of one, or of the creation of one, marks the
-//     store failed (ErrFailed), and is reported to Pebble as success.
-//   - Once the store has failed, every write and sync of a WAL or MANIFEST
-//     file is dropped and reported as done (but a failed flush or
-//     compaction, which may leave the WAL sound, lets the WAL files Pebble
-//     has open take what it still holds for acknowledged commits, if they
-//     can), and a WAL, MANIFEST or marker
+//   - WAL, MANIFEST and marker files are fenced: the first error of a
+//     write, a sync, a stat or a close of one, or of the creation of one,
+//     marks the store failed (ErrFailed), and is reported to Pebble as
+//     success. (Pebble's Open leaks a goroutine and the store it built when
+//     it returns an error after it has replayed the WALs, as it does when
+//     the format version marker of a new store cannot be created; fenced,
+//     the error fails the store, Open completes, and Strata closes it.)
+//   - Once the store has failed, every write and sync of a fenced file is
+//     dropped and reported as done (but a failed flush or compaction, which
+//     may leave the WAL sound, lets the WAL files Pebble has open take what
+//     it still holds for acknowledged commits, if they can), and a fenced
 //     file Pebble creates lives in memory only (so no marker moves, and no
 //     old WAL is recycled); removing, renaming or linking a file fails,
 //     except removing a file created after the failure.
@@ -84,16 +87,10 @@ type fenceFS struct {
 // flush Close makes last failed (see DB.frozen).
 func (fs fenceFS) frozen() bool { return fs.d.frozen.Load() }
 
-// fenced reports whether name is a WAL or a MANIFEST.
+// fenced reports whether name is a WAL, a MANIFEST or a marker file.
 func (fs fenceFS) fenced(name string) bool {
 	base := fs.PathBase(name)
-	return walFileName.MatchString(base) || manifestFileName.MatchString(base)
-}
-
-// frozenInMemory reports whether a file of this name that Pebble creates
-// once the store has failed lives in memory.
-func (fs fenceFS) frozenInMemory(name string) bool {
-	return fs.fenced(name) || markerFileName.MatchString(fs.PathBase(name))
+	return walFileName.MatchString(base) || manifestFileName.MatchString(base) || markerFileName.MatchString(base)
 }
 
 // Create creates a file; see the rules above.
@@ -115,14 +112,14 @@ func (fs fenceFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opt
 
 // open opens a file for writing with open, behind the fence. Once the
 // store has failed, a WAL, MANIFEST or marker file is created in memory
-// instead, and so is a WAL or MANIFEST whose opening fails (which fails
+// instead, and so is one whose opening fails (which fails
 // the store): Pebble gets a working file, and nothing reaches the disk. A
 // flush's file, an OPTIONS file, and a compaction's table while a write
 // stall is in progress go to the overlay then. Before the failure, a
 // compaction's table is a compactionFile, whose errors fail the store.
 func (fs fenceFS) open(name string, category vfs.DiskWriteCategory, open func() (vfs.File, error)) (vfs.File, error) {
 	frozen := fs.frozen()
-	if frozen && fs.frozenInMemory(name) {
+	if frozen && fs.fenced(name) {
 		return memFile(name, category)
 	}
 	if frozen && (category == flushCategory || fs.optionsFile(name) ||
@@ -383,7 +380,7 @@ func (fs fenceFS) Link(oldname, newname string) error {
 	return fs.FS.Link(oldname, newname)
 }
 
-// fencedFile is a WAL or MANIFEST file behind the fence: its first error
+// fencedFile is a WAL, MANIFEST or marker file behind the fence: its first error
 // marks the store failed, and once the store has failed (a WAL: once the
 // WAL is frozen), writes and syncs are dropped and reported as done.
 type fencedFile struct {
