@@ -108,9 +108,9 @@ type DB struct {
 	// data (see removeRecycledWALs).
 	closeFlushed bool
 
-	// claim holds the directory for this process (see claimDir) until
-	// Pebble has closed.
-	claim dirClaim
+	// lock holds the directory (Pebble's lock, and the claim of claimDir)
+	// until Pebble has closed.
+	lock *claimedLock
 }
 
 // Open opens or creates a store. A directory held by another process or
@@ -127,24 +127,23 @@ func Open(o Options) (*DB, error) {
 	if err := fs.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("strata: create %q: %w", o.Dir, err)
 	}
-	dir, err := lockPath(fs, o.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("strata: open %q: %w", o.Dir, err)
-	}
-	claim, err := claimDir(fs, o.Dir)
+	// The lock is taken before anything in the directory is read: another
+	// process's Open or Close may be changing its files until then.
+	dir, lock, err := lockDir(fs, o.Dir)
 	if err != nil {
 		return nil, err
 	}
-	d.claim = claim
+	d.lock = lock
 	defer func() {
 		if d.pdb == nil {
-			claim.release() // Pebble never opened; once it has, closePebble releases
+			_ = lock.Close() // Pebble never opened; once it has, closePebble releases
 		}
 	}()
 	popts := &pebble.Options{
 		FS:                 fenceFS{FS: fs, d: d}, // see fence.go
 		Comparer:           Comparer,
 		FormatMajorVersion: pebble.FormatNewest,
+		Lock:               lock.Lock,
 		Logger:             pebbleLogger{d},
 		MemTableSize:       o.MemTableSize,
 		CacheSize:          o.CacheSize,
@@ -162,6 +161,7 @@ func Open(o Options) (*DB, error) {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if _, err := peek(dir, fs); err != nil {
+		lock.removeCreated()
 		return nil, err
 	}
 	pdb, err := openPebble(dir, popts)
@@ -246,33 +246,66 @@ func LockDirectory(dir string, fs vfs.FS) (io.Closer, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	dir = memDir(fs, dir)
+	_, l, err := lockDir(fs, memDir(fs, dir))
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// lockDir claims dir for this process (claimDir) and takes Pebble's lock on
+// it, as Open does before it reads anything there, so that no other
+// process's Open changes the files meanwhile. It returns the path to open
+// the store by (lockPath). Pebble creates, or empties, a LOCK file it never
+// writes to: one that holds bytes is not Pebble's, and is left alone
+// (ErrCorruption), as are the files it may be a symbolic link to.
+func lockDir(fs vfs.FS, dir string) (string, *claimedLock, error) {
 	path, err := lockPath(fs, dir)
 	if err != nil {
-		return nil, fmt.Errorf("strata: lock %q: %w", dir, err)
+		return "", nil, fmt.Errorf("strata: lock %q: %w", dir, err)
 	}
 	claim, err := claimDir(fs, dir)
 	if err != nil {
-		return nil, err
+		return "", nil, err
+	}
+	lockFile := fs.PathJoin(path, LockFileName)
+	fi, err := fs.Stat(lockFile)
+	if err == nil && (fi.IsDir() || fi.Size() > 0) {
+		claim.release()
+		return "", nil, fmt.Errorf("%w: %s is not Pebble's lock file (which is an empty file); it is left alone", serr.ErrCorruption, lockFile)
 	}
 	l, err := pebble.LockDirectory(path, fs)
 	if err != nil {
 		claim.release()
-		return nil, mapOpenError(dir, err)
+		return "", nil, mapOpenError(dir, err)
 	}
-	return claimedLock{l, claim}, nil
+	return path, &claimedLock{Lock: l, claim: claim, fs: fs, file: lockFile, created: fi == nil}, nil
 }
 
-// claimedLock is LockDirectory's lock: Pebble's, and the directory's claim.
+// claimedLock is the lock lockDir takes: Pebble's, and the directory's
+// claim.
 type claimedLock struct {
-	io.Closer
-	claim dirClaim
+	*pebble.Lock
+	claim   dirClaim
+	fs      vfs.FS
+	file    string
+	created bool // the lock file did not exist before
 }
 
-// Close releases Pebble's lock, then the claim.
-func (l claimedLock) Close() error {
+// removeCreated removes the lock file if lockDir created it: Open refused
+// the directory (a store of another program, a damaged one), and leaves it
+// as it found it. Only the holder of the lock removes it.
+func (l *claimedLock) removeCreated() {
+	if l.created {
+		_ = l.fs.Remove(l.file)
+	}
+}
+
+// Close releases Pebble's lock, then the claim. A store opened with the
+// lock must have been closed first.
+func (l *claimedLock) Close() error {
 	defer l.claim.release()
-	return l.Closer.Close()
+	return l.Lock.Close()
 }
 
 // lockPath returns the path under which dir is opened and locked: on the
@@ -324,7 +357,10 @@ func realPath(dir string) (string, error) {
 //
 //   - on the real disk, also through wrappers (an FS whose vfs.Root is
 //     vfs.Default, like Pebble's errorfs or disk-health checks, which keep
-//     its names): the absolute path with symbolic links resolved;
+//     its names): the directory itself (os.SameFile: its device and inode),
+//     so that a directory renamed while open, or reached through a bind
+//     mount or a hard-linked parent, is still the one held; the absolute
+//     path with symbolic links resolved names it in messages;
 //   - on a MemFS (or a wrapper of one): that MemFS and the path cleaned and
 //     rooted, since its working directory is its root and Pebble joins
 //     file names with filepath.Join ("db", "/db" and "db/." are one
@@ -334,7 +370,7 @@ func realPath(dir string) (string, error) {
 // table (the path as given) applies there.
 var claims struct {
 	sync.Mutex
-	held map[dirKey]struct{}
+	held map[dirKey]os.FileInfo // the directory's, on the real disk
 }
 
 // dirKey identifies a directory: the filesystem at the root of the
@@ -354,7 +390,10 @@ type dirClaim struct {
 // open store or LockDirectory holds it already.
 func claimDir(fs vfs.FS, dir string) (dirClaim, error) {
 	root := vfs.Root(fs)
-	var key dirKey
+	var (
+		key  dirKey
+		info os.FileInfo
+	)
 	switch r := root.(type) {
 	case *vfs.MemFS:
 		key = dirKey{root: r, path: filepath.Clean(string(filepath.Separator) + dir)}
@@ -363,6 +402,9 @@ func claimDir(fs vfs.FS, dir string) (dirClaim, error) {
 			return dirClaim{}, nil
 		}
 		path, err := realPath(dir)
+		if err == nil {
+			info, err = os.Stat(path)
+		}
 		if err != nil {
 			return dirClaim{}, fmt.Errorf("strata: open %q: %w", dir, err)
 		}
@@ -370,13 +412,15 @@ func claimDir(fs vfs.FS, dir string) (dirClaim, error) {
 	}
 	claims.Lock()
 	defer claims.Unlock()
-	if _, ok := claims.held[key]; ok {
-		return dirClaim{}, fmt.Errorf("%w: %s: the directory (%s) is open in this process", serr.ErrLocked, dir, key.path)
+	for k, held := range claims.held {
+		if k == key || info != nil && held != nil && os.SameFile(info, held) {
+			return dirClaim{}, fmt.Errorf("%w: %s: the directory (%s) is open in this process", serr.ErrLocked, dir, k.path)
+		}
 	}
 	if claims.held == nil {
-		claims.held = map[dirKey]struct{}{}
+		claims.held = map[dirKey]os.FileInfo{}
 	}
-	claims.held[key] = struct{}{}
+	claims.held[key] = info
 	return dirClaim{key: key, once: new(sync.Once)}, nil
 }
 
@@ -719,8 +763,8 @@ func (d *DB) closePebble() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			defer d.claim.release()          // not before Pebble let go of the directory
-			defer func() { _ = recover() }() // Close may panic on a broken pipeline
+			defer func() { _ = d.lock.Close() }() // not before Pebble let go of the directory
+			defer func() { _ = recover() }()      // Close may panic on a broken pipeline
 			_ = d.pdb.Close()
 		}()
 		select {
@@ -730,12 +774,11 @@ func (d *DB) closePebble() error {
 		}
 		return f
 	}
-	defer d.claim.release()
 	err := d.mapError(d.pdb.Close())
 	if err == nil && d.closeFlushed {
 		d.removeRecycledWALs() // before another process may open the directory
 	}
-	return err
+	return errors.Join(err, d.lock.Close())
 }
 
 // StorageCorruptionError is Pebble failing to read back its own bytes: a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,6 +142,95 @@ func TestOpenTwiceIsLocked(t *testing.T) {
 
 	require.NoError(t, db.Close())
 	db = openAt(t, fs) // the lock is released by Close
+	require.NoError(t, db.Close())
+}
+
+// The claim on an open directory is the directory itself, not its name:
+// renamed while open, it cannot be opened a second time in the process by
+// its new name (two Pebble instances on one store lose acknowledged
+// commits: the second deletes the first's WAL). A bind mount or a
+// hard-linked parent reach the same case; a rename needs no privileges.
+func TestOpenOfARenamedOpenDirectoryIsLocked(t *testing.T) {
+	base := t.TempDir()
+	a, b := base+"/a", base+"/b"
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: a})
+	require.NoError(t, err)
+	require.NoError(t, os.Rename(a, b))
+	second, err := pebbleadapter.Open(pebbleadapter.Options{Dir: b})
+	require.ErrorIs(t, err, serr.ErrLocked)
+	require.Nil(t, second)
+	_, err = pebbleadapter.LockDirectory(b, nil)
+	require.ErrorIs(t, err, serr.ErrLocked)
+	require.NoError(t, os.Rename(b, a)) // Pebble names its files by the path it opened
+	require.NoError(t, db.Close())
+	require.NoError(t, os.Rename(a, b))
+	db, err = pebbleadapter.Open(pebbleadapter.Options{Dir: b})
+	require.NoError(t, err, "Close released the claim")
+	require.NoError(t, db.Close())
+}
+
+// Open takes the directory's lock before it reads anything there: another
+// process's Open or Close changes the files (it replaces the OPTIONS file,
+// removes WALs) until it lets go of the lock, and an Open that read them
+// first failed with the error of a file vanishing under it instead of
+// ErrLocked (a black-box audit saw it once in about 1,000 racing opens).
+// So only the lock file is looked at (its size: see lockDir) before the
+// lock is taken, for a new store and an existing one.
+func TestOpenLocksBeforeReading(t *testing.T) {
+	mem := vfs.NewMem()
+	for _, existing := range []bool{false, true} {
+		var ops []errorfs.Op
+		inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+			if op.Kind != errorfs.OpMkdirAll {
+				ops = append(ops, op)
+			}
+			return nil
+		})
+		db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(mem, inj)})
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+		lock := slices.IndexFunc(ops, func(op errorfs.Op) bool { return op.Kind == errorfs.OpLock })
+		require.NotEqual(t, -1, lock)
+		for _, op := range ops[:lock] {
+			require.Equal(t, pebbleadapter.LockFileName, mem.PathBase(op.Path), "existing store: %v: %v %s before the lock", existing, op.Kind, op.Path)
+		}
+	}
+}
+
+// Pebble's lock file is empty, and locking it creates or empties it: a
+// LOCK file with contents, or a directory of that name, is someone else's,
+// and Open leaves it alone (as it leaves what a symbolic link named LOCK
+// points to) and fails with ErrCorruption.
+func TestOpenLeavesAForeignLockFileAlone(t *testing.T) {
+	base := t.TempDir()
+	outside := base + "/outside"
+	require.NoError(t, os.WriteFile(outside, []byte("user data"), 0o644))
+	for _, setup := range []func(lock string) error{
+		func(lock string) error { return os.WriteFile(lock, []byte("user data"), 0o644) },
+		func(lock string) error { return os.Symlink(outside, lock) },
+		func(lock string) error { return os.Mkdir(lock, 0o755) },
+	} {
+		d, err := os.MkdirTemp(base, "db")
+		require.NoError(t, err)
+		require.NoError(t, setup(d+"/"+pebbleadapter.LockFileName))
+		_, err = pebbleadapter.Open(pebbleadapter.Options{Dir: d})
+		require.ErrorIs(t, err, serr.ErrCorruption)
+		_, err = pebbleadapter.LockDirectory(d, nil)
+		require.ErrorIs(t, err, serr.ErrCorruption)
+		names, err := os.ReadDir(d)
+		require.NoError(t, err)
+		require.Len(t, names, 1, "nothing created")
+		got, err := os.ReadFile(outside)
+		require.NoError(t, err)
+		require.Equal(t, "user data", string(got))
+	}
+	// An empty LOCK file is Pebble's (a store left by a crash before its
+	// creation got further has one).
+	d := base + "/empty"
+	require.NoError(t, os.Mkdir(d, 0o755))
+	require.NoError(t, os.WriteFile(d+"/"+pebbleadapter.LockFileName, nil, 0o644))
+	db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: d})
+	require.NoError(t, err)
 	require.NoError(t, db.Close())
 }
 

@@ -258,21 +258,14 @@ func (d *DB) flushForClose() bool {
 // check would not see the loss. Without them that MANIFEST recovers an
 // older mark and is refused. The newest WAL is the live one (a reused file
 // is renamed to a new, higher number), and Close's flush left it empty.
-// A failure is logged: the store keeps every commit either way, only the
-// check is weaker.
+// It runs before the store's lock is released, so that no other process
+// opens the store (and reuses these files) meanwhile. A failure is logged:
+// the store keeps every commit either way, only the check is weaker.
 func (d *DB) removeRecycledWALs() {
 	m := &d.marks
 	if m.fs == nil {
 		return
 	}
-	// Pebble let go of its lock file on Close: take it again, so that no
-	// other process opens the store (and reuses these files) meanwhile.
-	lock, err := m.fs.Lock(m.fs.PathJoin(m.dir, "LOCK"))
-	if err != nil {
-		d.log.Warn().Err(err).Msg("strata: cannot lock the store again to remove recycled WALs")
-		return
-	}
-	defer lock.Close()
 	logs, err := wal.Scan(wal.Dir{FS: m.fs, Dirname: m.dir}) // in increasing number
 	if err != nil {
 		d.log.Warn().Err(err).Msg("strata: cannot list the store to remove recycled WALs")
