@@ -98,7 +98,10 @@ type latestShard struct {
 	// keyBytes is the sum of the lengths of m's keys.
 	keyBytes int64
 	// fifo holds the shard's keys in insertion order from index head on:
-	// eviction takes the oldest (first in, first out).
+	// eviction takes the oldest (first in, first out). Every key of m has
+	// a slot there; a key removed other than by eviction (abandoned, or
+	// dropped by version GC) leaves its slot behind, and a key added again
+	// gets another, until add compacts fifo (see add).
 	fifo []string
 	head int
 	// door remembers keys a commit wrote without tracking them, as two
@@ -323,7 +326,36 @@ func (x *latestIndex) add(s *latestShard, prefix []byte, h uint64, e *latestEntr
 	s.m[k] = e
 	s.keyBytes += int64(len(k))
 	s.fifo = append(s.fifo, k)
+	if len(s.fifo)-s.head > 2*len(s.m)+fifoSlack {
+		s.compactFIFO()
+	}
 	x.noteMember(s, h)
+}
+
+// fifoSlack is how many slots fifo may hold beyond twice the shard's keys
+// before add compacts it.
+const fifoSlack = 1024
+
+// compactFIFO drops the slots of fifo that name no key of m, and all but
+// the newest slot of a key, keeping the order. Run when the slots reach
+// twice the keys plus fifoSlack, it costs a constant per slot dropped. The
+// caller holds s.mu.
+func (s *latestShard) compactFIFO() {
+	live := s.fifo[s.head:]
+	seen := make(map[string]struct{}, len(s.m))
+	n := len(live)
+	for i := len(live) - 1; i >= 0; i-- {
+		k := live[i]
+		if _, dup := seen[k]; dup || s.m[k] == nil {
+			continue
+		}
+		seen[k] = struct{}{}
+		n--
+		live[n] = k
+	}
+	kept := copy(s.fifo, live[n:])
+	clear(s.fifo[kept:])
+	s.fifo, s.head = s.fifo[:kept], 0
 }
 
 // remove deletes the entry of key k from s. The caller holds s.mu.
