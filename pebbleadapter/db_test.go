@@ -179,8 +179,13 @@ func TestOpenOfARenamedOpenDirectoryIsLocked(t *testing.T) {
 func TestOpenLocksBeforeReading(t *testing.T) {
 	mem := vfs.NewMem()
 	for _, existing := range []bool{false, true} {
-		var ops []errorfs.Op
+		var (
+			mu  sync.Mutex
+			ops []errorfs.Op
+		)
 		inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+			mu.Lock()
+			defer mu.Unlock()
 			if op.Kind != errorfs.OpMkdirAll {
 				ops = append(ops, op)
 			}
@@ -189,9 +194,12 @@ func TestOpenLocksBeforeReading(t *testing.T) {
 		db, err := pebbleadapter.Open(pebbleadapter.Options{Dir: dir, FS: errorfs.Wrap(mem, inj)})
 		require.NoError(t, err)
 		require.NoError(t, db.Close())
-		lock := slices.IndexFunc(ops, func(op errorfs.Op) bool { return op.Kind == errorfs.OpLock })
+		mu.Lock()
+		seen := slices.Clone(ops)
+		mu.Unlock()
+		lock := slices.IndexFunc(seen, func(op errorfs.Op) bool { return op.Kind == errorfs.OpLock })
 		require.NotEqual(t, -1, lock)
-		for _, op := range ops[:lock] {
+		for _, op := range seen[:lock] {
 			require.Equal(t, pebbleadapter.LockFileName, mem.PathBase(op.Path), "existing store: %v: %v %s before the lock", existing, op.Kind, op.Path)
 		}
 	}
