@@ -228,11 +228,19 @@ func (s *sizer) walk(v Value, depth int) error {
 
 // Equal reports whether a and b are the same value: same kind and same
 // contents. Floats compare by value (-0 equals +0); objects by their fields,
-// whatever the map order.
-func Equal(a, b Value) bool {
+// whatever the map order. Values nested deeper than MaxDepth (invalid ones,
+// which no write accepts; a value that contains itself is one) are not
+// equal to anything: Equal stops there instead of recursing without end.
+func Equal(a, b Value) bool { return equal(a, b, 0) }
+
+func equal(a, b Value, depth int) bool {
 	if a.kind != b.kind {
 		return false
 	}
+	if (a.kind == KindArray || a.kind == KindObject) && depth >= MaxDepth {
+		return false
+	}
+	eq := func(a, b Value) bool { return equal(a, b, depth+1) }
 	switch a.kind {
 	case KindNull:
 		return true
@@ -245,22 +253,41 @@ func Equal(a, b Value) bool {
 	case KindBytes:
 		return bytes.Equal(a.raw, b.raw)
 	case KindArray:
-		return slices.EqualFunc(a.arr, b.arr, Equal)
+		return slices.EqualFunc(a.arr, b.arr, eq)
 	case KindObject:
-		return maps.EqualFunc(a.obj, b.obj, Equal)
+		return maps.EqualFunc(a.obj, b.obj, eq)
 	}
 	return false
 }
 
 // String formats v for people: JSON-like, object keys sorted, bytes as
 // b"hex".
+//
+// A value nested deeper than MaxDepth (an invalid one: a value that
+// contains itself, say) prints "..." past that depth, and the text stops,
+// with "...", once it passes maxStringLen bytes (a value that shares its
+// elements can stand for more text than memory holds).
 func (v Value) String() string {
 	var sb strings.Builder
-	v.format(&sb)
+	v.format(&sb, 0)
 	return sb.String()
 }
 
-func (v Value) format(sb *strings.Builder) {
+// maxStringLen bounds the text String returns (plus the "..." it ends
+// with when it stops there).
+const maxStringLen = 1 << 20
+
+func (v Value) format(sb *strings.Builder, depth int) {
+	if sb.Len() > maxStringLen {
+		if !strings.HasSuffix(sb.String(), "...") {
+			sb.WriteString("...")
+		}
+		return
+	}
+	if (v.kind == KindArray || v.kind == KindObject) && depth >= MaxDepth {
+		sb.WriteString("...")
+		return
+	}
 	switch v.kind {
 	case KindNull:
 		sb.WriteString("null")
@@ -280,7 +307,7 @@ func (v Value) format(sb *strings.Builder) {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			e.format(sb)
+			e.format(sb, depth+1)
 		}
 		sb.WriteByte(']')
 	case KindObject:
@@ -291,7 +318,7 @@ func (v Value) format(sb *strings.Builder) {
 			}
 			sb.WriteString(strconv.Quote(k))
 			sb.WriteByte(':')
-			v.obj[k].format(sb)
+			v.obj[k].format(sb, depth+1)
 		}
 		sb.WriteByte('}')
 	}

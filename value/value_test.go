@@ -185,3 +185,40 @@ func TestAppendLimitRefusesSharedElementsEarly(t *testing.T) {
 	require.ErrorIs(t, err, serr.ErrInvalidValue)
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "a refusal encodes nothing")
 }
+
+// Values share their arguments, so a program can build one that contains
+// itself. Validate and every write refuse it (too deep), but String and
+// Equal recursed without end into a stack overflow, a fatal error that no
+// recover stops (a black-box audit, 2026-11-28). They stop at MaxDepth, and
+// String's text is bounded also for a value whose shared elements stand
+// for more text than memory holds.
+func TestSelfContainingAndHugeSharedValues(t *testing.T) {
+	a := []Value{Int(1)}
+	v := Array(a...)
+	a[0] = v
+	require.ErrorIs(t, v.Validate(), serr.ErrInvalidValue)
+	s := v.String()
+	require.True(t, strings.HasPrefix(s, strings.Repeat("[", MaxDepth)+"..."+"]"), s)
+	require.False(t, Equal(v, v))
+	m := map[string]Value{}
+	o := Object(m)
+	m["self"] = o
+	require.Contains(t, o.String(), "...")
+	require.False(t, Equal(o, o))
+
+	deep := Int(7) // exactly MaxDepth levels: valid, printed and compared whole
+	for range MaxDepth {
+		deep = Array(deep)
+	}
+	require.NoError(t, deep.Validate())
+	require.Equal(t, strings.Repeat("[", MaxDepth)+"7"+strings.Repeat("]", MaxDepth), deep.String())
+	require.True(t, Equal(deep, deep))
+
+	huge := String("x") // 2^60 copies of "x" in 60 levels
+	for range 60 {
+		huge = Array(huge, huge)
+	}
+	s = huge.String()
+	require.Less(t, len(s), 2<<20)
+	require.Contains(t, s, "...")
+}
