@@ -393,6 +393,28 @@ func (x *latestIndex) evict(s *latestShard) (removed bool) {
 	return removed
 }
 
+// empty drops every entry that is not in flight, as eviction would (the
+// floor is raised first), and gives back the memory of the shards' maps and
+// FIFOs.
+func (x *latestIndex) empty() {
+	for i := range x.shards {
+		s := &x.shards[i]
+		s.mu.Lock()
+		raiseTo(&x.floor, x.appliedVersion())
+		for k, e := range s.m {
+			if e.v != inFlight {
+				x.remove(s, k, e)
+			}
+		}
+		if len(s.m) == 0 {
+			s.m = map[string]*latestEntry{}
+		}
+		s.compactFIFO()
+		s.fifo = append([]string(nil), s.fifo...) // a new, exact array
+		s.mu.Unlock()
+	}
+}
+
 // applied records that version v of prefix was applied, with its stored
 // value (header then payload); t is what writing returned. An entry that
 // is in flight takes v; one that already holds a newer version keeps it.

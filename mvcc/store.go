@@ -298,8 +298,11 @@ func IsRefused(err error) bool {
 // Close records the highest allocated version as the version bound, with a
 // synced write, so that the next Open continues at the next version instead
 // of above the reservation. Call it once no commit can start; it does
-// nothing on a failed store.
+// nothing on a failed store. It also empties the latest index, so that a
+// closed store that is still referenced does not hold its memory (reads
+// still work, from storage, while the underlying DB is open).
 func (s *Store) Close() error {
+	defer s.latest.empty()
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
 	if s.Err() != nil || s.reserved == s.last {

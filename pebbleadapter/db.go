@@ -135,7 +135,7 @@ func Open(o Options) (*DB, error) {
 	}
 	d.lock = lock
 	defer func() {
-		if d.pdb == nil {
+		if d.pdb == nil && d.lock != nil {
 			_ = lock.Close() // Pebble never opened; once it has, closePebble releases
 		}
 	}()
@@ -763,8 +763,8 @@ func (d *DB) closePebble() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			defer func() { _ = d.lock.Close() }() // not before Pebble let go of the directory
-			defer func() { _ = recover() }()      // Close may panic on a broken pipeline
+			defer d.release()                // not before Pebble let go of the directory
+			defer func() { _ = recover() }() // Close may panic on a broken pipeline
 			_ = d.pdb.Close()
 		}()
 		select {
@@ -778,7 +778,18 @@ func (d *DB) closePebble() error {
 	if err == nil && d.closeFlushed {
 		d.removeRecycledWALs() // before another process may open the directory
 	}
-	return errors.Join(err, d.lock.Close())
+	return errors.Join(err, d.release())
+}
+
+// release lets go of the directory's lock, and of what a closed store
+// still references: Pebble's DB keeps its memtables (a large batch among
+// them), and a store on a MemFS keeps its files through the FS, for as long
+// as the closed DB is referenced. Call it once Pebble has closed; no
+// operation reaches Pebble after Close (they are refused by Enter).
+func (d *DB) release() error {
+	err := d.lock.Close()
+	d.pdb, d.lock, d.overlay, d.marks.fs = nil, nil, nil, nil
+	return err
 }
 
 // StorageCorruptionError is Pebble failing to read back its own bytes: a

@@ -258,6 +258,7 @@ func (db *Database) Close() error {
 		db.closed.Store(true)
 		db.adb.StopAccepting()
 		_ = db.adb.WaitIdle(context.Background())
+		db.txns.close()
 		// No commit can start now: record the exact last version, so that
 		// the next Open continues at the next one.
 		errs := []error{db.store.Close()}

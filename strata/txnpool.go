@@ -92,6 +92,7 @@ type txnPool struct {
 	// live holds every context not dropped: idle in free or in use.
 	live    map[*txnBuffers]struct{}
 	created atomic.Int64
+	closed  bool // the database closed: nothing is pooled any more
 }
 
 func newTxnBuffers() *txnBuffers {
@@ -160,11 +161,23 @@ func (p *txnPool) put(b *txnBuffers) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if keep && len(p.free) < maxPooledTxns {
+	if keep && len(p.free) < maxPooledTxns && !p.closed {
 		p.free = append(p.free, b)
 		return
 	}
 	delete(p.live, b)
+}
+
+// close drops the idle contexts, and any context put back later, so that a
+// closed database that is still referenced does not hold their memory.
+func (p *txnPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, b := range p.free {
+		delete(p.live, b)
+	}
+	p.free = nil
 }
 
 // oldestPin returns the oldest snapshot of an open transaction, or visible
@@ -183,12 +196,12 @@ func (p *txnPool) oldestPin(visible uint64) uint64 {
 
 // WarmupTxns fills the transaction-context pool with contexts until it
 // holds n of them (at most 64), so that the first transactions allocate
-// none.
+// none. After Close it does nothing: Close empties the pool.
 func (db *Database) WarmupTxns(n int) {
 	p := &db.txns
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.free) < min(n, maxPooledTxns) {
+	for !p.closed && len(p.free) < min(n, maxPooledTxns) {
 		p.free = append(p.free, p.add())
 	}
 }
