@@ -186,8 +186,15 @@ func (db *Database) CurrentVersion() uint64 { return db.store.Visible() }
 // Batched mode it trails CurrentVersion by at most one sync interval plus
 // the sync's latency; in Strict mode it covers every acknowledged commit
 // made in Strict (one that overrode it with WithDurability is made durable
-// by the next background barrier, within about SyncInterval).
-func (db *Database) DurableVersion() uint64 { return db.dur.Durable() }
+// by the next background barrier, within about SyncInterval). It never
+// exceeds CurrentVersion: a commit's fsync can finish before the commit is
+// visible, and a version above the visible one would be refused by GetAt.
+func (db *Database) DurableVersion() uint64 { return db.durable(db.dur.Durable()) }
+
+// durable caps a durable version d at the visible version, read after d:
+// every version at or below the cap is durable and readable. Both grow, so
+// the cap does.
+func (db *Database) durable(d uint64) uint64 { return min(d, db.store.Visible()) }
 
 // Flush makes every acknowledged commit durable (one WAL fsync) and returns
 // the durable version. It issues a sync barrier whenever anything was
@@ -204,7 +211,8 @@ func (db *Database) Flush(ctx context.Context) (uint64, error) {
 	if db.persist == PersistenceEphemeral {
 		return db.dur.Durable(), nil // nothing is durable: 0
 	}
-	return db.dur.Sync()
+	d, err := db.dur.Sync()
+	return db.durable(d), err
 }
 
 // Shutdown stops accepting new operations, waits for those in flight until

@@ -76,11 +76,12 @@ type StorageMetrics struct {
 // Metrics returns a snapshot of the database's metrics. After Close it
 // returns the version and transaction counters; Storage is zero.
 func (db *Database) Metrics() Metrics {
+	durable := db.dur.Durable()
 	m := Metrics{
 		CurrentVersion: db.store.Visible(),
-		DurableVersion: db.dur.Durable(),
 		Syncs:          db.dur.Syncs(),
 	}
+	m.DurableVersion = min(durable, m.CurrentVersion)
 	// The counters are read in the reverse of the order a transaction
 	// moves them in (Started, Active up; Active down, then its outcome), so
 	// that Completed() + Active <= Started holds in every snapshot: each
