@@ -54,6 +54,9 @@ type Database struct {
 	closed    atomic.Bool   // Close has begun
 
 	txns txnPool
+	// walBase is Pebble's count of WAL bytes written when Open finished:
+	// it counts the WALs Open replayed (see StorageMetrics.WALBytesWritten).
+	walBase uint64
 
 	// Transaction counters (see TxnMetrics).
 	txnStarted, txnActive, txnCommitted, txnAborted atomic.Int64
@@ -106,7 +109,8 @@ func OpenWith(opts Options) (*Database, error) {
 		_ = adb.Close()
 		return nil, err
 	}
-	db := &Database{opts: o, persist: persist, adb: adb, store: store, closeDone: make(chan struct{})}
+	db := &Database{opts: o, persist: persist, adb: adb, store: store, closeDone: make(chan struct{}),
+		walBase: adb.Metrics().WAL.BytesWritten}
 	db.dur = durability.NewManager(o.Durability,
 		durability.BatchedConfig{Interval: o.SyncInterval, MaxPending: o.MaxPendingCommits},
 		adb.SyncBarrier, store.Applied, store.Visible())

@@ -48,8 +48,8 @@ func ratio(a, b int64) float64 {
 
 // StorageMetrics are selected Pebble metrics.
 type StorageMetrics struct {
-	DiskSpaceUsage   uint64 // the sizes of Pebble's files: tables, WALs (in use, and done with but kept for reuse or deletion), manifest, OPTIONS; not WAL space preallocated past a file's size
-	WALBytesWritten  uint64 // physical bytes written to the WAL
+	DiskSpaceUsage   uint64 // the sizes of Pebble's files: tables, WALs (in use, and done with but kept for reuse or deletion), manifest, OPTIONS; not WAL space preallocated past a file's size. The live WALs count at the larger of their size when opened (a reused file) and the bytes written to them
+	WALBytesWritten  uint64 // bytes written to the WAL since Open finished, as Pebble counts them (the WAL bytes its flushes took in, plus the live WALs' sizes); what Open replayed is not counted
 	WALFiles         int64  // live WAL files
 	MemTableSize     uint64 // bytes allocated by memtables
 	MemTableCount    int64  // memtables, including the mutable one
@@ -97,8 +97,9 @@ func (db *Database) Metrics() Metrics {
 	defer db.leave()
 	pm := db.adb.Metrics()
 	m.Storage = StorageMetrics{
-		DiskSpaceUsage:   pm.DiskSpaceUsage(),
-		WALBytesWritten:  pm.WAL.BytesWritten,
+		// Pebble counts the live WAL at its size when it was opened.
+		DiskSpaceUsage:   pm.DiskSpaceUsage() - pm.WAL.PhysicalSize + max(pm.WAL.PhysicalSize, pm.WAL.Size),
+		WALBytesWritten:  pm.WAL.BytesWritten - min(db.walBase, pm.WAL.BytesWritten),
 		WALFiles:         pm.WAL.Files,
 		MemTableSize:     pm.MemTable.Size,
 		MemTableCount:    pm.MemTable.Count,
