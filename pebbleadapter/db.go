@@ -134,8 +134,9 @@ func Open(o Options) (*DB, error) {
 		return nil, err
 	}
 	d.lock = lock
+	opened := false
 	defer func() {
-		if d.pdb == nil && d.lock != nil {
+		if !opened {
 			_ = lock.Close() // Pebble never opened; once it has, closePebble releases
 		}
 	}()
@@ -174,7 +175,7 @@ func Open(o Options) (*DB, error) {
 		}
 		return nil, mapOpenError(o.Dir, err)
 	}
-	d.pdb = pdb
+	d.pdb, opened = pdb, true
 	if err := d.Err(); err != nil {
 		_ = d.closePebble()
 		return nil, err

@@ -277,11 +277,21 @@ func (v Value) String() string {
 // with when it stops there).
 const maxStringLen = 1 << 20
 
+// stopped reports whether the text has passed maxStringLen, and then ends
+// it with "..." (once): the caller writes no more of the value than the
+// closing brackets of the containers it is in.
+func stopped(sb *strings.Builder) bool {
+	if sb.Len() <= maxStringLen {
+		return false
+	}
+	if !strings.HasSuffix(sb.String(), "...") {
+		sb.WriteString("...")
+	}
+	return true
+}
+
 func (v Value) format(sb *strings.Builder, depth int) {
-	if sb.Len() > maxStringLen {
-		if !strings.HasSuffix(sb.String(), "...") {
-			sb.WriteString("...")
-		}
+	if stopped(sb) {
 		return
 	}
 	if (v.kind == KindArray || v.kind == KindObject) && depth >= MaxDepth {
@@ -304,6 +314,9 @@ func (v Value) format(sb *strings.Builder, depth int) {
 	case KindArray:
 		sb.WriteByte('[')
 		for i, e := range v.arr {
+			if stopped(sb) {
+				break
+			}
 			if i > 0 {
 				sb.WriteByte(',')
 			}
@@ -313,6 +326,9 @@ func (v Value) format(sb *strings.Builder, depth int) {
 	case KindObject:
 		sb.WriteByte('{')
 		for i, k := range slices.Sorted(maps.Keys(v.obj)) {
+			if stopped(sb) {
+				break
+			}
 			if i > 0 {
 				sb.WriteByte(',')
 			}

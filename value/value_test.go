@@ -2,6 +2,7 @@ package value
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -219,6 +220,14 @@ func TestSelfContainingAndHugeSharedValues(t *testing.T) {
 		huge = Array(huge, huge)
 	}
 	s = huge.String()
-	require.Less(t, len(s), 2<<20)
+	require.Less(t, len(s), maxStringLen+1024)
 	require.Contains(t, s, "...")
+
+	wide := map[string]Value{} // past the limit, no more keys are written
+	for i := range 200_000 {
+		wide[fmt.Sprintf("key%07d", i)] = Int(int64(i))
+	}
+	s = Object(wide).String()
+	require.Less(t, len(s), maxStringLen+1024)
+	require.True(t, strings.HasSuffix(s, "...}"), s[len(s)-20:])
 }
