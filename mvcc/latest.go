@@ -397,10 +397,10 @@ func (x *latestIndex) evict(s *latestShard) (removed bool) {
 // floor is raised first), and gives back the memory of the shards' maps and
 // FIFOs.
 func (x *latestIndex) empty() {
+	raiseTo(&x.floor, x.appliedVersion())
 	for i := range x.shards {
 		s := &x.shards[i]
 		s.mu.Lock()
-		raiseTo(&x.floor, x.appliedVersion())
 		for k, e := range s.m {
 			if e.v != inFlight {
 				x.remove(s, k, e)

@@ -270,8 +270,8 @@ func lockDir(fs vfs.FS, dir string) (string, *claimedLock, error) {
 		return "", nil, err
 	}
 	lockFile := fs.PathJoin(path, LockFileName)
-	fi, err := fs.Stat(lockFile)
-	if err == nil && (fi.IsDir() || fi.Size() > 0) {
+	fi, statErr := fs.Stat(lockFile)
+	if statErr == nil && (fi.IsDir() || fi.Size() > 0) {
 		claim.release()
 		return "", nil, fmt.Errorf("%w: %s is not Pebble's lock file (which is an empty file); it is left alone", serr.ErrCorruption, lockFile)
 	}
@@ -280,7 +280,7 @@ func lockDir(fs vfs.FS, dir string) (string, *claimedLock, error) {
 		claim.release()
 		return "", nil, mapOpenError(dir, err)
 	}
-	return path, &claimedLock{Lock: l, claim: claim, fs: fs, file: lockFile, created: fi == nil}, nil
+	return path, &claimedLock{Lock: l, claim: claim, fs: fs, file: lockFile, created: errors.Is(statErr, os.ErrNotExist)}, nil
 }
 
 // claimedLock is the lock lockDir takes: Pebble's, and the directory's

@@ -380,9 +380,9 @@ func (fs fenceFS) Link(oldname, newname string) error {
 	return fs.FS.Link(oldname, newname)
 }
 
-// fencedFile is a WAL, MANIFEST or marker file behind the fence: its first error
-// marks the store failed, and once the store has failed (a WAL: once the
-// WAL is frozen), writes and syncs are dropped and reported as done.
+// fencedFile is a WAL, MANIFEST or marker file behind the fence: its first
+// error marks the store failed, and once the store has failed (a WAL: once
+// the WAL is frozen), writes and syncs are dropped and reported as done.
 type fencedFile struct {
 	vfs.File
 	d    *DB
