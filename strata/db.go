@@ -206,10 +206,12 @@ func (db *Database) durable(d uint64) uint64 { return min(d, db.store.Visible())
 // durable already: the barrier's sync mark is what lets Open detect synced
 // commits lost to damage (docs/durability.md, "Sync marks"). On an
 // ephemeral database nothing is ever durable: it returns 0, as
-// DurableVersion does.
+// DurableVersion does. With an error (the database closed or failed, ctx
+// ended, the sync failed) it returns what DurableVersion returns: the
+// version up to which commits were durable before.
 func (db *Database) Flush(ctx context.Context) (uint64, error) {
 	if err := db.enter(ctx); err != nil {
-		return 0, err
+		return db.DurableVersion(), err
 	}
 	defer db.leave()
 	if db.persist == PersistenceEphemeral {

@@ -2,7 +2,6 @@ package strata_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -183,20 +182,42 @@ func TestBackgroundSyncFailureFailsBatchedDatabase(t *testing.T) {
 	checkFailedEverywhere(t, db, run)
 }
 
+// A Flush whose fsync fails returns ErrFailed, and with it the version
+// durable before, in every mode; so does every later Flush, Close's
+// included. (In Strict mode everything acknowledged is durable already.
+// No background sync runs: SyncInterval is an hour.)
 func TestFlushFailureIsReported(t *testing.T) {
-	mem := vfs.NewMem()
-	fault := &walSyncFault{}
-	db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: strata.DurabilityNone})
-	require.NoError(t, err)
-	run := strata.NewRunID()
-	_, err = db.Put(ctx, run, []byte("before"), value.Int(1))
-	require.NoError(t, err)
-	fault.armed.Store(true)
-	_, err = db.Flush(ctx)
-	require.ErrorIs(t, err, strata.ErrFailed)
-	require.True(t, errors.Is(db.Err(), strata.ErrFailed))
-	require.ErrorIs(t, db.Close(), strata.ErrFailed)
-	_ = context.Background
+	for _, mode := range []strata.DurabilityMode{strata.DurabilityNone, strata.DurabilityBatched, strata.DurabilityStrict} {
+		mem := vfs.NewMem()
+		fault := &walSyncFault{}
+		db, err := strata.OpenWith(strata.Options{Path: "db", FS: errorfs.Wrap(mem, fault), Durability: mode, SyncInterval: time.Hour})
+		require.NoError(t, err)
+		run := strata.NewRunID()
+		v1, err := db.Put(ctx, run, []byte("before"), value.Int(1))
+		require.NoError(t, err)
+		durable, err := db.Flush(ctx)
+		require.NoError(t, err)
+		require.Equal(t, v1, durable, "%v", mode)
+		v2, err := db.Put(ctx, run, []byte("after"), value.Int(2))
+		require.NoError(t, err, "%v", mode)
+		fault.armed.Store(true)
+		want := v1
+		if mode == strata.DurabilityStrict {
+			want = v2
+		}
+		got, err := db.Flush(ctx)
+		require.ErrorIs(t, err, strata.ErrFailed, "%v", mode)
+		require.Equal(t, want, got, "%v", mode)
+		require.Equal(t, want, db.DurableVersion(), "%v", mode)
+		require.ErrorIs(t, db.Err(), strata.ErrFailed)
+		got, err = db.Flush(ctx)
+		require.ErrorIs(t, err, strata.ErrFailed, "%v: a failed database", mode)
+		require.Equal(t, want, got, "%v", mode)
+		require.ErrorIs(t, db.Close(), strata.ErrFailed)
+		got, err = db.Flush(ctx)
+		require.Error(t, err, "%v: closed", mode)
+		require.Equal(t, want, got, "%v", mode)
+	}
 }
 
 // sstFault fails every operation of one kind on an sstable with EIO while
