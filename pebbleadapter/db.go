@@ -271,7 +271,7 @@ func lockDir(fs vfs.FS, dir string) (string, *claimedLock, error) {
 	}
 	lockFile := fs.PathJoin(path, LockFileName)
 	fi, statErr := fs.Stat(lockFile)
-	if statErr == nil && (fi.IsDir() || fi.Size() > 0) {
+	if statErr == nil && (fi.IsDir() || fi.Size() > 0) || isSymlink(fs, lockFile) {
 		claim.release()
 		return "", nil, fmt.Errorf("%w: %s is not Pebble's lock file (which is an empty file); it is left alone", serr.ErrCorruption, lockFile)
 	}
@@ -281,6 +281,17 @@ func lockDir(fs vfs.FS, dir string) (string, *claimedLock, error) {
 		return "", nil, mapOpenError(dir, err)
 	}
 	return path, &claimedLock{Lock: l, claim: claim, fs: fs, file: lockFile, created: errors.Is(statErr, os.ErrNotExist)}, nil
+}
+
+// isSymlink reports whether name is a symbolic link on the real disk (a
+// vfs.FS has no Lstat). Pebble never makes its lock file one; locking
+// through one, a dangling one too, would create or lock a file elsewhere.
+func isSymlink(fs vfs.FS, name string) bool {
+	if fs != vfs.Default {
+		return false
+	}
+	fi, err := os.Lstat(name)
+	return err == nil && fi.Mode()&os.ModeSymlink != 0
 }
 
 // claimedLock is the lock lockDir takes: Pebble's, and the directory's

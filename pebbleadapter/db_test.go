@@ -216,6 +216,7 @@ func TestOpenLeavesAForeignLockFileAlone(t *testing.T) {
 	for _, setup := range []func(lock string) error{
 		func(lock string) error { return os.WriteFile(lock, []byte("user data"), 0o644) },
 		func(lock string) error { return os.Symlink(outside, lock) },
+		func(lock string) error { return os.Symlink(base+"/missing", lock) }, // dangling
 		func(lock string) error { return os.Mkdir(lock, 0o755) },
 	} {
 		d, err := os.MkdirTemp(base, "db")
@@ -231,6 +232,7 @@ func TestOpenLeavesAForeignLockFileAlone(t *testing.T) {
 		got, err := os.ReadFile(outside)
 		require.NoError(t, err)
 		require.Equal(t, "user data", string(got))
+		require.NoFileExists(t, base+"/missing", "nothing created through a dangling link")
 	}
 	// An empty LOCK file is Pebble's (a store left by a crash before its
 	// creation got further has one).
